@@ -1,0 +1,118 @@
+// quiver start: flags into a node.Config; detached unless --block.
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/quiver-udf/quiver/internal/node"
+	"github.com/quiver-udf/quiver/internal/rundir"
+)
+
+type startFlags struct {
+	listen, socket, runDir, tokenFile string
+	tlsCert, tlsKey, logLevel         string
+	executors, maxMessage             int
+	drain                             time.Duration
+	block                             bool
+}
+
+func startCmd() *cobra.Command {
+	var f startFlags
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Start a node (detached unless --block)",
+		Long: `Start a node. By default it listens on 127.0.0.1:8815 and on a user-only
+unix socket in the run directory, and runs detached, with its pid and log
+files in the run directory. Listening beyond loopback needs --token-file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := rundir.Ensure(f.runDir); err != nil {
+				return err
+			}
+			if f.socket == "" {
+				f.socket = filepath.Join(f.runDir, rundir.SocketName)
+			}
+			if !f.block {
+				return startDetached(cmd, f)
+			}
+			cfg, err := f.config(cmd)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(f.logLevel)
+			if err != nil {
+				return err
+			}
+			defer log.Sync()
+			pidFile := filepath.Join(f.runDir, rundir.PIDName)
+			if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600); err != nil {
+				return err
+			}
+			defer os.Remove(pidFile)
+			return node.Run(cmd.Context(), cfg, log)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8815", "TCP address to serve; \"\" for none")
+	fl.StringVar(&f.socket, "socket", "", "unix socket path (default RUN_DIR/quiver.sock); \"none\" for none")
+	fl.StringVar(&f.runDir, "run-dir", rundir.Default(), "directory for the socket, pid and log files (user-only)")
+	fl.IntVar(&f.executors, "executors", 0, "native executor goroutines (default: one per core)")
+	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the token clients must send")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate (PEM)")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
+	fl.IntVar(&f.maxMessage, "max-message-bytes", 0, "largest gRPC message, i.e. input batch (default 512 MiB)")
+	fl.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for calls in flight")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.BoolVar(&f.block, "block", false, "stay in the foreground; print a ready line on stdout when serving")
+	return cmd
+}
+
+// config turns the flags into a node.Config.
+func (f startFlags) config(cmd *cobra.Command) (node.Config, error) {
+	cfg := node.Config{
+		Listen:          f.listen,
+		Socket:          f.socket,
+		Executors:       f.executors,
+		TLSCert:         f.tlsCert,
+		TLSKey:          f.tlsKey,
+		MaxMessageBytes: f.maxMessage,
+		DrainTimeout:    f.drain,
+		Version:         version,
+		Ready: func(tcp, socket string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "quiver ready tcp=%s unix=%s\n", tcp, socket)
+		},
+	}
+	if cfg.Socket == "none" {
+		cfg.Socket = ""
+	}
+	if f.tokenFile != "" {
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return cfg, fmt.Errorf("token file: %w", err)
+		}
+		if cfg.Token = strings.TrimSpace(string(b)); cfg.Token == "" {
+			return cfg, fmt.Errorf("token file %s is empty", f.tokenFile)
+		}
+	}
+	return cfg, nil
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	cfg.OutputPaths = []string{"stderr"}
+	cfg.Sampling = nil
+	return cfg.Build()
+}

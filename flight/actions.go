@@ -1,0 +1,58 @@
+// DoAction and ListActions: protocol_version, health, cluster_status.
+package flight
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+)
+
+// Actions the node serves, and what their results hold.
+const (
+	ActionProtocolVersion = "protocol_version" // one byte: ProtocolVersion
+	ActionHealth          = "health"           // JSON Health
+	ActionClusterStatus   = "cluster_status"   // JSON ClusterStatus
+)
+
+// ProtocolVersion is the wire protocol's version, as the RisingWave and
+// Databend callers expect it.
+const ProtocolVersion = 0x02
+
+var actionTypes = []*flight.ActionType{
+	{Type: ActionProtocolVersion, Description: "the wire protocol version, one byte (0x02)"},
+	{Type: ActionHealth, Description: "JSON {status: serving|draining, version}"},
+	{Type: ActionClusterStatus, Description: "JSON view of the cluster: nodes, executors, calls, tasks, functions"},
+}
+
+// ListActions lists the actions above.
+func (s *Server) ListActions(_ *flight.Empty, stream flight.FlightService_ListActionsServer) (err error) {
+	defer func() { err = s.finish("ListActions", err) }()
+	for _, a := range actionTypes {
+		if err := stream.Send(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DoAction serves one action; action bodies are ignored by these three.
+func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoActionServer) (err error) {
+	defer func() { err = s.finish("DoAction", err) }()
+	var body []byte
+	switch a.Type {
+	case ActionProtocolVersion:
+		body = []byte{ProtocolVersion}
+	case ActionHealth:
+		body, err = json.Marshal(s.Health())
+	case ActionClusterStatus:
+		body, err = json.Marshal(s.ClusterStatus())
+	default:
+		return fmt.Errorf("%w %q: this node serves %s, %s and %s", errUnknownAction, a.Type,
+			ActionProtocolVersion, ActionHealth, ActionClusterStatus)
+	}
+	if err != nil {
+		return err
+	}
+	return stream.Send(&flight.Result{Body: body})
+}

@@ -1,0 +1,16 @@
+// Package flight is Quiver's Arrow Flight service: a thin adapter between
+// gRPC and the scheduler.
+//
+//   - DoExchange on descriptor PATH [name] calls a function: the columns of
+//     each input batch are its arguments; exactly one output batch comes back
+//     per input batch, in order. The output schema is sent as soon as the
+//     input schema is read, so lockstep clients work.
+//   - GetFlightInfo and ListFlights are the catalog, in the layout of the
+//     RisingWave and Databend external-UDF callers.
+//   - DoAction serves protocol_version, health and cluster_status.
+//
+// Call options travel as gRPC headers (headers.go). Every error is mapped to
+// a gRPC code in one place, status.go. A Server serves one gRPC server on
+// any number of listeners (TCP and a unix socket at once); Shutdown drains
+// calls in flight. docs/protocol.md is the reference for client writers.
+package flight

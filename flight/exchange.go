@@ -1,0 +1,87 @@
+// DoExchange: call a function on a stream of batches.
+package flight
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+
+	"github.com/quiver-udf/quiver/scheduler"
+)
+
+// DoExchange reads the descriptor and input schema, binds the function,
+// sends the output schema, then hands the stream to the scheduler.
+func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err error) {
+	defer func() { err = s.finish("DoExchange", err) }()
+	if s.draining.Load() {
+		return errDraining
+	}
+	ctx := stream.Context()
+	opts, err := callOptions(ctx)
+	if err != nil {
+		return err
+	}
+	rdr, err := openReader(stream, s)
+	if err != nil {
+		return err
+	}
+	src := &source{rdr: rdr}
+	started := false
+	defer func() {
+		if !started {
+			src.Close()
+		}
+	}()
+	name, err := functionName(rdr.LatestFlightDescriptor())
+	if err != nil {
+		return err
+	}
+	fn, err := s.cat.Lookup(name)
+	if err != nil {
+		return err
+	}
+	b, err := scheduler.Bind(fn, rdr.Schema(), opts)
+	if err != nil {
+		return err
+	}
+	w, err := newEagerWriter(stream, b.Out, s.cfg.Mem)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	started = true
+	return s.sched.Run(ctx, b, src, w.Write)
+}
+
+// openReader reads the first messages of an exchange up to the schema.
+func openReader(stream flight.FlightService_DoExchangeServer, s *Server) (rdr *flight.Reader, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			rdr, err = nil, fmt.Errorf("%w: reading the input schema: %v", errMalformed, r)
+		}
+	}()
+	rdr, err = flight.NewRecordReader(stream, ipc.WithAllocator(s.cfg.Mem))
+	switch {
+	case err == nil:
+		return rdr, nil
+	case errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("%w: the stream ended before an input schema; send the descriptor PATH [name] and the schema of the arguments", errMalformed)
+	case isStreamEnd(err):
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w: reading the input schema: %v", errMalformed, err)
+}
+
+// functionName returns the function a descriptor names: PATH [name].
+func functionName(d *flight.FlightDescriptor) (string, error) {
+	if d == nil {
+		return "", fmt.Errorf("%w: no flight descriptor: send PATH [function name] with the first message", errMalformed)
+	}
+	if d.Type != flight.DescriptorPATH || len(d.Path) != 1 || d.Path[0] == "" {
+		return "", fmt.Errorf("%w: descriptor must be PATH [function name], got type %s with path %q", errMalformed, d.Type, d.Path)
+	}
+	return d.Path[0], nil
+}

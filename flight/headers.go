@@ -1,0 +1,71 @@
+// Call options from gRPC headers.
+package flight
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+
+	"github.com/quiver-udf/quiver/scheduler"
+	"github.com/quiver-udf/quiver/udf"
+)
+
+// Headers a client may send with a call.
+const (
+	HeaderRowsPerTask = "quiver-rows-per-task"
+	HeaderRetries     = "quiver-retries"
+	HeaderOnError     = "quiver-on-error"
+	HeaderTimeoutMs   = "quiver-timeout-ms"
+)
+
+// Limits on header values.
+const (
+	maxRowsPerTask = 1 << 31
+	maxRetries     = 100
+)
+
+// callOptions reads the call options from ctx's incoming metadata.
+func callOptions(ctx context.Context) (scheduler.CallOptions, error) {
+	var o scheduler.CallOptions
+	md, _ := metadata.FromIncomingContext(ctx)
+	n, err := intHeader(md, HeaderRowsPerTask, 1, maxRowsPerTask)
+	if err != nil {
+		return o, err
+	}
+	o.RowsPerTask = n
+	if n, err = intHeader(md, HeaderRetries, 0, maxRetries); err != nil {
+		return o, err
+	}
+	o.Retries = int(n)
+	if n, err = intHeader(md, HeaderTimeoutMs, 1, int64(24*time.Hour/time.Millisecond)); err != nil {
+		return o, err
+	}
+	o.Timeout = time.Duration(n) * time.Millisecond
+	if o.OnError, err = scheduler.ParseOnError(lastHeader(md, HeaderOnError)); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// intHeader parses header key as an integer in [lo, hi]; absent is 0.
+func intHeader(md metadata.MD, key string, lo, hi int64) (int64, error) {
+	v := lastHeader(md, key)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, udf.Invalidf("header %s must be an integer in [%d, %d], got %q", key, lo, hi, v)
+	}
+	return n, nil
+}
+
+func lastHeader(md metadata.MD, key string) string {
+	vs := md.Get(key)
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[len(vs)-1]
+}

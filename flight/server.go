@@ -1,0 +1,207 @@
+// Server: one gRPC server with the Flight service, on any number of listeners.
+package flight
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/quiver-udf/quiver/scheduler"
+	"github.com/quiver-udf/quiver/udf"
+)
+
+// DefaultMaxMessageBytes is the largest gRPC message a node accepts or
+// sends: one input batch, since pyarrow sends a batch as one message.
+const DefaultMaxMessageBytes = 512 << 20
+
+// Config of a Server.
+type Config struct {
+	// Token, when not empty, is required on every call as
+	// "authorization: Bearer <token>".
+	Token string
+	// MaxMessageBytes bounds one gRPC message; zero means
+	// DefaultMaxMessageBytes. A larger message fails with ResourceExhausted.
+	MaxMessageBytes int
+	// TLS, when set, serves TLS on every listener.
+	TLS credentials.TransportCredentials
+	// Version is reported by health and cluster_status.
+	Version string
+	// Address and Socket are reported by cluster_status.
+	Address, Socket string
+	// Mem allocates Arrow memory; nil means memory.DefaultAllocator.
+	Mem memory.Allocator
+}
+
+func (c *Config) validate() error {
+	if c.MaxMessageBytes < 0 {
+		return errors.New("flight: negative MaxMessageBytes")
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.Mem == nil {
+		c.Mem = memory.DefaultAllocator
+	}
+	return nil
+}
+
+// Server is the Flight service of one node.
+type Server struct {
+	flight.BaseFlightServer
+	cfg      Config
+	sched    *scheduler.Scheduler
+	cat      *udf.Catalog
+	log      *zap.Logger
+	grpc     *grpc.Server
+	started  time.Time
+	draining atomic.Bool
+}
+
+// New builds a server over a scheduler and a catalog it does not own.
+func New(cfg Config, sched *scheduler.Scheduler, cat *udf.Catalog, log *zap.Logger) (*Server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{cfg: cfg, sched: sched, cat: cat, log: log, started: time.Now()}
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(cfg.TLS))
+	}
+	if cfg.Token != "" {
+		opts = append(opts, grpc.ChainUnaryInterceptor(unaryAuth(cfg.Token)), grpc.ChainStreamInterceptor(streamAuth(cfg.Token)))
+	}
+	s.grpc = grpc.NewServer(opts...)
+	flight.RegisterFlightServiceServer(s.grpc, s)
+	return s, nil
+}
+
+// Serve serves lis until Shutdown. Call it once per listener.
+func (s *Server) Serve(lis net.Listener) error {
+	err := s.grpc.Serve(lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops taking calls (new ones get Unavailable), waits for the
+// calls in flight until ctx ends, then closes every connection.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.draining.Store(true)
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("drain timed out; cancelling the calls still in flight")
+		s.grpc.Stop()
+		<-done
+	}
+}
+
+// finish maps err to a gRPC status and logs failures worth an operator's eye.
+func (s *Server) finish(method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	st := toStatus(err)
+	switch c := codeOf(st); c {
+	case codes.Internal:
+		s.log.Error("call failed", zap.String("method", method), zap.Error(err))
+	case codes.Canceled:
+	default:
+		s.log.Debug("call refused", zap.String("method", method), zap.Stringer("code", c), zap.Error(err))
+	}
+	return st
+}
+
+// Health is the body of the health action.
+type Health struct {
+	Status  string `json:"status"` // "serving" or "draining"
+	Version string `json:"version"`
+}
+
+// Health reports whether the node takes calls.
+func (s *Server) Health() Health {
+	h := Health{Status: "serving", Version: s.cfg.Version}
+	if s.draining.Load() {
+		h.Status = "draining"
+	}
+	return h
+}
+
+// NodeStatus is one node in ClusterStatus.
+type NodeStatus struct {
+	Address   string   `json:"address"`
+	Socket    string   `json:"socket"`
+	Version   string   `json:"version"`
+	Status    string   `json:"status"`
+	UptimeS   float64  `json:"uptime_s"`
+	PID       int      `json:"pid"`
+	RSSBytes  int64    `json:"rss_bytes"`
+	Functions []string `json:"functions"`
+	scheduler.Stats
+}
+
+// ClusterStatus is the body of the cluster_status action.
+type ClusterStatus struct {
+	Nodes []NodeStatus `json:"nodes"`
+}
+
+// ClusterStatus reports this node; peers join the list with membership.
+func (s *Server) ClusterStatus() ClusterStatus {
+	var names []string
+	for _, f := range s.cat.List() {
+		names = append(names, f.Name())
+	}
+	n := NodeStatus{
+		Address:   s.cfg.Address,
+		Socket:    s.cfg.Socket,
+		Version:   s.cfg.Version,
+		Status:    s.Health().Status,
+		UptimeS:   time.Since(s.started).Seconds(),
+		PID:       os.Getpid(),
+		RSSBytes:  rssBytes(),
+		Functions: names,
+		Stats:     s.sched.Stats(),
+	}
+	return ClusterStatus{Nodes: []NodeStatus{n}}
+}
+
+// rssBytes reads this process's resident set size from /proc, or -1.
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return -1
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return pages * int64(os.Getpagesize())
+}

@@ -1,0 +1,66 @@
+// Output stream writer that sends the schema before any data.
+package flight
+
+import (
+	"bytes"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// eagerWriter writes record batches to a Flight stream. arrow-go's writer
+// sends the schema lazily, with the first batch; lockstep clients wait for
+// the schema before they send that batch's input, so eagerWriter sends it
+// at once and drops the copy the IPC writer emits later.
+type eagerWriter struct {
+	ipc *ipc.Writer
+}
+
+// newEagerWriter sends schema on stream and returns a writer for batches.
+func newEagerWriter(stream flight.DataStreamWriter, schema *arrow.Schema, mem memory.Allocator) (*eagerWriter, error) {
+	ps := &payloadSender{stream: stream}
+	p := ipc.GetSchemaPayload(schema, mem)
+	err := ps.WritePayload(p)
+	p.Release()
+	if err != nil {
+		return nil, err
+	}
+	ps.skip = 1
+	return &eagerWriter{ipc: ipc.NewWriterWithPayloadWriter(ps, ipc.WithSchema(schema), ipc.WithAllocator(mem))}, nil
+}
+
+// Write sends one record batch.
+func (w *eagerWriter) Write(rec arrow.RecordBatch) error { return w.ipc.Write(rec) }
+
+// Close ends the IPC writer; the stream itself ends with the call.
+func (w *eagerWriter) Close() error { return w.ipc.Close() }
+
+// payloadSender is the ipc.PayloadWriter under eagerWriter: one FlightData
+// message per IPC payload.
+type payloadSender struct {
+	stream flight.DataStreamWriter
+	fd     flight.FlightData
+	buf    bytes.Buffer
+	skip   int // payloads to drop: the IPC writer's own schema message
+}
+
+func (s *payloadSender) Start() error { return nil }
+func (s *payloadSender) Close() error { return nil }
+
+func (s *payloadSender) WritePayload(p ipc.Payload) error {
+	if s.skip > 0 {
+		s.skip--
+		return nil
+	}
+	meta := p.Meta()
+	defer meta.Release()
+	s.fd.DataHeader = meta.Bytes()
+	s.buf.Reset()
+	if err := p.SerializeBody(&s.buf); err != nil {
+		return err
+	}
+	s.fd.DataBody = s.buf.Bytes()
+	return s.stream.Send(&s.fd)
+}

@@ -1,0 +1,191 @@
+// Package node wires one Quiver node from a Config: listeners, scheduler,
+// catalog and Flight server, and runs it until its context ends, then
+// drains.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/quiver-udf/quiver/flight"
+	"github.com/quiver-udf/quiver/scheduler"
+	"github.com/quiver-udf/quiver/udf"
+)
+
+// Config of a node. The zero value is not valid: Listen or Socket is needed.
+type Config struct {
+	// Listen is the TCP address (host:port); empty serves no TCP. A host
+	// that is not loopback requires Token.
+	Listen string
+	// Socket is the unix socket path; empty serves no socket. It is made
+	// user-only (0600).
+	Socket string
+	// Executors is the number of native executors; zero means one per core.
+	Executors int
+	// Token, when set, is required from every client.
+	Token string
+	// TLSCert and TLSKey, both set, serve TLS on TCP and the socket.
+	TLSCert, TLSKey string
+	// MaxMessageBytes bounds one gRPC message; zero means the flight default.
+	MaxMessageBytes int
+	// DrainTimeout bounds how long shutdown waits for calls in flight; zero
+	// means 30 s.
+	DrainTimeout time.Duration
+	// Version is reported by health and status.
+	Version string
+	// Ready, if set, is called once the listeners are bound, with the real
+	// TCP address (port 0 resolved) and the socket path.
+	Ready func(tcp, socket string)
+}
+
+func (c *Config) validate() error {
+	if c.Listen == "" && c.Socket == "" {
+		return errors.New("node: nothing to serve: give a TCP address, a socket, or both")
+	}
+	if c.Listen != "" {
+		loop, err := isLoopback(c.Listen)
+		if err != nil {
+			return err
+		}
+		if !loop && c.Token == "" {
+			return fmt.Errorf("node: refusing to listen on %s without a token: it is reachable from the network; pass --token-file or listen on 127.0.0.1", c.Listen)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("node: --tls-cert and --tls-key go together")
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	return nil
+}
+
+// isLoopback reports whether a host:port address binds only loopback.
+func isLoopback(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("node: listen address %q: %w", addr, err)
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+// Run serves until ctx ends, then drains calls in flight and returns.
+func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	lis, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	sched, err := scheduler.New(scheduler.Config{Executors: cfg.Executors}, log.Named("scheduler"))
+	if err != nil {
+		closeAll(lis)
+		return err
+	}
+	defer sched.Close()
+	fcfg := flight.Config{Token: cfg.Token, MaxMessageBytes: cfg.MaxMessageBytes, Version: cfg.Version, Socket: cfg.Socket}
+	if cfg.TLSCert != "" {
+		if fcfg.TLS, err = credentials.NewServerTLSFromFile(cfg.TLSCert, cfg.TLSKey); err != nil {
+			closeAll(lis)
+			return fmt.Errorf("node: TLS: %w", err)
+		}
+	}
+	var tcpAddr string
+	if cfg.Listen != "" {
+		tcpAddr = lis[0].Addr().String()
+		fcfg.Address = tcpAddr
+	}
+	srv, err := flight.New(fcfg, sched, udf.NewBuiltinCatalog(), log.Named("flight"))
+	if err != nil {
+		closeAll(lis)
+		return err
+	}
+	errc := make(chan error, len(lis))
+	for _, l := range lis {
+		go func(l net.Listener) { errc <- srv.Serve(l) }(l)
+	}
+	log.Info("serving", zap.String("tcp", tcpAddr), zap.String("socket", cfg.Socket), zap.Int("executors", sched.Executors()))
+	if cfg.Ready != nil {
+		cfg.Ready(tcpAddr, cfg.Socket)
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	log.Info("draining", zap.Duration("timeout", cfg.DrainTimeout))
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	srv.Shutdown(dctx)
+	if cfg.Socket != "" {
+		_ = os.Remove(cfg.Socket)
+	}
+	log.Info("stopped")
+	return serveErr
+}
+
+// listen binds TCP first (if any), then the unix socket.
+func listen(cfg Config) ([]net.Listener, error) {
+	var lis []net.Listener
+	if cfg.Listen != "" {
+		l, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		lis = append(lis, l)
+	}
+	if cfg.Socket != "" {
+		l, err := listenUnix(cfg.Socket)
+		if err != nil {
+			closeAll(lis)
+			return nil, err
+		}
+		lis = append(lis, l)
+	}
+	return lis, nil
+}
+
+// listenUnix binds a user-only socket, replacing a stale one but never a
+// live node's.
+func listenUnix(path string) (net.Listener, error) {
+	if _, err := os.Stat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("node: a node already serves %s; stop it first (quiver stop)", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("node: removing stale socket: %w", err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	return l, nil
+}
+
+func closeAll(lis []net.Listener) {
+	for _, l := range lis {
+		l.Close()
+	}
+}

@@ -1,0 +1,242 @@
+// One call: read input batches, run their tasks, emit results in order.
+package scheduler
+
+import (
+	"context"
+	"io"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// Source yields a call's input batches. Next returns a batch owned by its
+// caller (Run releases it), or io.EOF after the last one. Close is called
+// once, from the goroutine that called Next, when it stops reading; that may
+// be after Run has returned, since a read blocked on a stream ends only
+// with the stream.
+type Source interface {
+	Next() (arrow.RecordBatch, error)
+	Close()
+}
+
+// Emit writes one output batch. The batch is released after Emit returns.
+type Emit func(arrow.RecordBatch) error
+
+// Run drives one call of b on the input that next yields, passing exactly
+// one output batch per input batch to emit, in input order. It returns when
+// the input has ended and every output is written, or at the first error;
+// either way every task it started has finished and every batch it holds is
+// released, except what src still holds until its Close.
+func (s *Scheduler) Run(ctx context.Context, b *Bound, src Source, emit Emit) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	s.stats.callsTotal.Add(1)
+	if b.Opts.Timeout > 0 {
+		var cancelT context.CancelFunc
+		ctx, cancelT = context.WithTimeout(ctx, b.Opts.Timeout)
+		defer cancelT()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	c := &call{s: s, b: b, ctx: ctx, core: NewCore(s.cfg.Window), batches: map[int]*batch{}}
+	c.inbox.signal = make(chan struct{}, 1)
+	in := make(chan input)
+	go readInput(ctx, src, in)
+	err := c.loop(in, emit)
+	cancel()
+	c.cleanup()
+	if err != nil {
+		s.stats.callsFailed.Add(1)
+	}
+	return err
+}
+
+type input struct {
+	rec arrow.RecordBatch
+	err error
+}
+
+// readInput forwards batches from src until it fails, io.EOF included.
+func readInput(ctx context.Context, src Source, in chan<- input) {
+	defer src.Close()
+	for {
+		rec, err := src.Next()
+		select {
+		case in <- input{rec, err}:
+		case <-ctx.Done():
+			if rec != nil {
+				rec.Release()
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// call is the state of one Run, owned by the goroutine running Run.
+type call struct {
+	s       *Scheduler
+	b       *Bound
+	ctx     context.Context
+	core    *Core
+	batches map[int]*batch
+
+	outstanding int // tasks submitted whose results are not yet taken
+	inbox       inbox
+}
+
+// batch is one admitted input batch and its task results so far.
+type batch struct {
+	rec     arrow.RecordBatch
+	ranges  []Range
+	results []taskResult
+}
+
+func (c *call) loop(in <-chan input, emit Emit) error {
+	eof := false
+	for {
+		if eof && c.core.InFlight() == 0 {
+			return nil
+		}
+		var inC <-chan input
+		if !eof && c.core.CanAdmit() {
+			inC = in
+		}
+		select {
+		case m := <-inC:
+			if m.err == io.EOF {
+				eof = true
+				break
+			}
+			if m.err != nil {
+				return m.err
+			}
+			if err := c.admit(m.rec); err != nil {
+				return err
+			}
+		case <-c.inbox.signal:
+			if err := c.collect(); err != nil {
+				return err
+			}
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+		for _, seq := range c.core.Ready() {
+			if err := c.flush(seq, emit); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// collect files the results that executors delivered. It takes all of
+// them even after a failure, so that none is left unaccounted for.
+func (c *call) collect() error {
+	var first error
+	for _, r := range c.inbox.take() {
+		c.outstanding--
+		c.s.stats.tasksActive.Add(-1)
+		if r.err != nil || first != nil {
+			if first == nil {
+				first = r.err
+			}
+			r.release()
+			continue
+		}
+		c.batches[r.seq].results[r.idx] = r
+		if err := c.core.Complete(r.seq, r.idx); err != nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// admit cuts rec into tasks and queues them on the pool.
+func (c *call) admit(rec arrow.RecordBatch) error {
+	rows := rec.NumRows()
+	ranges := Split(rows, TaskRows(rows, c.b.Opts.RowsPerTask, c.s.cfg.Executors))
+	seq := c.core.Admit(len(ranges))
+	bt := &batch{rec: rec, ranges: ranges, results: make([]taskResult, len(ranges))}
+	c.batches[seq] = bt
+	for i, r := range ranges {
+		idx, r := i, r
+		j := func() { c.inbox.put(c.s.runTask(c.ctx, c.b, bt.rec, seq, idx, r)) }
+		select {
+		case c.s.pool.jobs <- j:
+			c.outstanding++
+			c.s.stats.tasksActive.Add(1)
+			c.s.stats.tasks.Add(1)
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+	}
+	return nil
+}
+
+// flush assembles batch seq's output, emits it and frees the batch.
+func (c *call) flush(seq int, emit Emit) error {
+	bt := c.batches[seq]
+	delete(c.batches, seq)
+	defer bt.free()
+	out, err := c.s.assemble(c.b, bt)
+	if err != nil {
+		return err
+	}
+	defer out.Release()
+	c.s.stats.batches.Add(1)
+	c.s.stats.rows.Add(out.NumRows())
+	return emit(out)
+}
+
+// cleanup waits for the call's outstanding tasks and releases everything
+// the call still holds. The call's context is cancelled by then, so queued
+// tasks return at once.
+func (c *call) cleanup() {
+	for c.outstanding > 0 {
+		<-c.inbox.signal
+		for _, r := range c.inbox.take() {
+			c.outstanding--
+			c.s.stats.tasksActive.Add(-1)
+			r.release()
+		}
+	}
+	for seq, bt := range c.batches {
+		bt.free()
+		delete(c.batches, seq)
+	}
+}
+
+func (bt *batch) free() {
+	for i := range bt.results {
+		bt.results[i].release()
+	}
+	bt.rec.Release()
+}
+
+// inbox collects task results from executors without ever blocking them.
+type inbox struct {
+	mu     sync.Mutex
+	items  []taskResult
+	signal chan struct{}
+}
+
+func (q *inbox) put(r taskResult) {
+	q.mu.Lock()
+	q.items = append(q.items, r)
+	q.mu.Unlock()
+	select {
+	case q.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (q *inbox) take() []taskResult {
+	q.mu.Lock()
+	items := q.items
+	q.items = nil
+	q.mu.Unlock()
+	return items
+}

@@ -1,0 +1,54 @@
+// Config of the scheduler, with its defaults and checks.
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Config says how much the scheduler may run and hold at once.
+type Config struct {
+	// Executors is the number of executor goroutines for native functions.
+	// Zero means runtime.GOMAXPROCS(0).
+	Executors int
+	// Window is the number of input batches one call may hold at once (read,
+	// running or waiting to be written). Zero means 2. It bounds a call's
+	// memory: a client that sends faster than the node computes is slowed by
+	// gRPC flow control, not buffered.
+	Window int
+	// MaxCalls is the number of calls served at once; one more fails with
+	// ErrOverCapacity. Zero means 256.
+	MaxCalls int
+	// QueueDepth is the capacity of the shared task queue. Zero means 4096.
+	QueueDepth int
+	// Mem allocates result arrays. Nil means memory.DefaultAllocator.
+	Mem memory.Allocator
+}
+
+func (c *Config) validate() error {
+	if c.Executors < 0 || c.Window < 0 || c.MaxCalls < 0 || c.QueueDepth < 0 {
+		return errors.New("scheduler: negative limit in Config")
+	}
+	if c.Executors == 0 {
+		c.Executors = runtime.GOMAXPROCS(0)
+	}
+	if c.Window == 0 {
+		c.Window = 2
+	}
+	if c.MaxCalls == 0 {
+		c.MaxCalls = 256
+	}
+	if c.QueueDepth == 0 {
+		c.QueueDepth = 4096
+	}
+	if c.Mem == nil {
+		c.Mem = memory.DefaultAllocator
+	}
+	if c.Executors > 1<<16 {
+		return fmt.Errorf("scheduler: %d executors is more than makes sense", c.Executors)
+	}
+	return nil
+}

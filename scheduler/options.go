@@ -1,0 +1,89 @@
+// Call options and binding a function to a call's input schema.
+package scheduler
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/quiver-udf/quiver/udf"
+)
+
+// OnError says what a failed row does to its call.
+type OnError int
+
+const (
+	// OnErrorRaise fails the whole call at the first failed task.
+	OnErrorRaise OnError = iota
+	// OnErrorNull makes rows whose evaluation failed null and reports their
+	// error message in an extra utf8 column named "error".
+	OnErrorNull
+)
+
+// ErrorColumn is the name of the extra column of OnErrorNull calls.
+const ErrorColumn = "error"
+
+func (o OnError) String() string {
+	if o == OnErrorNull {
+		return "null"
+	}
+	return "raise"
+}
+
+// ParseOnError reads "raise" or "null".
+func ParseOnError(s string) (OnError, error) {
+	switch s {
+	case "", "raise":
+		return OnErrorRaise, nil
+	case "null":
+		return OnErrorNull, nil
+	}
+	return 0, udf.Invalidf("on-error must be \"raise\" or \"null\", got %q", s)
+}
+
+// CallOptions are the per-call settings a client sends.
+type CallOptions struct {
+	// RowsPerTask is the size of a task in rows; zero picks TaskRows' default.
+	RowsPerTask int64
+	// Retries is how often a task whose executor died is retried.
+	Retries int
+	// OnError says what a failed row does.
+	OnError OnError
+	// Timeout bounds the whole call; zero means none.
+	Timeout time.Duration
+}
+
+// Bound is a function checked against a call's input schema.
+type Bound struct {
+	Func    udf.Func
+	In      *arrow.Schema
+	Out     *arrow.Schema
+	OutType arrow.DataType
+	Opts    CallOptions
+}
+
+// Bind checks the input schema's columns against fn's signature and builds
+// the output schema: one field named after the function, plus the error
+// column under OnErrorNull.
+func Bind(fn udf.Func, in *arrow.Schema, opts CallOptions) (*Bound, error) {
+	if in.NumFields() == 0 {
+		return nil, udf.Invalidf("%s: the input has no columns; the columns of a batch are the function's arguments, by position", fn.Name())
+	}
+	types := make([]arrow.DataType, in.NumFields())
+	for i, f := range in.Fields() {
+		types[i] = f.Type
+	}
+	out, err := fn.Bind(types)
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return nil, fmt.Errorf("%w: %s bound to no type", ErrBadResult, fn.Name())
+	}
+	fields := []arrow.Field{{Name: fn.Name(), Type: out, Nullable: true}}
+	if opts.OnError == OnErrorNull {
+		fields = append(fields, arrow.Field{Name: ErrorColumn, Type: arrow.BinaryTypes.String, Nullable: true})
+	}
+	return &Bound{Func: fn, In: in, Out: arrow.NewSchema(fields, nil), OutType: out, Opts: opts}, nil
+}

@@ -1,0 +1,62 @@
+// The Func interface and the signature every function publishes.
+package udf
+
+import (
+	"context"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Func is one vectorized function over Arrow arrays.
+//
+// Implementations must be safe for concurrent use: the scheduler calls Eval
+// on many slices of one batch at once.
+type Func interface {
+	// Name is the name callers use in the descriptor PATH [name].
+	Name() string
+	// Signature describes the canonical argument and result fields, as
+	// published by the catalog (GetFlightInfo, ListFlights).
+	Signature() Signature
+	// Bind checks the argument types of a call and returns the result type.
+	// Errors are *ArityError, *ArgError or wrap ErrInvalidArgument.
+	Bind(args []arrow.DataType) (arrow.DataType, error)
+	// Eval computes the result for argument arrays of equal length, which
+	// have the types Bind accepted. The result has the same length and the
+	// type Bind returned, and is owned by the caller (who releases it).
+	// Eval must not retain or release args.
+	Eval(ctx context.Context, mem memory.Allocator, args []arrow.Array) (arrow.Array, error)
+}
+
+// Signature is what a function publishes about itself.
+type Signature struct {
+	// Args are the canonical argument fields, by position. A function that
+	// accepts several types (identity, sha256_hex) lists the first it accepts
+	// here and says the rest in Doc.
+	Args []arrow.Field
+	// Result is the canonical result field.
+	Result arrow.Field
+	// Doc is a one-line description for people.
+	Doc string
+}
+
+// checkArity returns an *ArityError when got differs from want.
+func checkArity(name string, want int, args []arrow.DataType) error {
+	if len(args) != want {
+		return &ArityError{Func: name, Expected: want, Got: len(args)}
+	}
+	return nil
+}
+
+// checkTypes checks that every argument has exactly the type its position expects.
+func checkTypes(name string, want []arrow.DataType, args []arrow.DataType) error {
+	if err := checkArity(name, len(want), args); err != nil {
+		return err
+	}
+	for i, t := range args {
+		if !arrow.TypeEqual(t, want[i]) {
+			return &ArgError{Func: name, Pos: i, Expected: want[i].String(), Got: t}
+		}
+	}
+	return nil
+}
