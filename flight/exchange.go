@@ -63,7 +63,7 @@ func openReader(stream flight.FlightService_DoExchangeServer, s *Server) (rdr *f
 			rdr, err = nil, fmt.Errorf("%w: reading the input schema: %v", errMalformed, r)
 		}
 	}()
-	rdr, err = flight.NewRecordReader(stream, ipc.WithAllocator(s.cfg.Mem))
+	rdr, err = flight.NewRecordReader(checkedStream{stream, s.cfg.MaxMessageBytes}, ipc.WithAllocator(s.cfg.Mem))
 	switch {
 	case err == nil:
 		return rdr, nil

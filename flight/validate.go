@@ -1,12 +1,14 @@
-// Structural checks of input arrays, so that a malformed body fails its
-// call instead of crashing a kernel.
+// Structural checks of input messages and arrays, so that malformed input
+// fails its call instead of crashing the node or a kernel.
 package flight
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
 	"google.golang.org/grpc/status"
 )
 
@@ -65,4 +67,232 @@ func validateData(d arrow.ArrayData) error {
 func isStreamEnd(err error) bool {
 	_, ok := status.FromError(err)
 	return ok
+}
+
+// Limits on an IPC message header, checked before arrow-go reads it. Its
+// reader allocates slices sized by counts in the header (fields, children,
+// metadata entries, variadic buffers) and by the uncompressed sizes a
+// compressed body declares, before it reads the elements; a few bytes of
+// garbage can ask for terabytes, and running out of memory is a crash, not
+// a panic that recover catches. Nesting is bounded as arrow-go bounds it
+// when it loads arrays.
+const (
+	maxSchemaEntries = 1 << 16 // fields at every depth plus metadata entries
+	maxNesting       = 64
+)
+
+// checkedStream checks every message's header with checkMessage before the
+// IPC reader sees it.
+type checkedStream struct {
+	flight.DataStreamReader
+	maxBody int // the most the bodies of one message may decompress to
+}
+
+func (s checkedStream) Recv() (*flight.FlightData, error) {
+	fd, err := s.DataStreamReader.Recv()
+	if err != nil || len(fd.DataHeader) == 0 {
+		return fd, err
+	}
+	if err := checkMessage(fd.DataHeader, fd.DataBody, s.maxBody); err != nil {
+		return nil, fmt.Errorf("%w: IPC message header: %v", errMalformed, err)
+	}
+	return fd, nil
+}
+
+// checkMessage checks the counts and sizes in an IPC Message flatbuffer
+// (Message.fbs, Schema.fbs) that arrow-go allocates by.
+func checkMessage(header, body []byte, maxBody int) error {
+	b := fbuf(header)
+	msg, err := b.deref(0)
+	if err != nil {
+		return err
+	}
+	budget := maxSchemaEntries
+	if err := b.checkMetadata(msg, 4, &budget); err != nil {
+		return err
+	}
+	kind, err := b.fieldU8(msg, 1)
+	if err != nil {
+		return err
+	}
+	tab, ok, err := b.table(msg, 2)
+	if err != nil || !ok {
+		return err
+	}
+	switch kind {
+	case 1: // Schema
+		if err := b.checkMetadata(tab, 2, &budget); err != nil {
+			return err
+		}
+		return b.checkFields(tab, 1, 1, &budget)
+	case 2: // DictionaryBatch: its data is a RecordBatch
+		if tab, ok, err = b.table(tab, 1); err != nil || !ok {
+			return err
+		}
+		return b.checkRecordBatch(tab, body, maxBody)
+	case 3: // RecordBatch
+		return b.checkRecordBatch(tab, body, maxBody)
+	}
+	return nil
+}
+
+// checkFields checks a vector of Field tables and their children.
+func (b fbuf) checkFields(tab uint64, slot, depth int, budget *int) error {
+	if depth > maxNesting {
+		return fmt.Errorf("fields nested deeper than %d", maxNesting)
+	}
+	start, n, err := b.vector(tab, slot, 4)
+	if err != nil {
+		return err
+	}
+	if *budget -= n; *budget < 0 {
+		return fmt.Errorf("more than %d fields and metadata entries", maxSchemaEntries)
+	}
+	for i := 0; i < n; i++ {
+		f, err := b.deref(start + 4*uint64(i))
+		if err != nil {
+			return err
+		}
+		if err := b.checkMetadata(f, 6, budget); err != nil {
+			return err
+		}
+		if err := b.checkFields(f, 5, depth+1, budget); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMetadata checks the size of a custom_metadata vector.
+func (b fbuf) checkMetadata(tab uint64, slot int, budget *int) error {
+	_, n, err := b.vector(tab, slot, 4)
+	if err != nil {
+		return err
+	}
+	if *budget -= n; *budget < 0 {
+		return fmt.Errorf("more than %d fields and metadata entries", maxSchemaEntries)
+	}
+	return nil
+}
+
+// checkRecordBatch checks the variadic buffer counts, which may not exceed
+// the buffers, and the sizes compressed buffers say they inflate to.
+func (b fbuf) checkRecordBatch(tab uint64, body []byte, maxBody int) error {
+	bufs, nbufs, err := b.vector(tab, 2, 16)
+	if err != nil {
+		return err
+	}
+	counts, n, err := b.vector(tab, 4, 8)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		if c := int64(binary.LittleEndian.Uint64(b[counts+8*uint64(i):])); c < 0 || c > int64(nbufs) {
+			return fmt.Errorf("%d variadic buffers of %d buffers", c, nbufs)
+		}
+	}
+	if _, compressed, err := b.table(tab, 3); err != nil || !compressed {
+		return err
+	}
+	total := int64(0)
+	for i := 0; i < nbufs; i++ {
+		off := int64(binary.LittleEndian.Uint64(b[bufs+16*uint64(i):]))
+		length := int64(binary.LittleEndian.Uint64(b[bufs+16*uint64(i)+8:]))
+		if length < 8 || off < 0 || off > int64(len(body))-8 {
+			continue // empty, or out of the body: the reader fails on it
+		}
+		size := int64(binary.LittleEndian.Uint64(body[off:]))
+		if size == -1 {
+			continue // stored uncompressed
+		}
+		if size < 0 || size > int64(maxBody)-total {
+			return fmt.Errorf("compressed buffers inflate to more than %d bytes", maxBody)
+		}
+		total += size
+	}
+	return nil
+}
+
+// fbuf is a flatbuffer read with bounds checks. Offsets to tables and
+// vectors point forward, so walks over it end.
+type fbuf []byte
+
+func (b fbuf) u32(at uint64) (uint64, error) {
+	if at+4 > uint64(len(b)) {
+		return 0, fmt.Errorf("offset %d outside %d bytes", at, len(b))
+	}
+	return uint64(binary.LittleEndian.Uint32(b[at:])), nil
+}
+
+// deref follows the uoffset at at.
+func (b fbuf) deref(at uint64) (uint64, error) {
+	off, err := b.u32(at)
+	if err != nil {
+		return 0, err
+	}
+	if at+off+4 > uint64(len(b)) {
+		return 0, fmt.Errorf("offset %d outside %d bytes", at+off, len(b))
+	}
+	return at + off, nil
+}
+
+// field returns the position of field slot of the table at tab, or 0 when
+// the table does not have it.
+func (b fbuf) field(tab uint64, slot int) (uint64, error) {
+	so, err := b.u32(tab)
+	if err != nil {
+		return 0, err
+	}
+	vt := int64(tab) - int64(int32(so))
+	if vt < 0 || vt+4 > int64(len(b)) {
+		return 0, fmt.Errorf("vtable at %d outside %d bytes", vt, len(b))
+	}
+	at := vt + 4 + 2*int64(slot)
+	if at+2 > vt+int64(binary.LittleEndian.Uint16(b[vt:])) || at+2 > int64(len(b)) {
+		return 0, nil
+	}
+	off := uint64(binary.LittleEndian.Uint16(b[at:]))
+	if off == 0 {
+		return 0, nil
+	}
+	return tab + off, nil
+}
+
+func (b fbuf) fieldU8(tab uint64, slot int) (byte, error) {
+	at, err := b.field(tab, slot)
+	if err != nil || at == 0 {
+		return 0, err
+	}
+	if at >= uint64(len(b)) {
+		return 0, fmt.Errorf("offset %d outside %d bytes", at, len(b))
+	}
+	return b[at], nil
+}
+
+// table returns the table field slot points to, if present.
+func (b fbuf) table(tab uint64, slot int) (uint64, bool, error) {
+	at, err := b.field(tab, slot)
+	if err != nil || at == 0 {
+		return 0, false, err
+	}
+	t, err := b.deref(at)
+	return t, err == nil, err
+}
+
+// vector returns where the elements of vector field slot start and how
+// many there are, after checking that they lie in the buffer.
+func (b fbuf) vector(tab uint64, slot int, elem uint64) (uint64, int, error) {
+	at, err := b.field(tab, slot)
+	if err != nil || at == 0 {
+		return 0, 0, err
+	}
+	vec, err := b.deref(at)
+	if err != nil {
+		return 0, 0, err
+	}
+	n, _ := b.u32(vec) // deref checked the 4 bytes
+	if start := vec + 4; start+n*elem > uint64(len(b)) {
+		return 0, 0, fmt.Errorf("vector of %d elements outside %d bytes", n, len(b))
+	}
+	return vec + 4, int(n), nil
 }

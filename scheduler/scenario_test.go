@@ -19,6 +19,7 @@ import (
 //	window N              start a new Core admitting N batches
 //	split ROWS PER        print the ranges Split makes
 //	taskrows ROWS PER EXECUTORS
+//	costrows ROWS COST_NS WORKERS   TaskRowsByCost
 //	admit TASKS           admit a batch cut into TASKS tasks, print its sequence
 //	complete SEQ T...     complete tasks T... of batch SEQ
 //	shuffle SEQ N SEED    complete tasks 0..N-1 of batch SEQ in a random order
@@ -91,7 +92,7 @@ func execStep(t *testing.T, core **Core, s step) []string {
 		if len(f) < k+1 {
 			t.Fatalf("line %d: %s needs %d arguments", s.line, f[0], k)
 		}
-		if f[0] != "window" && f[0] != "split" && f[0] != "taskrows" && *core == nil {
+		if f[0] != "window" && f[0] != "split" && f[0] != "taskrows" && f[0] != "costrows" && *core == nil {
 			t.Fatalf("line %d: %s before window", s.line, f[0])
 		}
 	}
@@ -110,6 +111,9 @@ func execStep(t *testing.T, core **Core, s step) []string {
 	case "taskrows":
 		need(3)
 		return []string{strconv.FormatInt(TaskRows(n[1], n[2], int(n[3])), 10)}
+	case "costrows":
+		need(3)
+		return []string{strconv.FormatInt(TaskRowsByCost(n[1], float64(n[2]), int(n[3])), 10)}
 	case "admit":
 		need(1)
 		if !(*core).CanAdmit() {

@@ -137,5 +137,5 @@ func argTypes(f Func) []arrow.DataType {
 	return out
 }
 
-// name labels a subtest by pad.
+// padName labels a subtest by pad.
 func padName(pad int) string { return fmt.Sprintf("offset=%d", pad) }

@@ -21,6 +21,8 @@ func TestJaroWinkler(t *testing.T) {
 		{"DWAYNE", "DUANE", 0.84},
 		{"DIXON", "DICKSONX", 0.813333333333333},
 		{"CRATE", "TRACE", 0.733333333333333}, // no common prefix: plain Jaro
+		// Three matches out of order: t = 1.5, not rounded down to 1.
+		{"abcxyz", "bcaxyz", 0.916666666666667},
 		{"abc", "abc", 1.0},
 		{"", "", 1.0},
 		{"", "a", 0.0},

@@ -67,7 +67,10 @@ def jaro(s: str, t: str) -> float:
         return 0.0
     s_seq = [c for c, hit in zip(s, s_hit) if hit]
     t_seq = [c for c, hit in zip(t, t_hit) if hit]
-    transpositions = sum(a != b for a, b in zip(s_seq, t_seq)) // 2
+    # t is half the matched characters that are out of order, not rounded (the formula as
+    # Wikipedia gives it; Winkler's strcmp95 and Apache commons-text halve with integer
+    # division, which differs when that count is odd).
+    transpositions = sum(a != b for a, b in zip(s_seq, t_seq)) / 2
     m = matches
     return (m / len(s) + m / len(t) + (m - transpositions) / m) / 3
 

@@ -53,10 +53,12 @@ def test_connect_from_environment(clean_env, node):
         assert c.health()["status"] == "serving"
 
 
-def test_token_from_environment(clean_env, node):
+def test_token_from_environment(clean_env):
     clean_env.setenv("QUIVER_TOKEN", "secret")
-    with quiver.connect(node.tcp) as c:
+    with quiver.connect("grpc://127.0.0.1:1") as c:  # connecting is lazy
         assert c._auth == [(b"authorization", b"Bearer secret")]
+    with quiver.connect("grpc://127.0.0.1:1", token="given") as c:
+        assert c._auth == [(b"authorization", b"Bearer given")]
 
 
 def test_record_batch_gives_array(unix_client):
@@ -76,8 +78,8 @@ def test_table_gives_chunked_array(unix_client):
 def test_dataframe_gives_series_with_index(client):
     rng = np.random.default_rng(9)
     a, b = ref.strings(rng, 500), ref.strings(rng, 500)
-    df = pd.DataFrame({"a": a.to_pandas(), "b": b.to_pandas()},
-                      index=pd.Index(rng.permutation(1000)[:500] * 3, name="id"))
+    df = pd.DataFrame({"a": a.to_pandas(), "b": b.to_pandas()})
+    df.index = pd.Index(rng.permutation(1000)[:500] * 3, name="id")
     out = client.call("levenshtein", df)
     assert isinstance(out, pd.Series)
     assert out.name == "levenshtein"
@@ -130,3 +132,13 @@ def test_one_flight_client_is_reused(node):
             c.functions()
             c.status()
         assert c._flight is first
+
+
+def test_on_error_null_gives_nulls_and_a_warning(client):
+    batch = pa.record_batch([pa.array([42.6, 1.0, None]), pa.array([-5.6, 2.0, 3.0]),
+                             pa.array([5, 13, 4], pa.int32())], names=["lat", "lon", "p"])
+    with pytest.warns(RuntimeWarning, match="1 row"):
+        out = client.call("geohash_encode", batch, on_error="null")
+    assert out.to_pylist() == ["ezs42", None, None]
+    with pytest.raises(quiver.InvalidArgument):
+        client.call("geohash_encode", batch, on_error="raise")

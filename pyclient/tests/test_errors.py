@@ -1,10 +1,14 @@
 """Bad input never breaks the node: each bad call fails with the right quiver error and
-the next good call succeeds. Then the pyarrow -> quiver error mapping, class by class."""
+the next good call succeeds. Then the pyarrow -> quiver error mapping, class by class,
+and authentication against a second node that requires a token."""
 
 from __future__ import annotations
 
 import re
 import socket
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +16,8 @@ import pyarrow.flight as flight
 import pytest
 
 import quiver
-from quiver.errors import translate
+from nodeproc import start_node, stop_node
+from quiver.errors import mapped_errors, translate
 
 
 def good_call(client) -> None:
@@ -92,14 +97,33 @@ def test_empty_table(client):
     good_call(client)
 
 
+# A client that opens an exchange, writes one large batch and dies without reading.
+DYING_CLIENT = """
+import os, sys, numpy as np, pyarrow as pa, pyarrow.flight as flight
+c = flight.FlightClient(sys.argv[1])
+writer, reader = c.do_exchange(flight.FlightDescriptor.for_path("haversine_km"))
+b = pa.record_batch([pa.array(np.linspace(-80, 80, 500_000)) for _ in range(4)], names=list("abcd"))
+writer.begin(b.schema)
+writer.write_batch(b)
+os._exit(0)
+"""
+
+
+def wait_until_idle(client, timeout_s: float = 10) -> dict:
+    """The node's status once no call is in flight; fails if that takes over timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        me = client.status()["nodes"][0]
+        if me["inflight_calls"] == 0 and me["inflight_tasks"] == 0:
+            return me
+        assert time.monotonic() < deadline, f"calls still in flight: {me}"
+        time.sleep(0.05)
+
+
 def test_client_disconnects_mid_stream(node, client):
-    for _ in range(3):
-        raw = flight.FlightClient(node.unix)
-        writer, reader = raw.do_exchange(flight.FlightDescriptor.for_path("identity"),
-                                         flight.FlightCallOptions(timeout=10))
-        writer.begin(pa.schema([("x", pa.int64())]))
-        writer.write_batch(pa.record_batch([pa.array(np.arange(100_000))], names=["x"]))
-        raw.close()  # no done_writing, nothing read
+    for address in (node.unix, node.tcp):
+        subprocess.run([sys.executable, "-c", DYING_CLIENT, address], check=True, timeout=30)
+    wait_until_idle(client)
     good_call(client)
     assert client.health()["status"] == "serving"
 
@@ -113,6 +137,8 @@ def test_client_cancels_mid_stream(node, client):
         reader.read_chunk()
         writer.write_batch(pa.record_batch([pa.array(["b"] * 1000)], names=["x"]))
         reader.cancel()
+        del writer, reader
+    wait_until_idle(client)
     good_call(client)
 
 
@@ -179,10 +205,45 @@ def test_error_mapping(exc, cls, message):
 
 
 def test_mapped_errors_chains_the_cause():
-    from quiver.errors import mapped_errors
-
     original = flight.FlightTimedOutError("Flight returned timeout error, with message: late")
     with pytest.raises(quiver.Timeout) as err:
         with mapped_errors():
             raise original
     assert err.value.__cause__ is original
+
+
+# Authentication: a second node that requires a token.
+
+TOKEN = "s3cret-t0ken"
+
+
+@pytest.fixture(scope="module")
+def token_node(tmp_path_factory):
+    token_file = tmp_path_factory.mktemp("auth") / "token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o600)
+    n = start_node(["--token-file", str(token_file)])
+    yield n
+    stop_node(n)
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+def test_missing_or_wrong_token_is_unauthenticated(token_node, token, monkeypatch):
+    monkeypatch.delenv("QUIVER_TOKEN", raising=False)
+    with quiver.connect(token_node.tcp, token=token) as c:
+        with pytest.raises(quiver.Unauthenticated) as err:
+            c.call("identity", pa.record_batch([pa.array([1])], names=["x"]))
+        assert isinstance(err.value.__cause__, flight.FlightUnauthenticatedError)
+        with pytest.raises(quiver.Unauthenticated):
+            c.functions()
+        with pytest.raises(quiver.Unauthenticated):
+            c.status()
+
+
+def test_right_token_works(token_node, monkeypatch):
+    monkeypatch.setenv("QUIVER_TOKEN", TOKEN)
+    for address in (token_node.unix, token_node.tcp):
+        with quiver.connect(address) as c:
+            good_call(c)
+            assert c.health()["status"] == "serving"
+            assert "identity" in {f.name for f in c.functions()}

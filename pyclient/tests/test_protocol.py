@@ -126,3 +126,22 @@ def test_cluster_status(node, unix_client):
     assert after["calls_total"] >= me["calls_total"] + 1
     assert after["rows_total"] >= me["rows_total"] + 10
     assert after["uptime_s"] >= me["uptime_s"]
+
+
+@pytest.mark.parametrize("header, value", [(b"quiver-rows-per-task", b"abc"),
+                                           (b"quiver-rows-per-task", b"0"),
+                                           (b"quiver-retries", b"-1"),
+                                           (b"quiver-on-error", b"ignore"),
+                                           (b"quiver-timeout-ms", b"soon")])
+def test_bad_option_header_is_invalid_argument(raw, header, value):
+    options = flight.FlightCallOptions(timeout=10, headers=[(header, value)])
+    writer = None
+    # The node may refuse the call before or after pyarrow's do_exchange returns.
+    with pytest.raises(pa.ArrowInvalid, match=header.decode()[len("quiver-"):]):
+        writer, reader = raw.do_exchange(flight.FlightDescriptor.for_path("identity"), options)
+        writer.begin(pa.schema([("x", pa.int64())]))
+        writer.write_batch(pa.record_batch([pa.array([1])], names=["x"]))
+        reader.read_chunk()
+    if writer is not None:
+        with pytest.raises(pa.ArrowInvalid):
+            writer.close()

@@ -1,0 +1,50 @@
+# Quiver: make run (the main job) and make test (everything) on a fresh machine.
+SHELL := /bin/bash
+GO ?= go
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
+QUICK ?=
+
+.PHONY: setup build run test test-go test-py bench lint clean
+
+setup: $(VENV)/.installed build ## Python venv with pinned deps, Go modules, the binary
+
+$(VENV)/.installed: pyclient/requirements.txt pyclient/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r pyclient/requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e pyclient
+	touch $@
+
+build: ## bin/quiver
+	$(GO) mod download
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/quiver ./cmd/quiver
+
+run: setup ## start a node, call every built-in on generated data, stop it
+	@rundir=$$(mktemp -d); chmod 700 $$rundir; \
+	trap 'bin/quiver stop --run-dir $$rundir >/dev/null 2>&1; rm -rf $$rundir' EXIT; \
+	bin/quiver start --run-dir $$rundir --listen 127.0.0.1:0 && \
+	QUIVER_ADDRESS=grpc+unix://$$rundir/quiver.sock $(PY) spark-jobs/builtins_demo.py && \
+	bin/quiver status --address grpc+unix://$$rundir/quiver.sock
+
+test: setup test-go test-py ## all tests
+
+test-go:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+test-py:
+	QUIVER_BIN=$(CURDIR)/bin/quiver $(PY) -m pytest -q pyclient/tests
+
+bench: setup ## benchmarks; figures go to bench/RESULTS.md by hand
+	$(GO) test -run '^$$' -bench . -benchtime $(if $(QUICK),1x,3s) ./flight/ ./udf/
+	$(PY) bench/bench_node.py $(if $(QUICK),--quick,)
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin $(VENV)
