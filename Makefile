@@ -21,11 +21,12 @@ $(VENV)/.installed: pyclient/requirements.txt pyclient/pyproject.toml
 build: ## bin/quiver
 	$(GO) mod download
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/quiver ./cmd/quiver
+	mkdir -p pyclient/quiver/_bin && cp bin/quiver pyclient/quiver/_bin/quiver
 
 run: setup ## start a node, call every built-in on generated data, stop it
 	@rundir=$$(mktemp -d); chmod 700 $$rundir; \
 	trap 'bin/quiver stop --run-dir $$rundir >/dev/null 2>&1; rm -rf $$rundir' EXIT; \
-	bin/quiver start --run-dir $$rundir --listen 127.0.0.1:0 && \
+	bin/quiver start --run-dir $$rundir --listen 127.0.0.1:0 --python $(CURDIR)/$(PY) && \
 	QUIVER_ADDRESS=grpc+unix://$$rundir/quiver.sock $(PY) spark-jobs/builtins_demo.py && \
 	bin/quiver status --address grpc+unix://$$rundir/quiver.sock
 
@@ -33,7 +34,7 @@ test: setup test-go test-py ## all tests
 
 test-go:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+	QUIVER_PYTHON=$(CURDIR)/$(PY) $(GO) test -race -count=1 ./...
 
 test-py:
 	QUIVER_BIN=$(CURDIR)/bin/quiver $(PY) -m pytest -q pyclient/tests

@@ -23,6 +23,8 @@ var actionTypes = []*flight.ActionType{
 	{Type: ActionProtocolVersion, Description: "the wire protocol version, one byte (0x02)"},
 	{Type: ActionHealth, Description: "JSON {status: serving|draining, version}"},
 	{Type: ActionClusterStatus, Description: "JSON view of the cluster: nodes, executors, calls, tasks, functions"},
+	{Type: ActionRegister, Description: "register a Python function: u32 LE length, JSON {name, returns}, cloudpickled blob"},
+	{Type: ActionDrop, Description: "drop a Python function: body is its name"},
 }
 
 // ListActions lists the actions above.
@@ -36,7 +38,7 @@ func (s *Server) ListActions(_ *flight.Empty, stream flight.FlightService_ListAc
 	return nil
 }
 
-// DoAction serves one action; action bodies are ignored by these three.
+// DoAction serves one action.
 func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoActionServer) (err error) {
 	defer func() { err = s.finish("DoAction", err) }()
 	var body []byte
@@ -47,9 +49,13 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 		body, err = json.Marshal(s.Health())
 	case ActionClusterStatus:
 		body, err = json.Marshal(s.ClusterStatus())
+	case ActionRegister:
+		body, err = s.register(a.Body)
+	case ActionDrop:
+		err = s.cat.Drop(string(a.Body))
 	default:
-		return fmt.Errorf("%w %q: this node serves %s, %s and %s", errUnknownAction, a.Type,
-			ActionProtocolVersion, ActionHealth, ActionClusterStatus)
+		return fmt.Errorf("%w %q: this node serves %s, %s, %s, %s and %s", errUnknownAction, a.Type,
+			ActionProtocolVersion, ActionHealth, ActionClusterStatus, ActionRegister, ActionDrop)
 	}
 	if err != nil {
 		return err

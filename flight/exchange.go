@@ -53,7 +53,7 @@ func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err e
 	}
 	defer w.Close()
 	started = true
-	return s.sched.Run(ctx, b, src, w.Write)
+	return s.sched.Run(ctx, b, src, w.WriteInfo)
 }
 
 // openReader reads the first messages of an exchange up to the schema.

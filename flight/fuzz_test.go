@@ -64,7 +64,8 @@ var fuzzFuncs = func() []string {
 const maxFuzzMessages = 16
 
 // decodeMessages turns fuzz bytes into a call: the first byte picks the
-// function (the descriptor rides on the first message), then each message
+// function (the descriptor rides on the first message) and, divided by the
+// number of functions, the rows per task (fuzzContext); then each message
 // is uvarint(len(header)) header uvarint(len(body)) body.
 func decodeMessages(data []byte) []*flight.FlightData {
 	if len(data) == 0 {
@@ -96,6 +97,16 @@ func decodeMessages(data []byte) []*flight.FlightData {
 	}
 	msgs[0].FlightDescriptor = path(name)
 	return msgs
+}
+
+// fuzzContext is the incoming context of a call from data: the header
+// quiver-rows-per-task when data's first byte asks for one.
+func fuzzContext(ctx context.Context, data []byte) context.Context {
+	if len(data) == 0 || int(data[0]) < len(fuzzFuncs) {
+		return ctx
+	}
+	rows := strconv.Itoa(int(data[0]) / len(fuzzFuncs))
+	return metadata.NewIncomingContext(ctx, metadata.Pairs(HeaderRowsPerTask, rows))
 }
 
 // encodeMessages is the inverse of decodeMessages, for seeds.
@@ -285,7 +296,7 @@ func FuzzExchangeInput(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), hang)
 		defer cancel()
-		err = srv.DoExchange(&memStream{ctx: ctx, msgs: decodeMessages(bytes.Clone(data))})
+		err = srv.DoExchange(&memStream{ctx: fuzzContext(ctx, data), msgs: decodeMessages(bytes.Clone(data))})
 		sched.Close()
 		if c := status.Code(err); c != codes.OK && c != codes.InvalidArgument {
 			t.Fatalf("DoExchange: %v, want OK or InvalidArgument", err)
@@ -296,11 +307,12 @@ func FuzzExchangeInput(f *testing.F) {
 	})
 }
 
-// drained waits until mem holds nothing, for at most hang: the reader
-// goroutine of a call releases what it holds just after the call returns,
-// and signals nothing when it is done.
+// drained waits until mem holds nothing, for at most 5 s (less than the
+// time after which the fuzzer calls an input hung): the reader goroutine of
+// a call releases what it holds just after the call returns, and signals
+// nothing when it is done.
 func drained(mem *memory.CheckedAllocator) bool {
-	deadline := time.Now().Add(hang)
+	deadline := time.Now().Add(5 * time.Second)
 	for mem.CurrentAlloc() != 0 {
 		if time.Now().After(deadline) {
 			return false

@@ -39,6 +39,9 @@ func callOptions(ctx context.Context) (scheduler.CallOptions, error) {
 		return o, err
 	}
 	o.Retries = int(n)
+	if lastHeader(md, HeaderRetries) == "" {
+		o.Retries = scheduler.DefaultRetries
+	}
 	if n, err = intHeader(md, HeaderTimeoutMs, 1, int64(24*time.Hour/time.Millisecond)); err != nil {
 		return o, err
 	}

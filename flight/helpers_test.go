@@ -266,8 +266,9 @@ func ipcMessages(t testing.TB, desc *flight.FlightDescriptor, schema *arrow.Sche
 
 // sendSchema sends desc and schema's IPC message, in one message or (alone
 // true, as pyarrow and C++ do) the descriptor first. It returns a writer for
-// the batches that does not send the schema again.
-func sendSchema(stream flight.DataStreamWriter, desc *flight.FlightDescriptor, schema *arrow.Schema, alone bool) (*eagerWriter, error) {
+// the batches that does not send the schema again: a client's side of a
+// lockstep exchange, independent of the server's own writer.
+func sendSchema(stream flight.DataStreamWriter, desc *flight.FlightDescriptor, schema *arrow.Schema, alone bool) (*ipc.Writer, error) {
 	p := ipc.GetSchemaPayload(schema, memory.DefaultAllocator)
 	defer p.Release()
 	meta := p.Meta()
@@ -285,8 +286,32 @@ func sendSchema(stream flight.DataStreamWriter, desc *flight.FlightDescriptor, s
 	if err := stream.Send(&flight.FlightData{FlightDescriptor: desc, DataHeader: meta.Bytes(), DataBody: body.Bytes()}); err != nil {
 		return nil, err
 	}
-	ps := &payloadSender{stream: stream, skip: 1}
-	return &eagerWriter{ipc: ipc.NewWriterWithPayloadWriter(ps, ipc.WithSchema(schema))}, nil
+	return ipc.NewWriterWithPayloadWriter(&clientPayloads{stream: stream, skip: 1}, ipc.WithSchema(schema)), nil
+}
+
+// clientPayloads sends IPC payloads as FlightData messages, dropping the
+// first skip of them (the schema, which sendSchema sent already).
+type clientPayloads struct {
+	stream flight.DataStreamWriter
+	skip   int
+	body   bytes.Buffer
+}
+
+func (c *clientPayloads) Start() error { return nil }
+func (c *clientPayloads) Close() error { return nil }
+
+func (c *clientPayloads) WritePayload(p ipc.Payload) error {
+	if c.skip > 0 {
+		c.skip--
+		return nil
+	}
+	meta := p.Meta()
+	defer meta.Release()
+	c.body.Reset()
+	if err := p.SerializeBody(&c.body); err != nil {
+		return err
+	}
+	return c.stream.Send(&flight.FlightData{DataHeader: meta.Bytes(), DataBody: c.body.Bytes()})
 }
 
 // int64Schema is one nullable int64 column named x.

@@ -42,6 +42,8 @@ type Config struct {
 	Address, Socket string
 	// Mem allocates Arrow memory; nil means memory.DefaultAllocator.
 	Mem memory.Allocator
+	// Workers runs registered Python functions; nil refuses registration.
+	Workers *udf.WorkerPool
 }
 
 func (c *Config) validate() error {
@@ -162,6 +164,7 @@ type NodeStatus struct {
 	RSSBytes  int64    `json:"rss_bytes"`
 	Functions []string `json:"functions"`
 	scheduler.Stats
+	udf.PoolStats
 }
 
 // ClusterStatus is the body of the cluster_status action.
@@ -185,6 +188,9 @@ func (s *Server) ClusterStatus() ClusterStatus {
 		RSSBytes:  rssBytes(),
 		Functions: names,
 		Stats:     s.sched.Stats(),
+	}
+	if s.cfg.Workers != nil {
+		n.PoolStats = s.cfg.Workers.Stats()
 	}
 	return ClusterStatus{Nodes: []NodeStatus{n}}
 }

@@ -33,6 +33,8 @@ func codeOf(err error) codes.Code {
 		return codes.NotFound
 	case errors.Is(err, udf.ErrInvalidArgument), errors.Is(err, errMalformed):
 		return codes.InvalidArgument
+	case errors.Is(err, udf.ErrNoWorkers):
+		return codes.Unavailable
 	case errors.Is(err, errUnauthenticated):
 		return codes.Unauthenticated
 	case errors.Is(err, scheduler.ErrOverCapacity):

@@ -175,8 +175,10 @@ func (b fbuf) checkMetadata(tab uint64, slot int, budget *int) error {
 	return nil
 }
 
-// checkRecordBatch checks the variadic buffer counts, which may not exceed
-// the buffers, and the sizes compressed buffers say they inflate to.
+// checkRecordBatch checks that every buffer lies in the body (arrow-go
+// slices up to the capacity of the body, not its length), that variadic
+// buffer counts do not exceed the buffers, and that compressed buffers do
+// not inflate to more than maxBody bytes in all.
 func (b fbuf) checkRecordBatch(tab uint64, body []byte, maxBody int) error {
 	bufs, nbufs, err := b.vector(tab, 2, 16)
 	if err != nil {
@@ -191,15 +193,22 @@ func (b fbuf) checkRecordBatch(tab uint64, body []byte, maxBody int) error {
 			return fmt.Errorf("%d variadic buffers of %d buffers", c, nbufs)
 		}
 	}
-	if _, compressed, err := b.table(tab, 3); err != nil || !compressed {
+	_, compressed, err := b.table(tab, 3)
+	if err != nil {
 		return err
 	}
 	total := int64(0)
 	for i := 0; i < nbufs; i++ {
 		off := int64(binary.LittleEndian.Uint64(b[bufs+16*uint64(i):]))
 		length := int64(binary.LittleEndian.Uint64(b[bufs+16*uint64(i)+8:]))
-		if length < 8 || off < 0 || off > int64(len(body))-8 {
-			continue // empty, or out of the body: the reader fails on it
+		if off < 0 || length < 0 || off > int64(len(body)) || length > int64(len(body))-off {
+			return fmt.Errorf("buffer %d at [%d, +%d) outside a body of %d bytes", i, off, length, len(body))
+		}
+		if !compressed || length == 0 {
+			continue
+		}
+		if length < 8 {
+			return fmt.Errorf("compressed buffer %d of %d bytes has no length prefix", i, length)
 		}
 		size := int64(binary.LittleEndian.Uint64(body[off:]))
 		if size == -1 {
@@ -247,11 +256,16 @@ func (b fbuf) field(tab uint64, slot int) (uint64, error) {
 	if vt < 0 || vt+4 > int64(len(b)) {
 		return 0, fmt.Errorf("vtable at %d outside %d bytes", vt, len(b))
 	}
-	at := vt + 4 + 2*int64(slot)
-	if at+2 > vt+int64(binary.LittleEndian.Uint16(b[vt:])) || at+2 > int64(len(b)) {
+	// Present when its entry starts inside the vtable, as flatbuffers
+	// decides; the entry itself may end past it.
+	entry := 4 + 2*int64(slot)
+	if entry >= int64(binary.LittleEndian.Uint16(b[vt:])) {
 		return 0, nil
 	}
-	off := uint64(binary.LittleEndian.Uint16(b[at:]))
+	if vt+entry+2 > int64(len(b)) {
+		return 0, fmt.Errorf("vtable entry at %d outside %d bytes", vt+entry, len(b))
+	}
+	off := uint64(binary.LittleEndian.Uint16(b[vt+entry:]))
 	if off == 0 {
 		return 0, nil
 	}

@@ -3,11 +3,14 @@ package flight
 
 import (
 	"bytes"
+	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/quiver-udf/quiver/scheduler"
 )
 
 // eagerWriter writes record batches to a Flight stream. arrow-go's writer
@@ -15,7 +18,9 @@ import (
 // the schema before they send that batch's input, so eagerWriter sends it
 // at once and drops the copy the IPC writer emits later.
 type eagerWriter struct {
-	ipc *ipc.Writer
+	ipc  *ipc.Writer
+	ps   *payloadSender
+	meta []byte
 }
 
 // newEagerWriter sends schema on stream and returns a writer for batches.
@@ -28,11 +33,24 @@ func newEagerWriter(stream flight.DataStreamWriter, schema *arrow.Schema, mem me
 		return nil, err
 	}
 	ps.skip = 1
-	return &eagerWriter{ipc: ipc.NewWriterWithPayloadWriter(ps, ipc.WithSchema(schema), ipc.WithAllocator(mem))}, nil
+	return &eagerWriter{ipc: ipc.NewWriterWithPayloadWriter(ps, ipc.WithSchema(schema), ipc.WithAllocator(mem)), ps: ps}, nil
 }
 
 // Write sends one record batch.
 func (w *eagerWriter) Write(rec arrow.RecordBatch) error { return w.ipc.Write(rec) }
+
+// WriteInfo sends one record batch with what it cost as the message's
+// app_metadata: JSON {"nulled": rows made null, "work_ms": evaluation time}.
+func (w *eagerWriter) WriteInfo(rec arrow.RecordBatch, info scheduler.BatchInfo) error {
+	w.meta = append(w.meta[:0], `{"nulled":`...)
+	w.meta = strconv.AppendInt(w.meta, info.Nulled, 10)
+	w.meta = append(w.meta, `,"work_ms":`...)
+	w.meta = strconv.AppendFloat(w.meta, info.WorkMs, 'f', 3, 64)
+	w.meta = append(w.meta, '}')
+	w.ps.fd.AppMetadata = w.meta
+	defer func() { w.ps.fd.AppMetadata = nil }()
+	return w.ipc.Write(rec)
+}
 
 // Close ends the IPC writer; the stream itself ends with the call.
 func (w *eagerWriter) Close() error { return w.ipc.Close() }

@@ -7,20 +7,31 @@ import (
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/quiver-udf/quiver/udf"
 )
 
 // Source yields a call's input batches. Next returns a batch owned by its
-// caller (Run releases it), or io.EOF after the last one. Close is called
-// once, from the goroutine that called Next, when it stops reading; that may
-// be after Run has returned, since a read blocked on a stream ends only
-// with the stream.
+// caller (Run releases it), or io.EOF after the last one. Run calls Close
+// exactly once: from the goroutine that called Next, when it stops reading
+// (that may be after Run has returned, since a read blocked on a stream
+// ends only with the stream), or before it returns when it refuses the call.
 type Source interface {
 	Next() (arrow.RecordBatch, error)
 	Close()
 }
 
-// Emit writes one output batch. The batch is released after Emit returns.
-type Emit func(arrow.RecordBatch) error
+// Emit writes one output batch and what it cost. The batch is released
+// after Emit returns.
+type Emit func(arrow.RecordBatch, BatchInfo) error
+
+// BatchInfo says what one output batch cost.
+type BatchInfo struct {
+	// Nulled is the number of rows made null by OnErrorNull.
+	Nulled int64 `json:"nulled"`
+	// WorkMs is the time its tasks spent evaluating, summed over tasks.
+	WorkMs float64 `json:"work_ms"`
+}
 
 // Run drives one call of b on the input that next yields, passing exactly
 // one output batch per input batch to emit, in input order. It returns when
@@ -29,6 +40,7 @@ type Emit func(arrow.RecordBatch) error
 // released, except what src still holds until its Close.
 func (s *Scheduler) Run(ctx context.Context, b *Bound, src Source, emit Emit) error {
 	if err := s.enter(); err != nil {
+		src.Close()
 		return err
 	}
 	defer s.leave()
@@ -157,7 +169,7 @@ func (c *call) collect() error {
 // admit cuts rec into tasks and queues them on the pool.
 func (c *call) admit(rec arrow.RecordBatch) error {
 	rows := rec.NumRows()
-	ranges := Split(rows, TaskRows(rows, c.b.Opts.RowsPerTask, c.s.cfg.Executors))
+	ranges := Split(rows, c.taskRows(rows))
 	seq := c.core.Admit(len(ranges))
 	bt := &batch{rec: rec, ranges: ranges, results: make([]taskResult, len(ranges))}
 	c.batches[seq] = bt
@@ -176,6 +188,19 @@ func (c *call) admit(rec arrow.RecordBatch) error {
 	return nil
 }
 
+// taskRows picks the task size for a batch: the caller's, else from the
+// function's measured cost when it has one, else the native default.
+func (c *call) taskRows(rows int64) int64 {
+	if c.b.Opts.RowsPerTask > 0 {
+		return c.b.Opts.RowsPerTask
+	}
+	if cf, ok := c.b.Func.(udf.Costed); ok {
+		ns, _ := cf.CostPerRow()
+		return TaskRowsByCost(rows, ns, cf.Parallelism())
+	}
+	return TaskRows(rows, 0, c.s.cfg.Executors)
+}
+
 // flush assembles batch seq's output, emits it and frees the batch.
 func (c *call) flush(seq int, emit Emit) error {
 	bt := c.batches[seq]
@@ -188,7 +213,16 @@ func (c *call) flush(seq int, emit Emit) error {
 	defer out.Release()
 	c.s.stats.batches.Add(1)
 	c.s.stats.rows.Add(out.NumRows())
-	return emit(out)
+	var info BatchInfo
+	for _, r := range bt.results {
+		info.WorkMs += r.work.Seconds() * 1e3
+		for _, e := range r.errs {
+			if e != "" {
+				info.Nulled++
+			}
+		}
+	}
+	return emit(out, info)
 }
 
 // cleanup waits for the call's outstanding tasks and releases everything

@@ -116,7 +116,7 @@ func (f *fixture) bind(fn udf.Func, opts CallOptions) *Bound {
 func (f *fixture) run(ctx context.Context, fn udf.Func, opts CallOptions, src Source) ([]arrow.RecordBatch, error) {
 	f.t.Helper()
 	var out []arrow.RecordBatch
-	err := f.sched.Run(ctx, f.bind(fn, opts), src, func(rec arrow.RecordBatch) error {
+	err := f.sched.Run(ctx, f.bind(fn, opts), src, func(rec arrow.RecordBatch, _ BatchInfo) error {
 		rec.Retain()
 		out = append(out, rec)
 		f.held = append(f.held, rec)
@@ -517,7 +517,7 @@ func TestRunCancelWhileSourceBlocks(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	emitted := make(chan int64, 1)
-	wait := f.runAsync(ctx, identityFunc(t), CallOptions{}, src, func(rec arrow.RecordBatch) error {
+	wait := f.runAsync(ctx, identityFunc(t), CallOptions{}, src, func(rec arrow.RecordBatch, _ BatchInfo) error {
 		emitted <- rec.NumRows()
 		return nil
 	})
@@ -554,7 +554,7 @@ func TestRunCancelWhileTaskRuns(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	src := newSliceSource(f.batches([]int{100, 100, 100}, 0))
-	wait := f.runAsync(ctx, fn, CallOptions{RowsPerTask: 10}, src, func(arrow.RecordBatch) error {
+	wait := f.runAsync(ctx, fn, CallOptions{RowsPerTask: 10}, src, func(arrow.RecordBatch, BatchInfo) error {
 		return errors.New("nothing may be emitted")
 	})
 	select {
@@ -590,7 +590,7 @@ func TestRunOverCapacity(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	first := newChanSource()
-	wait := f.runAsync(ctx, identityFunc(t), CallOptions{}, first, func(arrow.RecordBatch) error { return nil })
+	wait := f.runAsync(ctx, identityFunc(t), CallOptions{}, first, func(arrow.RecordBatch, BatchInfo) error { return nil })
 	select {
 	case <-first.nexting: // the first call is admitted
 	case <-time.After(hang):
@@ -672,7 +672,7 @@ func TestRunWindow(t *testing.T) {
 			in := f.batches(sizes, 0)
 			src := &countingSource{sliceSource: newSliceSource(in), full: make(chan struct{}), fullAt: int64(window + 1)}
 			var out []arrow.RecordBatch
-			wait := f.runAsync(context.Background(), fn, CallOptions{RowsPerTask: 5}, src, func(rec arrow.RecordBatch) error {
+			wait := f.runAsync(context.Background(), fn, CallOptions{RowsPerTask: 5}, src, func(rec arrow.RecordBatch, _ BatchInfo) error {
 				src.emitted.Add(1)
 				rec.Retain()
 				out = append(out, rec)
@@ -717,7 +717,7 @@ func TestRunConcurrentCalls(t *testing.T) {
 	}
 	for c := range ins {
 		c := c
-		waits[c] = f.runAsync(context.Background(), fn, CallOptions{RowsPerTask: 7}, newSliceSource(ins[c]), func(rec arrow.RecordBatch) error {
+		waits[c] = f.runAsync(context.Background(), fn, CallOptions{RowsPerTask: 7}, newSliceSource(ins[c]), func(rec arrow.RecordBatch, _ BatchInfo) error {
 			rec.Retain()
 			outs[c] = append(outs[c], rec)
 			return nil
@@ -729,5 +729,64 @@ func TestRunConcurrentCalls(t *testing.T) {
 		}
 		f.held = append(f.held, outs[c]...)
 		checkSame(t, "copy", outs[c], ins[c])
+	}
+}
+
+// TestSplitBoundsTasks: however small the task size asked, a batch is cut
+// into at most MaxTasksPerBatch tasks that still cover it exactly.
+func TestSplitBoundsTasks(t *testing.T) {
+	for _, tc := range []struct{ rows, per, wantPer int64 }{
+		{MaxTasksPerBatch, 1, 1},
+		{2 * MaxTasksPerBatch, 1, 2},
+		{MaxTasksPerBatch + 1, 1, 2},
+		{1 << 40, 1, 1 << 24},
+		{1<<63 - 1, 1, 1 << 47},
+	} {
+		ranges := Split(tc.rows, tc.per)
+		if len(ranges) > MaxTasksPerBatch || ranges[0].Len != tc.wantPer {
+			t.Fatalf("Split(%d, %d): %d ranges of %d rows, want at most %d of %d", tc.rows, tc.per, len(ranges), ranges[0].Len, MaxTasksPerBatch, tc.wantPer)
+		}
+		end := int64(0)
+		for _, r := range ranges {
+			if r.Offset != end || r.Len <= 0 {
+				t.Fatalf("Split(%d, %d): range %+v after row %d", tc.rows, tc.per, r, end)
+			}
+			end += r.Len
+		}
+		if end != tc.rows {
+			t.Fatalf("Split(%d, %d) covers %d rows", tc.rows, tc.per, end)
+		}
+	}
+}
+
+// TestRunHugeNullBatch: a batch of null columns carries no buffers, so a
+// client can claim 2^40 rows in a few bytes; with one row per task asked,
+// the call still runs in a bounded number of tasks (one Range per row
+// would exhaust memory and crash the process).
+func TestRunHugeNullBatch(t *testing.T) {
+	f := newFixture(t, Config{Executors: 2})
+	const rows = 1 << 40
+	schema := arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.Null, Nullable: true}}, nil)
+	col := array.NewNull(rows)
+	rec := array.NewRecordBatch(schema, []arrow.Array{col}, rows)
+	col.Release()
+	f.held = append(f.held, rec)
+	b, err := Bind(identityFunc(t), schema, CallOptions{RowsPerTask: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int64
+	err = f.sched.Run(context.Background(), b, newSliceSource([]arrow.RecordBatch{rec}), func(out arrow.RecordBatch, _ BatchInfo) error {
+		got += out.NumRows()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != rows {
+		t.Fatalf("%d rows out, want %d", got, rows)
+	}
+	if n := f.sched.Stats().Tasks; n > MaxTasksPerBatch {
+		t.Fatalf("%d tasks, want at most %d", n, MaxTasksPerBatch)
 	}
 }

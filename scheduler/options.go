@@ -42,6 +42,10 @@ func ParseOnError(s string) (OnError, error) {
 	return 0, udf.Invalidf("on-error must be \"raise\" or \"null\", got %q", s)
 }
 
+// DefaultRetries is how often a task whose executor died is retried when
+// the caller does not say.
+const DefaultRetries = 3
+
 // CallOptions are the per-call settings a client sends.
 type CallOptions struct {
 	// RowsPerTask is the size of a task in rows; zero picks TaskRows' default.

@@ -28,8 +28,14 @@ func TaskRows(rows, perTask int64, executors int) int64 {
 	return per
 }
 
-// Split cuts rows rows into consecutive ranges of at most per rows. An
-// empty batch has no tasks. per must be positive.
+// MaxTasksPerBatch bounds the tasks one batch is cut into, whatever task
+// size was asked for: a message of a few bytes can claim 2^40 rows (null
+// columns carry no buffers), and a Range per row would exhaust memory.
+const MaxTasksPerBatch = 1 << 16
+
+// Split cuts rows rows into consecutive ranges of at most per rows, or of
+// more when that would make over MaxTasksPerBatch ranges. An empty batch
+// has no tasks. per <= 0 means the whole batch.
 func Split(rows, per int64) []Range {
 	if rows <= 0 {
 		return nil
@@ -37,14 +43,44 @@ func Split(rows, per int64) []Range {
 	if per <= 0 {
 		per = rows
 	}
-	n := (rows + per - 1) / per
-	out := make([]Range, 0, n)
-	for off := int64(0); off < rows; off += per {
-		l := per
-		if off+l > rows {
-			l = rows - off
-		}
+	per = max(per, (rows-1)/MaxTasksPerBatch+1)
+	out := make([]Range, 0, (rows-1)/per+1)
+	for off := int64(0); off < rows; {
+		l := min(per, rows-off)
 		out = append(out, Range{Offset: off, Len: l})
+		off += l
 	}
 	return out
+}
+
+// MinTaskTime is the least work a task of a function with a measured cost
+// should carry: enough that the per-task overhead (tens of microseconds)
+// stays a small fraction of it.
+const MinTaskTime = 2e6 // ns
+
+// TasksPerWorker is how many tasks per worker a costly batch is cut into, so
+// that uneven rows balance out across workers.
+const TasksPerWorker = 4
+
+// TaskRowsByCost sizes tasks for a function whose cost per row is known:
+// each worker gets up to TasksPerWorker tasks of the batch, but no task
+// carries less than MinTaskTime of work. With no measurement yet (costNs
+// <= 0) the batch is spread evenly over the workers, so that a heavy
+// function fans out from its first batch.
+func TaskRowsByCost(rows int64, costNs float64, workers int) int64 {
+	if workers < 1 {
+		workers = 1
+	}
+	if rows <= 0 {
+		return 1
+	}
+	spread := (rows + int64(workers) - 1) / int64(workers)
+	if costNs <= 0 {
+		return spread
+	}
+	per := (rows + int64(workers*TasksPerWorker) - 1) / int64(workers*TasksPerWorker)
+	if least := int64(MinTaskTime/costNs) + 1; per < least {
+		per = least
+	}
+	return min(per, rows)
 }

@@ -31,6 +31,7 @@ type counters struct {
 	tasks       atomic.Int64
 	tasksActive atomic.Int64
 	nulledRows  atomic.Int64
+	retries     atomic.Int64
 }
 
 // Stats is a snapshot of the scheduler's counters.
@@ -44,6 +45,7 @@ type Stats struct {
 	Rows        int64 `json:"rows_total"`
 	Tasks       int64 `json:"tasks_total"`
 	NulledRows  int64 `json:"nulled_rows_total"`
+	Retries     int64 `json:"task_retries_total"`
 }
 
 // New starts a scheduler and its executors.
@@ -75,6 +77,7 @@ func (s *Scheduler) Stats() Stats {
 		Rows:        s.stats.rows.Load(),
 		Tasks:       s.stats.tasks.Load(),
 		NulledRows:  s.stats.nulledRows.Load(),
+		Retries:     s.stats.retries.Load(),
 	}
 }
 

@@ -6,23 +6,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.uber.org/zap"
+
+	"github.com/quiver-udf/quiver/udf"
 )
 
 // TaskError is a task that failed: which function, which batch and rows.
 // It wraps the function's error, so errors.Is sees through it.
 type TaskError struct {
-	Func  string
-	Batch int
-	Rows  Range
-	Err   error
+	Func     string
+	Batch    int
+	Rows     Range
+	Attempts int
+	Err      error
 }
 
 func (e *TaskError) Error() string {
-	return fmt.Sprintf("%s failed on batch %d, rows [%d, %d): %v", e.Func, e.Batch, e.Rows.Offset, e.Rows.Offset+e.Rows.Len, e.Err)
+	tries := ""
+	if e.Attempts > 1 {
+		tries = fmt.Sprintf(" after %d attempts", e.Attempts)
+	}
+	return fmt.Sprintf("%s failed on batch %d, rows [%d, %d)%s: %v", e.Func, e.Batch, e.Rows.Offset, e.Rows.Offset+e.Rows.Len, tries, e.Err)
 }
 
 func (e *TaskError) Unwrap() error { return e.Err }
@@ -32,6 +41,7 @@ type taskResult struct {
 	seq, idx int
 	col      arrow.Array // nil on error
 	errs     []string    // OnErrorNull: per-row messages, "" for rows that succeeded; nil if none failed
+	work     time.Duration
 	err      error
 }
 
@@ -49,16 +59,36 @@ func (s *Scheduler) runTask(ctx context.Context, b *Bound, rec arrow.RecordBatch
 		res.err = err
 		return res
 	}
-	col, err := s.eval(ctx, b, rec, r)
-	if err != nil && b.Opts.OnError == OnErrorNull && ctx.Err() == nil {
+	start := time.Now()
+	col, attempts, err := s.evalRetrying(ctx, b, rec, r)
+	if err != nil && b.Opts.OnError == OnErrorNull && ctx.Err() == nil && !retryable(err) {
 		col, res.errs, err = s.evalRows(ctx, b, rec, r)
 	}
+	res.work = time.Since(start)
 	if err != nil {
-		res.err = &TaskError{Func: b.Func.Name(), Batch: seq, Rows: r, Err: err}
+		res.err = &TaskError{Func: b.Func.Name(), Batch: seq, Rows: r, Attempts: attempts, Err: err}
 		return res
 	}
 	res.col = col
 	return res
+}
+
+// retryable reports whether a task that failed with err may run again: its
+// executor died; the function itself did not fail.
+func retryable(err error) bool { return errors.Is(err, udf.ErrWorkerDied) }
+
+// evalRetrying runs eval, again on a fresh executor after one died, up to
+// Opts.Retries more times.
+func (s *Scheduler) evalRetrying(ctx context.Context, b *Bound, rec arrow.RecordBatch, r Range) (arrow.Array, int, error) {
+	for attempt := 1; ; attempt++ {
+		col, err := s.eval(ctx, b, rec, r)
+		if err == nil || !retryable(err) || attempt > b.Opts.Retries || ctx.Err() != nil {
+			return col, attempt, err
+		}
+		s.stats.retries.Add(1)
+		s.log.Warn("retrying a task whose executor died", zap.String("func", b.Func.Name()),
+			zap.Int64("offset", r.Offset), zap.Int64("rows", r.Len), zap.Int("attempt", attempt), zap.Error(err))
+	}
 }
 
 // eval runs the function over rows r of rec and checks the result.
@@ -98,9 +128,9 @@ func (s *Scheduler) evalRows(ctx context.Context, b *Bound, rec arrow.RecordBatc
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		col, err := s.eval(ctx, b, rec, Range{Offset: r.Offset + i, Len: 1})
+		col, _, err := s.evalRetrying(ctx, b, rec, Range{Offset: r.Offset + i, Len: 1})
 		if err != nil {
-			if errors.Is(err, ErrBadResult) {
+			if errors.Is(err, ErrBadResult) || retryable(err) {
 				return nil, nil, err
 			}
 			errs[i] = err.Error()

@@ -64,3 +64,42 @@ func (c *Catalog) List() []Func {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out
 }
+
+// ErrBuiltin: built-in native functions cannot be replaced or dropped.
+var ErrBuiltin = fmt.Errorf("%w: a built-in function cannot be replaced or dropped", ErrInvalidArgument)
+
+// Put registers a Python function, replacing an earlier Python function of
+// the same name. It reports whether it replaced one with a different blob;
+// the same blob again changes nothing. Calls in flight keep the function
+// they bound.
+func (c *Catalog) Put(f *PyFunc) (replaced bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.funcs[f.Name()]; ok {
+		py, isPy := old.(*PyFunc)
+		if !isPy {
+			return false, fmt.Errorf("%w: %q", ErrBuiltin, f.Name())
+		}
+		if py.ID() == f.ID() {
+			return false, nil
+		}
+		replaced = true
+	}
+	c.funcs[f.Name()] = f
+	return replaced, nil
+}
+
+// Drop removes a Python function.
+func (c *Catalog) Drop(name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f, ok := c.funcs[name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownFunction, name)
+	}
+	if _, isPy := f.(*PyFunc); !isPy {
+		return fmt.Errorf("%w: %q", ErrBuiltin, name)
+	}
+	delete(c.funcs, name)
+	return nil
+}

@@ -60,3 +60,14 @@ func checkTypes(name string, want []arrow.DataType, args []arrow.DataType) error
 	}
 	return nil
 }
+
+// Costed is implemented by functions that measure their own cost, so that
+// the scheduler can size their tasks: heavy functions fan out over every
+// worker, cheap ones run as few tasks as possible.
+type Costed interface {
+	// CostPerRow is the smoothed time per row in nanoseconds; ok is false
+	// before the first measurement.
+	CostPerRow() (ns float64, ok bool)
+	// Parallelism is how many tasks of the function can run at once.
+	Parallelism() int
+}

@@ -18,8 +18,8 @@ import (
 
 type startFlags struct {
 	listen, socket, runDir, tokenFile string
-	tlsCert, tlsKey, logLevel         string
-	executors, maxMessage             int
+	tlsCert, tlsKey, logLevel, python string
+	executors, workers, maxMessage    int
 	drain                             time.Duration
 	block                             bool
 }
@@ -65,6 +65,8 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 	fl.StringVar(&f.socket, "socket", "", "unix socket path (default RUN_DIR/quiver.sock); \"none\" for none")
 	fl.StringVar(&f.runDir, "run-dir", rundir.Default(), "directory for the socket, pid and log files (user-only)")
 	fl.IntVar(&f.executors, "executors", 0, "native executor goroutines (default: one per core)")
+	fl.IntVar(&f.workers, "workers", 0, "Python worker processes (default: one per core; -1 for none)")
+	fl.StringVar(&f.python, "python", "python3", "interpreter for Python workers; it must import quiver")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the token clients must send")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate (PEM)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
@@ -81,6 +83,8 @@ func (f startFlags) config(cmd *cobra.Command) (node.Config, error) {
 		Listen:          f.listen,
 		Socket:          f.socket,
 		Executors:       f.executors,
+		Workers:         f.workers,
+		Python:          f.python,
 		TLSCert:         f.tlsCert,
 		TLSKey:          f.tlsKey,
 		MaxMessageBytes: f.maxMessage,

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"go.uber.org/zap"
@@ -30,6 +31,11 @@ type Config struct {
 	Socket string
 	// Executors is the number of native executors; zero means one per core.
 	Executors int
+	// Workers is the number of Python worker processes; zero means one per
+	// core, negative means none (Python functions are then refused).
+	Workers int
+	// Python is the workers' interpreter; empty means python3.
+	Python string
 	// Token, when set, is required from every client.
 	Token string
 	// TLSCert and TLSKey, both set, serve TLS on TCP and the socket.
@@ -90,13 +96,32 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	sched, err := scheduler.New(scheduler.Config{Executors: cfg.Executors}, log.Named("scheduler"))
+	var pool *udf.WorkerPool
+	if cfg.Workers >= 0 {
+		pool, err = udf.NewWorkerPool(udf.PoolConfig{Workers: cfg.Workers, Python: cfg.Python, Output: os.Stderr}, log.Named("workers"))
+		if err != nil {
+			closeAll(lis)
+			return err
+		}
+		defer pool.Close()
+	}
+	// A Python task holds an executor while its worker runs, so there is
+	// one executor per worker on top of those for native kernels.
+	executors := cfg.Executors
+	if executors == 0 {
+		executors = runtime.GOMAXPROCS(0)
+	}
+	if pool != nil {
+		executors += pool.Size()
+	}
+	sched, err := scheduler.New(scheduler.Config{Executors: executors}, log.Named("scheduler"))
 	if err != nil {
 		closeAll(lis)
 		return err
 	}
 	defer sched.Close()
-	fcfg := flight.Config{Token: cfg.Token, MaxMessageBytes: cfg.MaxMessageBytes, Version: cfg.Version, Socket: cfg.Socket}
+	fcfg := flight.Config{Token: cfg.Token, MaxMessageBytes: cfg.MaxMessageBytes, Version: cfg.Version,
+		Socket: cfg.Socket, Workers: pool}
 	if cfg.TLSCert != "" {
 		if fcfg.TLS, err = credentials.NewServerTLSFromFile(cfg.TLSCert, cfg.TLSKey); err != nil {
 			closeAll(lis)
@@ -117,7 +142,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	for _, l := range lis {
 		go func(l net.Listener) { errc <- srv.Serve(l) }(l)
 	}
-	log.Info("serving", zap.String("tcp", tcpAddr), zap.String("socket", cfg.Socket), zap.Int("executors", sched.Executors()))
+	workers := 0
+	if pool != nil {
+		workers = pool.Size()
+	}
+	log.Info("serving", zap.String("tcp", tcpAddr), zap.String("socket", cfg.Socket),
+		zap.Int("executors", sched.Executors()), zap.Int("python_workers", workers))
 	if cfg.Ready != nil {
 		cfg.Ready(tcpAddr, cfg.Socket)
 	}

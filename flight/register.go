@@ -1,0 +1,103 @@
+// The register and drop actions: Python functions into the catalog.
+package flight
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.uber.org/zap"
+
+	"github.com/quiver-udf/quiver/udf"
+)
+
+// Actions that change the catalog.
+const (
+	ActionRegister = "register" // body: u32 LE J | J bytes JSON | blob; result JSON Registered
+	ActionDrop     = "drop"     // body: the function name; result empty
+)
+
+// maxRegisterHeader bounds the JSON part of a register body.
+const maxRegisterHeader = 1 << 20
+
+// Registered is the result of the register action.
+type Registered struct {
+	Name     string `json:"name"`
+	ID       string `json:"id"`
+	Replaced bool   `json:"replaced"`
+}
+
+// registration is a parsed register body.
+type registration struct {
+	name string
+	ret  arrow.DataType
+	blob []byte
+}
+
+// parseRegister reads a register body (docs/worker-protocol.md).
+func parseRegister(body []byte, mem memory.Allocator) (reg registration, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: register: unreadable result schema: %v", errMalformed, r)
+		}
+	}()
+	if len(body) < 4 {
+		return reg, fmt.Errorf("%w: register body of %d bytes: want a 4-byte header length, JSON, then the function blob", errMalformed, len(body))
+	}
+	n := binary.LittleEndian.Uint32(body)
+	if n > maxRegisterHeader || int64(n) > int64(len(body)-4) {
+		return reg, fmt.Errorf("%w: register header length %d does not fit a body of %d bytes", errMalformed, n, len(body))
+	}
+	var h struct {
+		Name    string `json:"name"`
+		Returns string `json:"returns"`
+	}
+	if err := json.Unmarshal(body[4:4+n], &h); err != nil {
+		return reg, fmt.Errorf("%w: register header is not JSON {name, returns}: %v", errMalformed, err)
+	}
+	if h.Name == "" {
+		return reg, fmt.Errorf("%w: register: no function name", errMalformed)
+	}
+	raw, err := base64.StdEncoding.DecodeString(h.Returns)
+	if err != nil {
+		return reg, fmt.Errorf("%w: register %s: returns is not base64: %v", errMalformed, h.Name, err)
+	}
+	schema, err := flight.DeserializeSchema(raw, mem)
+	if err != nil {
+		return reg, fmt.Errorf("%w: register %s: returns is not an Arrow schema: %v", errMalformed, h.Name, err)
+	}
+	if schema.NumFields() != 1 {
+		return reg, fmt.Errorf("%w: register %s: the returns schema has %d fields, want 1", errMalformed, h.Name, schema.NumFields())
+	}
+	reg = registration{name: h.Name, ret: schema.Field(0).Type, blob: body[4+n:]}
+	if len(reg.blob) == 0 {
+		return reg, fmt.Errorf("%w: register %s: no function blob after the header", errMalformed, h.Name)
+	}
+	return reg, nil
+}
+
+// register adds or replaces a Python function.
+func (s *Server) register(body []byte) ([]byte, error) {
+	reg, err := parseRegister(body, s.cfg.Mem)
+	if err != nil {
+		return nil, err
+	}
+	fn, err := udf.NewPyFunc(reg.name, reg.blob, reg.ret, s.cfg.Workers)
+	if err != nil {
+		return nil, err
+	}
+	replaced, err := s.cat.Put(fn)
+	if err != nil {
+		return nil, err
+	}
+	if replaced {
+		s.log.Info("python function replaced", zap.String("name", reg.name), zap.String("id", fn.ID()))
+	} else {
+		s.log.Debug("python function registered", zap.String("name", reg.name), zap.String("id", fn.ID()))
+	}
+	return json.Marshal(Registered{Name: reg.name, ID: fn.ID(), Replaced: replaced})
+}

@@ -1,0 +1,319 @@
+"""The Python worker a quiver node runs: ``python -m quiver.worker``.
+
+It speaks docs/worker-protocol.md on file descriptor 3 (one end of a unix
+socketpair the node made): READY first, then LOAD (a registered blob) and TASK
+(an Arrow IPC stream of arguments) from the node, answered by RESULT (an IPC
+stream of one column, "result", of the registered type) or ERROR (the
+exception's type, message and traceback). It serves one task at a time and
+exits when fd 3 closes or on SHUTDOWN. Standard output and error stay the
+worker's own: whatever user code prints goes to the node's log, never into the
+protocol.
+
+The blob is the cloudpickle of {"fn", "kind", "returns", "spark"}; the kinds:
+
+    series     fn(*series) -> Series (a DataFrame for a struct result)
+    dataframe  the same; struct arguments arrive as DataFrames either way
+    iterator   fn(iterator) -> iterator of Series; the input yields one item,
+               a Series (one argument) or a tuple of Series
+    arrow      fn(*pyarrow.Array) -> pyarrow.Array; no pandas at all
+    class      fn is a class: fn() once per worker at its first task, then
+               instance(*series) per task
+
+Arguments and results convert with quiver._convert, the same functions the
+accelerate wrapper uses, so the function sees what Spark would hand it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import platform
+import socket
+import struct
+import sys
+import time
+import traceback
+
+import cloudpickle  # noqa: F401  (unpickling a blob may need it; import it before READY)
+import pandas as pd
+import pyarrow as pa
+
+from ._convert import arrow_to_pandas, pandas_to_arrow
+
+LOAD, TASK, SHUTDOWN = 1, 2, 3
+READY, RESULT, ERROR = 10, 11, 12
+
+PREFIX = struct.Struct("<B3xIQ")
+MAX_HEADER = 1 << 20
+MAX_BODY = 2 << 30
+CONTROL_FD = 3
+EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC end-of-stream marker
+KINDS = ("series", "iterator", "dataframe", "arrow", "class")
+
+
+class ProtocolError(Exception):
+    """The node sent something the protocol does not allow; the worker exits."""
+
+
+class _Function:
+    """A loaded blob: the callable, how to call it and what it returns."""
+
+    __slots__ = ("name", "fn", "kind", "returns", "schema", "schema_msg", "timezone", "instance", "load_error")
+
+    def __init__(self, name: str):
+        self.name = name
+        self.fn = None
+        self.kind = None
+        self.returns = None
+        self.schema = None
+        self.schema_msg = None  # the schema as an IPC message, made at the first result
+        self.timezone = None
+        self.instance = None
+        self.load_error = None  # (type, message, traceback) when the blob could not be loaded
+
+
+def load_blob(name: str, blob: bytes) -> _Function:
+    """Unpickle a registered blob. A failure (e.g. a module missing here) is kept
+    and reported by every task that uses the function."""
+    f = _Function(name)
+    try:
+        spec = pickle.loads(blob)
+        if not isinstance(spec, dict) or "fn" not in spec:
+            raise TypeError(f"a function blob must be a dict with 'fn', 'kind' and 'returns', "
+                            f"not {type(spec).__name__}")
+        kind = spec.get("kind") or ("class" if isinstance(spec["fn"], type) else "series")
+        if kind not in KINDS:
+            raise ValueError(f"unknown function kind {kind!r}; expected one of {', '.join(KINDS)}")
+        returns = spec.get("returns")
+        if returns is not None and not isinstance(returns, pa.DataType):
+            from .types import to_arrow_type
+            returns = to_arrow_type(returns)
+        f.fn, f.kind, f.returns = spec["fn"], kind, returns
+        if returns is not None:
+            f.schema = pa.schema([pa.field("result", returns)])
+        spark = spec.get("spark") or {}
+        f.timezone = spark.get("timezone") if isinstance(spark, dict) else None
+    except BaseException as e:  # noqa: BLE001  (SystemExit from a module body counts too)
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        f.load_error = (type(e).__name__,
+                        f"cannot load function {name!r}: {type(e).__name__}: {e}",
+                        traceback.format_exc())
+    return f
+
+
+class Worker:
+    """One control channel and the functions loaded on it."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.rfile = sock.makefile("rb", buffering=1 << 16)
+        self.prefix = bytearray(PREFIX.size)
+        self.functions: dict[str, _Function] = {}
+
+    # Frames.
+
+    def read_frame(self):
+        """(kind, header dict, body) or None at end of file."""
+        n = self.rfile.readinto(self.prefix)
+        if n == 0:
+            return None
+        if n != PREFIX.size:
+            self._read_rest(memoryview(self.prefix)[n:])
+        kind, hlen, blen = PREFIX.unpack(self.prefix)
+        if kind not in (LOAD, TASK, SHUTDOWN):
+            raise ProtocolError(f"unexpected frame kind {kind}")
+        if self.prefix[1] or self.prefix[2] or self.prefix[3]:
+            raise ProtocolError("reserved bytes not zero")
+        if hlen > MAX_HEADER or blen > MAX_BODY:
+            raise ProtocolError(f"frame too large: header {hlen} bytes, body {blen} bytes")
+        header = self._read_exact(hlen)
+        try:
+            header = json.loads(header) if hlen else {}
+        except ValueError as e:
+            raise ProtocolError(f"bad frame header: {e}") from None
+        if not isinstance(header, dict):
+            raise ProtocolError("frame header is not a JSON object")
+        # A fresh buffer per body: Arrow arrays (and Series made from them without
+        # a copy) point into it, and user code may keep them past the task.
+        body = self._read_exact(blen) if blen else b""
+        return kind, header, body
+
+    def _read_exact(self, n: int) -> bytearray:
+        buf = bytearray(n)
+        got = self.rfile.readinto(buf)
+        if got != n:
+            self._read_rest(memoryview(buf)[got:])
+        return buf
+
+    def _read_rest(self, view: memoryview) -> None:
+        while len(view):
+            got = self.rfile.readinto(view)
+            if not got:
+                raise ProtocolError("end of file inside a frame")
+            view = view[got:]
+
+    def send(self, kind: int, header: dict, body=()) -> None:
+        """Send one frame; body is a list of buffers (bytes, pyarrow.Buffer), sent without copies."""
+        h = json.dumps(header, separators=(",", ":")).encode()
+        views = [memoryview(b) for b in body]
+        blen = sum(v.nbytes for v in views)
+        parts = [PREFIX.pack(kind, len(h), blen) + h, *views]
+        total = len(parts[0]) + blen
+        sent = self.sock.sendmsg(parts)
+        if sent < total:  # a large body: send the rest piece by piece
+            for part in parts:
+                mv = memoryview(part).cast("B")
+                if sent >= len(mv):
+                    sent -= len(mv)
+                    continue
+                self.sock.sendall(mv[sent:])
+                sent = 0
+
+    # The loop.
+
+    def serve(self) -> int:
+        self.send(READY, {"pid": os.getpid(), "python": platform.python_version()})
+        while True:
+            frame = self.read_frame()
+            if frame is None:
+                return 0
+            kind, header, body = frame
+            if kind == SHUTDOWN:
+                return 0
+            if kind == LOAD:
+                fn_id = str(header.get("fn", ""))
+                if fn_id not in self.functions:
+                    self.functions[fn_id] = load_blob(str(header.get("name") or fn_id), body)
+                continue
+            self.run_task(header, body)
+
+    def run_task(self, header: dict, body) -> None:
+        task = header.get("task")
+        fn_id = str(header.get("fn", ""))
+        f = self.functions.get(fn_id)
+        try:
+            if f is None:
+                raise LookupError(f"function {fn_id!r} was not loaded on this worker "
+                                  "(the node sends LOAD before the first TASK)")
+            if f.load_error is not None:
+                etype, msg, tb = f.load_error
+                self.send(ERROR, {"task": task, "type": etype, "message": msg,
+                                  "traceback": tb, "fn": f.name})
+                return
+            batch = _read_batch(body)
+            rows = batch.num_rows
+            result, ms = self.call(f, batch)
+            out = _result_parts(f, result)
+        except BaseException as e:  # noqa: BLE001  (sys.exit in user code is an error, not an exit)
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            self.send(ERROR, {"task": task, "type": type(e).__name__, "message": str(e),
+                              "traceback": _user_traceback(e),
+                              "fn": f.name if f is not None else fn_id})
+            return
+        self.send(RESULT, {"task": task, "rows": rows, "ms": ms}, out)
+
+    def call(self, f: _Function, batch: pa.RecordBatch):
+        """Run the function on a batch; return (Arrow result, ms in the function)."""
+        kind = f.kind
+        if kind == "arrow":
+            args = batch.columns
+            start = time.perf_counter()
+            result = f.fn(*args)
+            ms = (time.perf_counter() - start) * 1e3
+        else:
+            args = [arrow_to_pandas(c) for c in batch.columns]
+            if kind == "class":
+                start = time.perf_counter()
+                if f.instance is None:
+                    f.instance = f.fn()
+                result = f.instance(*args)
+            elif kind == "iterator":
+                item = args[0] if len(args) == 1 else tuple(args)
+                start = time.perf_counter()
+                parts = list(f.fn(iter((item,))))
+                result = _concat(parts)
+            else:
+                start = time.perf_counter()
+                result = f.fn(*args)
+            ms = (time.perf_counter() - start) * 1e3
+        if f.returns is None:
+            raise TypeError(f"{f.name} was registered without a result type")
+        if not hasattr(result, "__len__") or isinstance(result, (str, bytes)):
+            raise TypeError(f"{f.name} returned {type(result).__name__}; expected a pandas Series "
+                            f"(a DataFrame for a struct) of Arrow type {f.returns}")
+        rows = batch.num_rows
+        if len(result) != rows:
+            raise ValueError(f"{f.name} returned {len(result)} rows for {rows} input rows")
+        return pandas_to_arrow(result, f.returns, timezone=f.timezone), ms
+
+
+def _user_traceback(e: BaseException) -> str:
+    """The exception's traceback from the first frame outside this module: the
+    user's code (or the conversion that failed), not the worker's loop."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb or e.__traceback__))
+
+
+def _concat(parts: list):
+    """One result from an iterator function's parts."""
+    if not parts:
+        return pd.Series([], dtype=object)
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(p, (pa.Array, pa.ChunkedArray)) for p in parts):
+        return pa.chunked_array(parts)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _read_batch(body) -> pa.RecordBatch:
+    """The one record batch of a TASK's IPC stream (an empty one if it has none)."""
+    reader = pa.ipc.open_stream(pa.py_buffer(body))
+    try:
+        return reader.read_next_batch()
+    except StopIteration:
+        schema = reader.schema
+        return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
+
+
+def _result_parts(f: _Function, result: pa.Array) -> list:
+    """The RESULT body as buffers: an IPC stream of the cached schema message,
+    one record batch message and the end-of-stream marker."""
+    if f.schema_msg is None:
+        f.schema_msg = f.schema.serialize()
+    batch = pa.RecordBatch.from_arrays([result], schema=f.schema)
+    return [f.schema_msg, batch.serialize(), EOS]
+
+
+def main() -> int:
+    try:
+        sock = socket.socket(fileno=CONTROL_FD)
+    except OSError as e:
+        print(f"quiver.worker: no control channel on fd {CONTROL_FD} ({e}); "
+              "this program is started by a quiver node", file=sys.stderr)
+        return 2
+    try:  # prints from user code reach the node's log promptly
+        sys.stdout.reconfigure(line_buffering=True)
+    except (AttributeError, ValueError):
+        pass
+    worker = Worker(sock)
+    try:
+        return worker.serve()
+    except ProtocolError as e:
+        print(f"quiver.worker: protocol error: {e}", file=sys.stderr)
+        return 3
+    except (BrokenPipeError, ConnectionResetError):
+        return 0  # the node went away mid-frame
+    finally:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

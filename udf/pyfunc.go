@@ -1,0 +1,164 @@
+// Python functions: registered blobs that run on the worker pool.
+package udf
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// PyFunc is a registered Python function. Its blob (see
+// docs/worker-protocol.md) is opaque to the node; workers unpickle it.
+type PyFunc struct {
+	name string
+	id   string
+	blob []byte
+	ret  arrow.DataType
+	pool *WorkerPool
+
+	costNs atomic.Uint64 // float64 bits: smoothed ns per row in the function; 0 = not measured
+}
+
+// BlobID is the content address of a blob: the first 16 bytes of its
+// SHA-256, in hex.
+func BlobID(blob []byte) string {
+	sum := sha256.Sum256(blob)
+	return hex.EncodeToString(sum[:16])
+}
+
+// NewPyFunc makes a Python function that returns ret and runs on pool.
+func NewPyFunc(name string, blob []byte, ret arrow.DataType, pool *WorkerPool) (*PyFunc, error) {
+	if name == "" {
+		return nil, Invalidf("a function needs a name")
+	}
+	if len(blob) == 0 {
+		return nil, Invalidf("%s: empty function blob", name)
+	}
+	if ret == nil {
+		return nil, Invalidf("%s: no result type", name)
+	}
+	if pool == nil {
+		return nil, fmt.Errorf("%w: this node runs no python workers (--workers 0)", ErrNoWorkers)
+	}
+	return &PyFunc{name: name, id: BlobID(blob), blob: blob, ret: ret, pool: pool}, nil
+}
+
+func (f *PyFunc) Name() string { return f.name }
+
+// ID is the blob's content address.
+func (f *PyFunc) ID() string { return f.id }
+
+func (f *PyFunc) Signature() Signature {
+	return Signature{
+		Result: arrow.Field{Name: f.name, Type: f.ret, Nullable: true},
+		Doc:    "python function " + f.id + "; arguments are checked by the function itself",
+	}
+}
+
+// Bind accepts any arguments: Python checks its own.
+func (f *PyFunc) Bind(args []arrow.DataType) (arrow.DataType, error) {
+	return f.ret, nil
+}
+
+// Eval ships the arguments to a worker as Arrow IPC and reads the result.
+func (f *PyFunc) Eval(ctx context.Context, mem memory.Allocator, args []arrow.Array) (arrow.Array, error) {
+	rows := 0
+	if len(args) > 0 {
+		rows = args[0].Len()
+	}
+	in, err := encodeArgs(args, rows, mem)
+	if err != nil {
+		return nil, err
+	}
+	res, err := f.pool.Run(ctx, Task{FnID: f.id, Name: f.name, Blob: f.blob, Args: in})
+	if err != nil {
+		var pe *PyError
+		if errors.As(err, &pe) {
+			pe.Func = f.name
+		}
+		return nil, err
+	}
+	col, err := decodeResult(res.IPC, mem)
+	if err != nil {
+		return nil, err
+	}
+	if rows > 0 {
+		f.observe(float64(res.WorkMs) * 1e6 / float64(rows))
+	}
+	return col, nil
+}
+
+// observe folds one measurement of ns per row into the smoothed cost.
+func (f *PyFunc) observe(ns float64) {
+	for {
+		old := f.costNs.Load()
+		cur := math.Float64frombits(old)
+		next := ns
+		if cur > 0 {
+			next = 0.7*cur + 0.3*ns
+		}
+		if f.costNs.CompareAndSwap(old, math.Float64bits(next)) {
+			return
+		}
+	}
+}
+
+// CostPerRow is the measured time per row in the function, if any.
+func (f *PyFunc) CostPerRow() (ns float64, ok bool) {
+	ns = math.Float64frombits(f.costNs.Load())
+	return ns, ns > 0
+}
+
+// Parallelism is the number of workers that can run its tasks at once.
+func (f *PyFunc) Parallelism() int { return f.pool.Size() }
+
+// encodeArgs writes the arguments as an IPC stream of one batch, columns
+// named by position.
+func encodeArgs(args []arrow.Array, rows int, mem memory.Allocator) ([]byte, error) {
+	fields := make([]arrow.Field, len(args))
+	for i, a := range args {
+		fields[i] = arrow.Field{Name: "_" + strconv.Itoa(i), Type: a.DataType(), Nullable: true}
+	}
+	schema := arrow.NewSchema(fields, nil)
+	rec := array.NewRecordBatch(schema, args, int64(rows))
+	defer rec.Release()
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(schema), ipc.WithAllocator(mem))
+	if err := w.Write(rec); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeResult reads the one column of a worker's result stream.
+func decodeResult(b []byte, mem memory.Allocator) (arrow.Array, error) {
+	rdr, err := ipc.NewReader(bytes.NewReader(b), ipc.WithAllocator(mem))
+	if err != nil {
+		return nil, fmt.Errorf("%w: result is not an Arrow IPC stream: %v", ErrProtocol, err)
+	}
+	defer rdr.Release()
+	if !rdr.Next() {
+		return nil, fmt.Errorf("%w: result stream has no batch (%v)", ErrProtocol, rdr.Err())
+	}
+	rec := rdr.RecordBatch()
+	if rec.NumCols() != 1 {
+		return nil, fmt.Errorf("%w: result batch has %d columns, want 1", ErrProtocol, rec.NumCols())
+	}
+	col := rec.Column(0)
+	col.Retain()
+	return col, nil
+}
