@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -418,4 +419,56 @@ func TestToken(t *testing.T) {
 	if _, err := c.GetFlightInfo(ctx, path("identity")); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("Basic auth: got %v, want Unauthenticated", err)
 	}
+}
+
+// TestCompressedBomb: a compressed batch that inflates past the node's
+// message limit is InvalidArgument, before anything is allocated for it.
+func TestCompressedBomb(t *testing.T) {
+	n := startNode(t, nodeOptions{cfg: Config{MaxMessageBytes: 256 << 10}})
+	c := client(t, n.unix)
+	ctx := testCtx(t)
+	zeros := int64Batch(0, 1<<20, false) // 8 MiB of values, a few KiB compressed
+	defer zeros.Release()
+	col := zeros.Column(0).(*array.Int64).Int64Values()
+	for i := range col {
+		col[i] = 0
+	}
+	var msgs capture
+	w := flight.NewRecordWriter(&msgs, ipc.WithSchema(int64Schema), ipc.WithZstd())
+	w.SetFlightDescriptor(path("identity"))
+	if err := w.Write(zeros); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if size := len(msgs.msgs[1].DataBody); size > 256<<10 {
+		t.Fatalf("the compressed batch is %d bytes, over the message limit itself", size)
+	}
+	err := rawExchange(ctx, c, msgs.msgs)
+	if got := status.Code(err); got != codes.InvalidArgument {
+		t.Fatalf("got %v (%v), want InvalidArgument", got, err)
+	}
+	goodCall(t, ctx, c)
+}
+
+// TestBudgetAllocator: the reader's allocator refuses, by a panic the
+// reader recovers, to hold more than its budget at once.
+func TestBudgetAllocator(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	a := newBudgetAllocator(mem, 100)
+	b1 := a.Allocate(60)
+	b1 = a.Reallocate(80, b1)
+	func() {
+		defer func() {
+			err, _ := recover().(error)
+			if !errors.Is(err, errMalformed) {
+				t.Fatalf("allocating past the budget: recovered %v, want errMalformed", err)
+			}
+		}()
+		a.Allocate(30)
+	}()
+	a.Free(b1)
+	a.Free(a.Allocate(100)) // the whole budget is back
 }

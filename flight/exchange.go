@@ -56,6 +56,11 @@ func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err e
 	return s.sched.Run(ctx, b, src, w.WriteInfo)
 }
 
+// readBudget is how many of the largest messages the reader of one call may
+// hold inflated at once: the scheduler's window of two, one in hand and one
+// being read.
+const readBudget = 4
+
 // openReader reads the first messages of an exchange up to the schema.
 func openReader(stream flight.FlightService_DoExchangeServer, s *Server) (rdr *flight.Reader, err error) {
 	defer func() {
@@ -63,7 +68,9 @@ func openReader(stream flight.FlightService_DoExchangeServer, s *Server) (rdr *f
 			rdr, err = nil, fmt.Errorf("%w: reading the input schema: %v", errMalformed, r)
 		}
 	}()
-	rdr, err = flight.NewRecordReader(checkedStream{stream, s.cfg.MaxMessageBytes}, ipc.WithAllocator(s.cfg.Mem))
+	in := &checkedStream{DataStreamReader: stream, maxBody: s.cfg.MaxMessageBytes}
+	mem := newBudgetAllocator(s.cfg.Mem, readBudget*int64(s.cfg.MaxMessageBytes))
+	rdr, err = flight.NewRecordReader(in, ipc.WithAllocator(mem))
 	switch {
 	case err == nil:
 		return rdr, nil

@@ -5,10 +5,12 @@ package flight
 import (
 	"encoding/binary"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc/status"
 )
 
@@ -82,26 +84,70 @@ const (
 )
 
 // checkedStream checks every message's header with checkMessage before the
-// IPC reader sees it.
+// IPC reader sees it, and cuts the capacity of its byte slices to their
+// length: arrow-go slices bodies up to their capacity.
 type checkedStream struct {
 	flight.DataStreamReader
 	maxBody int // the most the bodies of one message may decompress to
+	views   int // view-typed fields in the stream's schema
 }
 
-func (s checkedStream) Recv() (*flight.FlightData, error) {
+func (s *checkedStream) Recv() (*flight.FlightData, error) {
 	fd, err := s.DataStreamReader.Recv()
 	if err != nil || len(fd.DataHeader) == 0 {
 		return fd, err
 	}
-	if err := checkMessage(fd.DataHeader, fd.DataBody, s.maxBody); err != nil {
+	fd.DataHeader = fd.DataHeader[:len(fd.DataHeader):len(fd.DataHeader)]
+	fd.DataBody = fd.DataBody[:len(fd.DataBody):len(fd.DataBody)]
+	if err := checkMessage(fd.DataHeader, fd.DataBody, s.maxBody, &s.views); err != nil {
 		return nil, fmt.Errorf("%w: IPC message header: %v", errMalformed, err)
 	}
 	return fd, nil
 }
 
+// budgetAllocator bounds the bytes the IPC reader of one call holds at
+// once. The reader allocates only to inflate compressed buffers, at the
+// size the body declares; checkMessage bounds the buffers a header lists,
+// but arrow-go reads past the end of the list when a schema needs more, so
+// an allocation past the budget panics here, inside the reader, which turns
+// the panic into an error.
+type budgetAllocator struct {
+	memory.Allocator
+	left atomic.Int64
+}
+
+func newBudgetAllocator(mem memory.Allocator, budget int64) *budgetAllocator {
+	a := &budgetAllocator{Allocator: mem}
+	a.left.Store(budget)
+	return a
+}
+
+func (a *budgetAllocator) take(n int) {
+	if a.left.Add(-int64(n)) < 0 {
+		a.left.Add(int64(n))
+		panic(fmt.Errorf("%w: the input inflates to more than the node holds for one call", errMalformed))
+	}
+}
+
+func (a *budgetAllocator) Allocate(size int) []byte {
+	a.take(size)
+	return a.Allocator.Allocate(size)
+}
+
+func (a *budgetAllocator) Reallocate(size int, b []byte) []byte {
+	a.take(size - len(b))
+	return a.Allocator.Reallocate(size, b)
+}
+
+func (a *budgetAllocator) Free(b []byte) {
+	a.left.Add(int64(len(b)))
+	a.Allocator.Free(b)
+}
+
 // checkMessage checks the counts and sizes in an IPC Message flatbuffer
-// (Message.fbs, Schema.fbs) that arrow-go allocates by.
-func checkMessage(header, body []byte, maxBody int) error {
+// (Message.fbs, Schema.fbs) that arrow-go allocates by. A schema sets
+// *views; batches are checked against it.
+func checkMessage(header, body []byte, maxBody int, views *int) error {
 	b := fbuf(header)
 	msg, err := b.deref(0)
 	if err != nil {
@@ -124,20 +170,22 @@ func checkMessage(header, body []byte, maxBody int) error {
 		if err := b.checkMetadata(tab, 2, &budget); err != nil {
 			return err
 		}
-		return b.checkFields(tab, 1, 1, &budget)
+		*views = 0
+		return b.checkFields(tab, 1, 1, &budget, views)
 	case 2: // DictionaryBatch: its data is a RecordBatch
 		if tab, ok, err = b.table(tab, 1); err != nil || !ok {
 			return err
 		}
-		return b.checkRecordBatch(tab, body, maxBody)
+		return b.checkRecordBatch(tab, body, maxBody, *views)
 	case 3: // RecordBatch
-		return b.checkRecordBatch(tab, body, maxBody)
+		return b.checkRecordBatch(tab, body, maxBody, *views)
 	}
 	return nil
 }
 
-// checkFields checks a vector of Field tables and their children.
-func (b fbuf) checkFields(tab uint64, slot, depth int, budget *int) error {
+// checkFields checks a vector of Field tables and their children, and
+// counts those of a view type (BinaryView, Utf8View) into *views.
+func (b fbuf) checkFields(tab uint64, slot, depth int, budget, views *int) error {
 	if depth > maxNesting {
 		return fmt.Errorf("fields nested deeper than %d", maxNesting)
 	}
@@ -156,7 +204,14 @@ func (b fbuf) checkFields(tab uint64, slot, depth int, budget *int) error {
 		if err := b.checkMetadata(f, 6, budget); err != nil {
 			return err
 		}
-		if err := b.checkFields(f, 5, depth+1, budget); err != nil {
+		typ, err := b.fieldU8(f, 2)
+		if err != nil {
+			return err
+		}
+		if typ == 23 || typ == 24 {
+			*views++
+		}
+		if err := b.checkFields(f, 5, depth+1, budget, views); err != nil {
 			return err
 		}
 	}
@@ -175,11 +230,12 @@ func (b fbuf) checkMetadata(tab uint64, slot int, budget *int) error {
 	return nil
 }
 
-// checkRecordBatch checks that every buffer lies in the body (arrow-go
-// slices up to the capacity of the body, not its length), that variadic
-// buffer counts do not exceed the buffers, and that compressed buffers do
-// not inflate to more than maxBody bytes in all.
-func (b fbuf) checkRecordBatch(tab uint64, body []byte, maxBody int) error {
+// checkRecordBatch checks that every buffer lies in the body, that
+// variadic buffer counts do not exceed the buffers, and that compressed
+// buffers do not inflate to more than maxBody bytes in all. arrow-go reads
+// a variadic count for every view-typed array, past the end of the vector
+// when it is short, so views counts are checked wherever they lie.
+func (b fbuf) checkRecordBatch(tab uint64, body []byte, maxBody, views int) error {
 	bufs, nbufs, err := b.vector(tab, 2, 16)
 	if err != nil {
 		return err
@@ -188,9 +244,14 @@ func (b fbuf) checkRecordBatch(tab uint64, body []byte, maxBody int) error {
 	if err != nil {
 		return err
 	}
-	for i := 0; i < n; i++ {
-		if c := int64(binary.LittleEndian.Uint64(b[counts+8*uint64(i):])); c < 0 || c > int64(nbufs) {
-			return fmt.Errorf("%d variadic buffers of %d buffers", c, nbufs)
+	if counts != 0 { // absent, arrow-go reads every count as 0
+		for i := uint64(0); i < uint64(max(n, views)); i++ {
+			if counts+8*i+8 > uint64(len(b)) {
+				return fmt.Errorf("variadic buffer count %d outside %d bytes", i, len(b))
+			}
+			if c := int64(binary.LittleEndian.Uint64(b[counts+8*i:])); c < 0 || c > int64(nbufs) {
+				return fmt.Errorf("%d variadic buffers of %d buffers", c, nbufs)
+			}
 		}
 	}
 	_, compressed, err := b.table(tab, 3)
