@@ -17,7 +17,7 @@ const (
 )
 
 // Default returns $QUIVER_RUN_DIR, else $XDG_RUNTIME_DIR/quiver, else
-// /tmp/quiver-<uid>.
+// /tmp/quiver-<uid> (not $TMPDIR: the Python client looks there too).
 func Default() string {
 	if d := os.Getenv("QUIVER_RUN_DIR"); d != "" {
 		return d
@@ -25,7 +25,7 @@ func Default() string {
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
 		return filepath.Join(d, "quiver")
 	}
-	return filepath.Join(os.TempDir(), "quiver-"+strconv.Itoa(os.Getuid()))
+	return filepath.Join("/tmp", "quiver-"+strconv.Itoa(os.Getuid()))
 }
 
 // Ensure creates dir with mode 0700 if needed and refuses a directory that

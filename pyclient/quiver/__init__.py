@@ -1,13 +1,19 @@
 """Quiver's Python package: a client for the quiver node's Arrow Flight endpoint.
 
     import quiver
-    client = quiver.connect()                  # or connect("grpc://host:8815", token=...)
+    client = quiver.connect()                  # $QUIVER_ADDRESS, the machine's node, or start one
     client.call("sha256_hex", batch)           # RecordBatch, Table or pandas DataFrame
     client.functions(); client.status(); client.health()
 
+    @pandas_udf("double")
+    @quiver.accelerate                         # a pandas UDF's batches run on the node
+    def f(x: pd.Series) -> pd.Series: ...
+
 Errors from the node arrive as subclasses of quiver.QuiverError (see quiver.errors).
+quiver.shutdown() stops the node that quiver.connect() started in this process.
 """
 
+from .accelerate import accelerate
 from .client import Client, Function, connect, default_socket, resolve_address
 from .errors import (
     FunctionNotFound,
@@ -19,13 +25,16 @@ from .errors import (
     Unauthenticated,
     Unavailable,
 )
+from .local import shutdown
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Client",
     "Function",
+    "accelerate",
     "connect",
+    "shutdown",
     "default_socket",
     "resolve_address",
     "QuiverError",

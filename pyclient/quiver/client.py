@@ -13,9 +13,14 @@ threads, and each call is its own stream.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import os
+import struct
+import threading
+import warnings
 from typing import Iterable, NamedTuple
 
 import pandas as pd
@@ -72,10 +77,18 @@ def resolve_address(address: str | None = None) -> str:
 def connect(address: str | None = None, token: str | None = None) -> Client:
     """Connect to a node; the token defaults to $QUIVER_TOKEN.
 
-    Connecting is lazy: an unreachable node shows up as Unavailable on the first call.
+    With an address (or $QUIVER_ADDRESS) connecting is lazy: an unreachable node
+    shows up as Unavailable on the first call. With neither, it is the way
+    ``ray.init()`` works: a node answering on the default socket is reused, else
+    one is started for this machine (workers on this interpreter) and stopped
+    when this process exits; see quiver.local. Raises Unavailable when none
+    answers and none can be started.
     """
     if token is None:
         token = os.environ.get("QUIVER_TOKEN") or None
+    if address is None and not os.environ.get("QUIVER_ADDRESS"):
+        from . import local
+        return Client(local.ensure_node(token), token=token)
     return Client(resolve_address(address), token=token)
 
 
@@ -86,6 +99,13 @@ class Client:
         self.address = address
         self._auth = [(b"authorization", b"Bearer " + token.encode())] if token else []
         self._flight = flight.FlightClient(address)
+        # Python functions this client registered: (name, blob id) -> node's answer.
+        self._registered: dict[tuple[str, str], dict] = {}
+        self._registered_lock = threading.Lock()
+        # What the node reported about the last call that finished on this client
+        # (summed over its output batches): rows nulled by on_error="null", and
+        # milliseconds spent in Python functions. None before the first call.
+        self.last_call_info: dict | None = None
 
     def __repr__(self) -> str:
         return f"quiver.Client({self.address!r})"
@@ -109,8 +129,10 @@ class Client:
 
         RecordBatch -> pyarrow.Array; Table -> pyarrow.ChunkedArray (one chunk per
         input batch); pandas DataFrame -> pandas Series with the frame's index.
-        rows_per_task, retries and on_error ("raise" | "null") are passed to the
-        node; timeout (seconds) bounds the whole call on both sides.
+        rows_per_task, retries and on_error are passed to the node; with
+        on_error="null" rows that failed come back null, with a RuntimeWarning
+        quoting the node's message. timeout (seconds) bounds the whole call on
+        both sides.
         """
         options = self._call_options(rows_per_task, retries, on_error, timeout)
         if isinstance(data, pa.RecordBatch):
@@ -133,6 +155,7 @@ class Client:
                   options: flight.FlightCallOptions) -> tuple[list[pa.Array], pa.DataType]:
         """Run one DoExchange in lockstep; return the result column per batch and its type."""
         out: list[pa.Array] = []
+        info = {"nulled": 0, "work_ms": 0.0}
         with mapped_errors():
             writer, reader = self._flight.do_exchange(flight.FlightDescriptor.for_path(name), options)
             try:
@@ -140,13 +163,17 @@ class Client:
                 for batch in batches:
                     writer.write_batch(batch)
                     try:
-                        result = reader.read_chunk().data
+                        chunk = reader.read_chunk()
                     except StopIteration:
                         raise QuiverError(f"{name}: the node ended the stream early") from None
+                    result = chunk.data
+                    _add_call_info(info, chunk.app_metadata)
                     if result.num_rows != batch.num_rows:
                         raise QuiverError(f"{name}: the node returned {result.num_rows} rows "
                                           f"for a batch of {batch.num_rows}")
                     out.append(result.column(0))
+                    if result.num_columns > 1:  # on_error="null": column "error" says why
+                        _warn_failed_rows(name, result.column(1))
                 writer.done_writing()
                 try:
                     reader.read_chunk()
@@ -156,12 +183,14 @@ class Client:
                     raise QuiverError(f"{name}: the node returned more batches than it was sent")
                 out_type = reader.schema.field(0).type
             except BaseException:
-                try:
+                try:  # stop the node's work on this call; the first error is the one to report
+                    reader.cancel()
                     writer.close()
                 except Exception:
-                    pass  # the stream already failed; the first error is the one to report
+                    pass
                 raise
             writer.close()
+        self.last_call_info = info
         return out, out_type
 
     def _call_options(self, rows_per_task, retries, on_error, timeout) -> flight.FlightCallOptions:
@@ -200,6 +229,67 @@ class Client:
         """The node's health (the health action): {"status": "serving" | "draining", "version": ...}."""
         return json.loads(self._action("health"))
 
+    # Python functions.
+
+    def register(self, fn_or_class, name: str | None = None, returns=None,
+                 kind: str | None = None, *, spark: dict | None = None) -> str:
+        """Register a Python function (or class) on the node; return its name.
+
+        returns is the result type: a pyarrow DataType, a Spark DDL string
+        ("double", "array<string>", "a int, b string") or a pyspark DataType.
+        kind says how workers call it (docs/worker-protocol.md): "series"
+        (default for functions), "iterator", "dataframe", "arrow", or "class"
+        (default for classes: one instance per worker, called per task). name
+        defaults to the function's __name__. Registering the same function
+        under the same name again costs nothing; a changed function replaces
+        the old one (calls in flight finish on the old one). The function
+        travels cloudpickled: what it references by module must be importable
+        by the node's workers. spark is the blob's "spark" entry for the
+        accelerate wrapper: {"timezone": session zone} makes tz-aware results
+        wall-clock times in that zone.
+        """
+        import cloudpickle
+
+        from .types import to_arrow_type
+
+        if not callable(fn_or_class):
+            raise TypeError(f"quiver: register needs a function or a class, not {type(fn_or_class).__name__}")
+        if returns is None:
+            raise ValueError("quiver: register needs returns=, the result type: a Spark DDL string "
+                             "such as 'double' or 'array<string>', or a pyarrow DataType")
+        arrow_type = to_arrow_type(returns)
+        if kind is None:
+            kind = "class" if isinstance(fn_or_class, type) else "series"
+        if kind not in ("series", "iterator", "dataframe", "arrow", "class"):
+            raise ValueError(f"quiver: kind must be series, iterator, dataframe, arrow or class, not {kind!r}")
+        if name is None:
+            name = getattr(fn_or_class, "__name__", None)
+            if not name or name == "<lambda>":
+                raise ValueError("quiver: this function has no usable __name__; pass name=")
+        blob = cloudpickle.dumps({"fn": fn_or_class, "kind": kind, "returns": arrow_type, "spark": spark})
+        key = (name, hashlib.sha256(blob).hexdigest()[:32])
+        with self._registered_lock:
+            if key in self._registered:
+                return name
+        header = json.dumps({
+            "name": name,
+            "returns": base64.b64encode(pa.schema([pa.field("result", arrow_type)]).serialize()
+                                        .to_pybytes()).decode(),
+        }).encode()
+        answer = json.loads(self._action("register", struct.pack("<I", len(header)) + header + blob))
+        with self._registered_lock:
+            for k in [k for k in self._registered if k[0] == name]:
+                del self._registered[k]
+            self._registered[key] = answer
+        return name
+
+    def drop(self, name: str) -> None:
+        """Remove a registered Python function (FunctionNotFound if there is none)."""
+        with self._registered_lock:
+            for k in [k for k in self._registered if k[0] == name]:
+                del self._registered[k]
+        self._action("drop", name.encode())
+
     def _action(self, kind: str, body: bytes = b"") -> bytes:
         options = self._call_options(None, None, None, None)
         with mapped_errors():
@@ -214,6 +304,28 @@ def _function(info: flight.FlightInfo) -> Function:
     path = info.descriptor.path
     name = path[0].decode() if path else schema.field(n).name
     return Function(name, [schema.field(i) for i in range(n)], schema.field(n))
+
+
+def _add_call_info(info: dict, metadata) -> None:
+    """Add one output batch's app_metadata ({"nulled": k, "work_ms": x}, may be empty) to info."""
+    if metadata is None or not metadata.size:
+        return
+    try:
+        m = json.loads(metadata.to_pybytes())
+    except ValueError:
+        return  # not ours: another engine's metadata is not an error
+    if isinstance(m, dict):
+        info["nulled"] += int(m.get("nulled") or 0)
+        info["work_ms"] += float(m.get("work_ms") or 0.0)
+
+
+def _warn_failed_rows(name: str, errors: pa.Array) -> None:
+    """Warn once per batch about rows the node nulled because they failed."""
+    failed = len(errors) - errors.null_count
+    if failed:
+        first = next(e for e in errors.to_pylist() if e is not None)
+        warnings.warn(f"quiver: {name}: {failed} row(s) failed and are null; first: {first}",
+                      RuntimeWarning, stacklevel=4)
 
 
 def _to_wire(table: pa.Table) -> pa.Table:
