@@ -66,8 +66,6 @@ import inspect
 import itertools
 import os
 import re
-import sys
-import sysconfig
 import threading
 import time
 import warnings
@@ -77,11 +75,32 @@ from typing import Any
 import cloudpickle
 import pandas as pd
 import pyarrow as pa
-import pyarrow.types as pat
 
 from ._convert import arrow_to_pandas, pandas_to_arrow
 from .errors import FunctionNotFound, OverCapacity, UDFError, Unavailable
 from .local import run_dir
+from ._forms import (
+    _ARROW_ARRAYS,
+    _PANDAS_OBJS,
+    _ArrowIterAdapter,
+    _RecordBatchAdapter,
+    _not_per_row,
+    _short_name,
+    _result_type,
+    _to_arrow,
+    _widen_type,
+    _widen_array,
+    _has_null_type,
+    _is_result_type_error,
+    _length,
+    _head,
+    _slice,
+    _head_item,
+    _slice_item,
+    _concat,
+    _concat_batches,
+    _pickled_by_value,
+)
 
 __all__ = ["accelerate"]
 
@@ -267,8 +286,6 @@ def _warn_fallback(node: _Node, fn_name: str) -> None:
 # Forms of a call.
 
 _PANDAS, _ARROW, _PANDAS_ITER, _ARROW_ITER, _BATCHES = "pandas", "arrow", "pandas_iter", "arrow_iter", "batches"
-_ARROW_ARRAYS = (pa.Array, pa.ChunkedArray)
-_PANDAS_OBJS = (pd.Series, pd.DataFrame)
 
 
 def _form_of(values) -> str | None:
@@ -668,193 +685,3 @@ class _Accelerated:
 
 
 # Remote adapters: Arrow-native iterator forms as "arrow" functions on the node.
-
-class _ArrowIterAdapter:
-    """Iterator[pa.Array] -> Iterator[pa.Array] as fn(*arrays) -> Array, one task at a time."""
-
-    def __init__(self, fn):
-        self.fn = fn
-
-    def __call__(self, *arrays):
-        item = arrays[0] if len(arrays) == 1 else tuple(arrays)
-        parts = list(self.fn(iter([item])))
-        if not parts:
-            raise ValueError(f"{_fn_name(self.fn)} yielded nothing for a batch of {len(arrays[0])} rows")
-        return pa.chunked_array(parts).combine_chunks() if len(parts) > 1 else parts[0]
-
-
-class _RecordBatchAdapter:
-    """mapInArrow's Iterator[RecordBatch] -> Iterator[RecordBatch] as fn(*columns) -> StructArray."""
-
-    def __init__(self, fn, names: tuple):
-        self.fn = fn
-        self.names = names
-
-    def __call__(self, *columns):
-        batch = pa.RecordBatch.from_arrays(list(columns), names=list(self.names))
-        parts = list(self.fn(iter([batch])))
-        rows = sum(p.num_rows for p in parts)
-        if rows != batch.num_rows:
-            raise _not_per_row(_fn_name(self.fn), rows, batch.num_rows)
-        if not parts:
-            return pa.array([], pa.struct([]))
-        out = _concat_batches(parts, parts[0].schema)
-        return pa.StructArray.from_arrays(out.columns, fields=list(out.schema))
-
-
-def _not_per_row(name: str, got: int, rows: int) -> ValueError:
-    return ValueError(
-        f"quiver.accelerate: {name} returned {got} rows for a batch of {rows}: accelerate runs "
-        "only per-row mapInArrow functions (each output batch with its input's row count), "
-        f"because the node splits batches into tasks. Remove @quiver.accelerate from {name}")
-
-
-def _short_name(fn) -> str:
-    return getattr(fn, "__name__", None) or type(fn).__name__
-
-
-def _fn_name(fn) -> str:
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
-
-
-# Helpers.
-
-def _result_type(returns) -> pa.DataType:
-    from .types import to_arrow_type
-    return to_arrow_type(returns)
-
-
-def _to_arrow(form: str, v) -> pa.Array:
-    if isinstance(v, pa.ChunkedArray):
-        return v.combine_chunks()
-    if isinstance(v, pa.Array):
-        return v
-    return pandas_to_arrow(v)
-
-
-def _widen_type(t: pa.DataType) -> pa.DataType:
-    """decimal128(p, s) -> decimal128(38, s) throughout: inferred precision varies by batch."""
-    if pat.is_decimal128(t):
-        return pa.decimal128(38, t.scale) if t.precision != 38 else t
-    if pat.is_map(t):
-        return pa.map_(t.key_field.with_type(_widen_type(t.key_type)),
-                       t.item_field.with_type(_widen_type(t.item_type)))
-    if pat.is_list(t):
-        return pa.list_(t.value_field.with_type(_widen_type(t.value_type)))
-    if pat.is_large_list(t):
-        return pa.large_list(t.value_field.with_type(_widen_type(t.value_type)))
-    if pat.is_struct(t):
-        return pa.struct([f.with_type(_widen_type(f.type)) for f in t])
-    return t
-
-
-def _widen_array(a: pa.Array) -> pa.Array:
-    t = _widen_type(a.type)
-    return a if t.equals(a.type) else a.cast(t)
-
-
-def _has_null_type(t: pa.DataType) -> bool:
-    if pat.is_null(t):
-        return True
-    return any(_has_null_type(t.field(i).type) for i in range(t.num_fields))
-
-
-def _is_result_type_error(e: UDFError) -> bool:
-    """The worker could not convert the function's result to the registered type.
-
-    The node reports it as the function raising a TypeError from quiver's
-    converter; nothing structured tells it apart yet, so this reads the message.
-    """
-    msg = e.message
-    return "raised TypeError: quiver: cannot convert" in msg and "to Arrow type" in msg
-
-
-def _length(result) -> int | None:
-    if isinstance(result, pa.RecordBatch):
-        return result.num_rows
-    if isinstance(result, (str, bytes)) or not hasattr(result, "__len__"):
-        return None
-    return len(result)
-
-
-def _head(v, rows: int):
-    return _slice(v, 0, rows)
-
-
-def _slice(v, start: int, rows: int):
-    if isinstance(v, _PANDAS_OBJS):
-        return v.iloc[start:start + rows]
-    return v.slice(start, rows)
-
-
-def _head_item(item, rows: int):
-    return _slice_item(item, 0, rows)
-
-
-def _slice_item(item, start: int, rows: int):
-    if item is None:
-        return None
-    if isinstance(item, pa.RecordBatch):
-        return item.slice(start, rows)
-    if isinstance(item, tuple):
-        return tuple(_slice(v, start, rows) for v in item)
-    return _slice(item, start, rows)
-
-
-def _concat(parts: list):
-    if not parts:
-        return pd.Series([], dtype=object)
-    if len(parts) == 1:
-        return parts[0]
-    if all(isinstance(p, _ARROW_ARRAYS) for p in parts):
-        return pa.chunked_array(parts).combine_chunks()
-    return pd.concat(parts, ignore_index=True)
-
-
-def _concat_batches(parts: list, schema: pa.Schema) -> pa.RecordBatch:
-    if not parts:
-        return schema.empty_table().to_batches()[0] if len(schema) else pa.record_batch([], schema=schema)
-    if len(parts) == 1:
-        return parts[0]
-    return pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
-
-
-_by_value_lock = threading.Lock()
-_NOT_BY_VALUE = tuple({p for p in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("purelib"),
-                                   sysconfig.get_paths().get("platlib")) if p})
-
-
-class _pickled_by_value:
-    """Pickle fn's own module by value while registering, unless it is installed or stdlib.
-
-    cloudpickle pickles functions of importable modules by reference; the
-    node's workers (another working directory, another sys.path) often cannot
-    import a user's own module (a test file, a job's helpers), so ship it.
-    """
-
-    def __init__(self, fn):
-        self.module = None
-        name = getattr(fn, "__module__", None)
-        mod = sys.modules.get(name) if name and name != "__main__" else None
-        path = getattr(mod, "__file__", None) or ""
-        if mod is not None and path and not path.startswith(_NOT_BY_VALUE) \
-                and not name.startswith("quiver") and "site-packages" not in path:
-            self.module = mod
-
-    def __enter__(self):
-        if self.module is not None:
-            _by_value_lock.acquire()
-            try:
-                cloudpickle.register_pickle_by_value(self.module)
-            except (ValueError, TypeError):
-                _by_value_lock.release()
-                self.module = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.module is not None:
-            try:
-                cloudpickle.unregister_pickle_by_value(self.module)
-            except (ValueError, TypeError):
-                pass
-            _by_value_lock.release()
