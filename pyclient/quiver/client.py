@@ -20,6 +20,7 @@ import math
 import os
 import struct
 import threading
+import time
 import warnings
 from typing import Iterable, NamedTuple
 
@@ -27,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from .errors import QuiverError, mapped_errors
+from .errors import QuiverError, Timeout, mapped_errors
 
 __all__ = ["Client", "Function", "connect", "default_socket", "resolve_address"]
 
@@ -135,6 +136,17 @@ class Client:
         both sides.
         """
         options = self._call_options(rows_per_task, retries, on_error, timeout)
+        start = time.monotonic()
+        try:
+            return self._call(name, data, options)
+        except QuiverError as e:
+            # A deadline that passes while the stream is torn down can reach
+            # pyarrow as a cancelled call rather than a timeout.
+            if timeout is not None and not isinstance(e, Timeout) and time.monotonic() - start >= timeout:
+                raise Timeout(f"{name}: no answer within {timeout} s ({e})") from e
+            raise
+
+    def _call(self, name: str, data, options: flight.FlightCallOptions):
         if isinstance(data, pa.RecordBatch):
             chunks, _ = self._exchange(name, data.schema, [data], options)
             return chunks[0]
