@@ -1,4 +1,4 @@
-// DoAction and ListActions: protocol_version, health, cluster_status.
+// DoAction and ListActions: the node's actions (docs/protocol.md lists them).
 package flight
 
 import (
@@ -25,6 +25,7 @@ var actionTypes = []*flight.ActionType{
 	{Type: ActionClusterStatus, Description: "JSON view of the cluster: nodes, executors, calls, tasks, functions"},
 	{Type: ActionRegister, Description: "register a Python function: u32 LE length, JSON {name, returns}, cloudpickled blob"},
 	{Type: ActionDrop, Description: "drop a Python function: body is its name"},
+	{Type: ActionObjectRelease, Description: "drop the reference a DoPut took: body is the object id"},
 }
 
 // ListActions lists the actions above.
@@ -53,9 +54,11 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 		body, err = s.register(a.Body)
 	case ActionDrop:
 		err = s.cat.Drop(string(a.Body))
+	case ActionObjectRelease:
+		err = s.releaseObject(a.Body)
 	default:
-		return fmt.Errorf("%w %q: this node serves %s, %s, %s, %s and %s", errUnknownAction, a.Type,
-			ActionProtocolVersion, ActionHealth, ActionClusterStatus, ActionRegister, ActionDrop)
+		return fmt.Errorf("%w %q: this node serves %s, %s, %s, %s, %s and %s", errUnknownAction, a.Type,
+			ActionProtocolVersion, ActionHealth, ActionClusterStatus, ActionRegister, ActionDrop, ActionObjectRelease)
 	}
 	if err != nil {
 		return err

@@ -8,9 +8,14 @@
 //   - GetFlightInfo and ListFlights are the catalog, in the layout of the
 //     RisingWave and Databend external-UDF callers.
 //   - DoAction serves protocol_version, health and cluster_status.
+//   - DoPut on descriptor PATH ["objects"] stores a stream in the node's
+//     object store and answers its id; DoGet(ticket = id) streams it back;
+//     the object_release action drops the reference DoPut took (objects.go).
 //
 // Call options travel as gRPC headers (headers.go). Every error is mapped to
 // a gRPC code in one place, status.go. A Server serves one gRPC server on
 // any number of listeners (TCP and a unix socket at once); Shutdown drains
-// calls in flight. docs/protocol.md is the reference for client writers.
+// calls in flight. With Config.Recorder set, the input batches of every
+// call are also recorded (internal/record, quiver start --record).
+// docs/protocol.md is the reference for client writers.
 package flight

@@ -47,6 +47,7 @@ func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err e
 	if err != nil {
 		return err
 	}
+	src.rec = s.cfg.Recorder.Begin(name, rdr.Schema())
 	w, err := newEagerWriter(stream, b.Out, s.cfg.Mem)
 	if err != nil {
 		return err
@@ -58,7 +59,8 @@ func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err e
 
 // readBudget is how many of the largest messages the reader of one call may
 // hold inflated at once: the scheduler's window of two, one in hand and one
-// being read.
+// being read. A recorder may hold more until it has written them: its queue
+// is added.
 const readBudget = 4
 
 // openReader reads the first messages of an exchange up to the schema.
@@ -69,7 +71,7 @@ func openReader(stream flight.FlightService_DoExchangeServer, s *Server) (rdr *f
 		}
 	}()
 	in := &checkedStream{DataStreamReader: stream, maxBody: s.cfg.MaxMessageBytes}
-	mem := newBudgetAllocator(s.cfg.Mem, readBudget*int64(s.cfg.MaxMessageBytes))
+	mem := newBudgetAllocator(s.cfg.Mem, readBudget*int64(s.cfg.MaxMessageBytes)+s.cfg.Recorder.QueueBytes())
 	rdr, err = flight.NewRecordReader(in, ipc.WithAllocator(mem))
 	switch {
 	case err == nil:

@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/quiver-udf/quiver/internal/record"
+	"github.com/quiver-udf/quiver/objectstore"
 	"github.com/quiver-udf/quiver/scheduler"
 	"github.com/quiver-udf/quiver/udf"
 )
@@ -44,6 +46,12 @@ type Config struct {
 	Mem memory.Allocator
 	// Workers runs registered Python functions; nil refuses registration.
 	Workers *udf.WorkerPool
+	// Recorder, when set, records the input batches of every call (quiver
+	// start --record); the caller owns it and closes it after Shutdown.
+	Recorder *record.Recorder
+	// Objects serves DoPut, DoGet and object_release; nil refuses them
+	// (Unimplemented). The caller owns it and closes it after Shutdown.
+	Objects *objectstore.Store
 }
 
 func (c *Config) validate() error {
@@ -69,6 +77,7 @@ type Server struct {
 	grpc     *grpc.Server
 	started  time.Time
 	draining atomic.Bool
+	objects  objectRefs // the references DoPut took, until object_release
 }
 
 // New builds a server over a scheduler and a catalog it does not own.
@@ -165,6 +174,8 @@ type NodeStatus struct {
 	Functions []string `json:"functions"`
 	scheduler.Stats
 	udf.PoolStats
+	// ObjectStore is absent when the node has no object store.
+	ObjectStore *objectstore.Stats `json:"object_store,omitempty"`
 }
 
 // ClusterStatus is the body of the cluster_status action.
@@ -191,6 +202,10 @@ func (s *Server) ClusterStatus() ClusterStatus {
 	}
 	if s.cfg.Workers != nil {
 		n.PoolStats = s.cfg.Workers.Stats()
+	}
+	if s.cfg.Objects != nil {
+		st := s.cfg.Objects.Stats()
+		n.ObjectStore = &st
 	}
 	return ClusterStatus{Nodes: []NodeStatus{n}}
 }

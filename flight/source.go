@@ -8,13 +8,17 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/flight"
+
+	"github.com/quiver-udf/quiver/internal/record"
 )
 
 // source adapts a Flight record reader to scheduler.Source. Every batch is
 // validated: a malformed body is an error for the call, never a panic.
+// Valid batches are offered to the call's recording, if any.
 type source struct {
 	rdr *flight.Reader
 	n   int
+	rec *record.Call // nil: not recording
 }
 
 func (s *source) Next() (rec arrow.RecordBatch, err error) {
@@ -37,8 +41,12 @@ func (s *source) Next() (rec arrow.RecordBatch, err error) {
 		return nil, fmt.Errorf("%w: batch %d: %v", errMalformed, s.n, err)
 	}
 	s.n++
+	s.rec.Offer(rec)
 	rec.Retain()
 	return rec, nil
 }
 
-func (s *source) Close() { s.rdr.Release() }
+func (s *source) Close() {
+	s.rec.Close()
+	s.rdr.Release()
+}

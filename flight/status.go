@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/quiver-udf/quiver/objectstore"
 	"github.com/quiver-udf/quiver/scheduler"
 	"github.com/quiver-udf/quiver/udf"
 )
@@ -41,8 +42,16 @@ func codeOf(err error) codes.Code {
 		return codes.ResourceExhausted
 	case errors.Is(err, scheduler.ErrClosed), errors.Is(err, errDraining):
 		return codes.Unavailable
-	case errors.Is(err, errUnknownAction):
+	case errors.Is(err, errUnknownAction), errors.Is(err, errNoObjectStore):
 		return codes.Unimplemented
+	case errors.Is(err, objectstore.ErrNotFound):
+		return codes.NotFound
+	case errors.Is(err, objectstore.ErrOverCapacity):
+		return codes.ResourceExhausted
+	case errors.Is(err, objectstore.ErrInvalidObject):
+		return codes.InvalidArgument
+	case errors.Is(err, objectstore.ErrClosed):
+		return codes.Unavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):

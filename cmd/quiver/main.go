@@ -1,4 +1,5 @@
-// Command quiver runs and manages a Quiver node: start, stop, status, version.
+// Command quiver runs and manages a Quiver node: start, stop, status,
+// loadtest, version.
 package main
 
 import (
@@ -23,7 +24,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(startCmd(), stopCmd(), statusCmd(), versionCmd())
+	root.AddCommand(startCmd(), stopCmd(), statusCmd(), loadtestCmd(), versionCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "quiver:", err)
 		os.Exit(1)

@@ -13,12 +13,16 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/quiver-udf/quiver/internal/node"
+	"github.com/quiver-udf/quiver/internal/record"
 	"github.com/quiver-udf/quiver/internal/rundir"
+	"github.com/quiver-udf/quiver/objectstore"
 )
 
 type startFlags struct {
 	listen, socket, runDir, tokenFile string
 	tlsCert, tlsKey, logLevel, python string
+	record, spillDir                  string
+	recordMax, objectMemory           int64
 	executors, workers, maxMessage    int
 	drain                             time.Duration
 	block                             bool
@@ -39,6 +43,9 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 			}
 			if f.socket == "" {
 				f.socket = filepath.Join(f.runDir, rundir.SocketName)
+			}
+			if f.spillDir == "" {
+				f.spillDir = filepath.Join(f.runDir, "spill")
 			}
 			if !f.block {
 				return startDetached(cmd, f)
@@ -71,6 +78,10 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate (PEM)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
 	fl.IntVar(&f.maxMessage, "max-message-bytes", 0, "largest gRPC message, i.e. input batch (default 512 MiB)")
+	fl.StringVar(&f.record, "record", "", "record the input of every call under this directory (see docs/loadtest.md)")
+	fl.Int64Var(&f.recordMax, "record-max-bytes", record.DefaultMaxBytes, "bound of the recording on disk, bytes; past it the oldest finished calls are deleted")
+	fl.Int64Var(&f.objectMemory, "object-store-memory", objectstore.DefaultMemoryBytes(), "bytes of objects held in memory before spilling; 30% of RAM by default")
+	fl.StringVar(&f.spillDir, "spill-dir", "", "directory for object store spill files (default RUN_DIR/spill)")
 	fl.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for calls in flight")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.block, "block", false, "stay in the foreground; print a ready line on stdout when serving")
@@ -80,22 +91,33 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 // config turns the flags into a node.Config.
 func (f startFlags) config(cmd *cobra.Command) (node.Config, error) {
 	cfg := node.Config{
-		Listen:          f.listen,
-		Socket:          f.socket,
-		Executors:       f.executors,
-		Workers:         f.workers,
-		Python:          f.python,
-		TLSCert:         f.tlsCert,
-		TLSKey:          f.tlsKey,
-		MaxMessageBytes: f.maxMessage,
-		DrainTimeout:    f.drain,
-		Version:         version,
+		Listen:            f.listen,
+		Socket:            f.socket,
+		Executors:         f.executors,
+		Workers:           f.workers,
+		Python:            f.python,
+		TLSCert:           f.tlsCert,
+		TLSKey:            f.tlsKey,
+		MaxMessageBytes:   f.maxMessage,
+		DrainTimeout:      f.drain,
+		Version:           version,
+		Record:            f.record,
+		RecordMaxBytes:    f.recordMax,
+		ObjectStoreMemory: f.objectMemory,
+		SpillDir:          f.spillDir,
 		Ready: func(tcp, socket string) {
 			fmt.Fprintf(cmd.OutOrStdout(), "quiver ready tcp=%s unix=%s\n", tcp, socket)
 		},
 	}
 	if cfg.Socket == "none" {
 		cfg.Socket = ""
+	}
+	if f.record != "" {
+		dir, err := filepath.Abs(f.record)
+		if err != nil {
+			return cfg, fmt.Errorf("--record: %w", err)
+		}
+		cfg.Record = dir
 	}
 	if f.tokenFile != "" {
 		b, err := os.ReadFile(f.tokenFile)

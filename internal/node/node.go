@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/quiver-udf/quiver/flight"
+	"github.com/quiver-udf/quiver/internal/record"
+	"github.com/quiver-udf/quiver/objectstore"
 	"github.com/quiver-udf/quiver/scheduler"
 	"github.com/quiver-udf/quiver/udf"
 )
@@ -47,6 +49,16 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Version is reported by health and status.
 	Version string
+	// Record, when set, is a directory where the input of every call is
+	// recorded (package record); empty records nothing.
+	Record string
+	// RecordMaxBytes bounds the recording on disk; zero means 1 GiB.
+	RecordMaxBytes int64
+	// ObjectStoreMemory bounds the object store's memory, in bytes; zero
+	// means 30% of this machine's memory (objectstore.DefaultMemoryBytes).
+	ObjectStoreMemory int64
+	// SpillDir is where the object store spills; empty means os.TempDir().
+	SpillDir string
 	// Ready, if set, is called once the listeners are bound, with the real
 	// TCP address (port 0 resolved) and the socket path.
 	Ready func(tcp, socket string)
@@ -70,6 +82,12 @@ func (c *Config) validate() error {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 30 * time.Second
+	}
+	if c.RecordMaxBytes < 0 {
+		return errors.New("node: negative --record-max-bytes")
+	}
+	if c.ObjectStoreMemory < 0 {
+		return errors.New("node: negative --object-store-memory")
 	}
 	return nil
 }
@@ -120,8 +138,31 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	defer sched.Close()
+	objects, err := objectstore.New(objectstore.Config{MemoryBytes: cfg.ObjectStoreMemory, SpillDir: cfg.SpillDir}, log.Named("objects"))
+	if err != nil {
+		closeAll(lis)
+		return err
+	}
+	// Closed after the server has drained (deferred calls run last first).
+	defer objects.Close()
 	fcfg := flight.Config{Token: cfg.Token, MaxMessageBytes: cfg.MaxMessageBytes, Version: cfg.Version,
-		Socket: cfg.Socket, Workers: pool}
+		Socket: cfg.Socket, Workers: pool, Objects: objects}
+	if cfg.Record != "" {
+		// The queue may hold one largest message: every batch can be recorded.
+		queue := int64(cfg.MaxMessageBytes)
+		if queue == 0 {
+			queue = flight.DefaultMaxMessageBytes
+		}
+		rec, err := record.New(record.Config{Dir: cfg.Record, MaxBytes: cfg.RecordMaxBytes, QueueBytes: queue}, log.Named("record"))
+		if err != nil {
+			closeAll(lis)
+			return err
+		}
+		// Closed after the server has drained (deferred calls run last first).
+		defer rec.Close()
+		fcfg.Recorder = rec
+		log.Info("recording calls", zap.String("dir", cfg.Record), zap.Int64("max_bytes", rec.MaxBytes()))
+	}
 	if cfg.TLSCert != "" {
 		if fcfg.TLS, err = credentials.NewServerTLSFromFile(cfg.TLSCert, cfg.TLSKey); err != nil {
 			closeAll(lis)
@@ -147,7 +188,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		workers = pool.Size()
 	}
 	log.Info("serving", zap.String("tcp", tcpAddr), zap.String("socket", cfg.Socket),
-		zap.Int("executors", sched.Executors()), zap.Int("python_workers", workers))
+		zap.Int("executors", sched.Executors()), zap.Int("python_workers", workers),
+		zap.Int64("object_store_bytes", objects.Limit()), zap.String("spill_dir", objects.Dir()))
 	if cfg.Ready != nil {
 		cfg.Ready(tcpAddr, cfg.Socket)
 	}

@@ -1,0 +1,426 @@
+// The store: the core under one lock, the objects' data, and the spiller.
+package objectstore
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"go.uber.org/zap"
+)
+
+// Store holds objects in memory up to a bound and spills the rest to disk.
+// Its methods and its handles' are safe for concurrent use.
+type Store struct {
+	cfg Config
+	log *zap.Logger
+	dir string // this store's private spill directory
+
+	mu     sync.Mutex
+	core   *core
+	held   map[*meta]Object           // data of the objects in memory (retained)
+	puts   map[*request]Object        // data of puts waiting for room (retained)
+	waits  map[*request]chan struct{} // closed when the request finishes
+	files  map[int]*os.File           // open spill files
+	closed bool
+
+	kick chan struct{} // wakes the spiller; capacity 1
+	quit chan struct{} // closed by Close
+	done chan struct{} // closed when the spiller has returned
+}
+
+// New starts a store and its spiller goroutine; Close stops it.
+func New(cfg Config, log *zap.Logger) (*Store, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if err := os.MkdirAll(cfg.SpillDir, 0o700); err != nil {
+		return nil, fmt.Errorf("objectstore: spill directory: %w", err)
+	}
+	dir, err := os.MkdirTemp(cfg.SpillDir, "objects-")
+	if err != nil {
+		return nil, fmt.Errorf("objectstore: spill directory: %w", err)
+	}
+	sp, err := newSpillIO(cfg.Mem)
+	if err != nil {
+		os.Remove(dir)
+		return nil, err
+	}
+	s := &Store{
+		cfg: cfg, log: log, dir: dir,
+		core:  newCore(cfg.MemoryBytes, cfg.highWaterBytes(), cfg.SpillFileBytes),
+		held:  make(map[*meta]Object),
+		puts:  make(map[*request]Object),
+		waits: make(map[*request]chan struct{}),
+		files: make(map[int]*os.File),
+		kick:  make(chan struct{}, 1),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	go s.spiller(sp)
+	return s, nil
+}
+
+// Limit is the memory bound in bytes (Config.MemoryBytes).
+func (s *Store) Limit() int64 { return s.cfg.MemoryBytes }
+
+// Dir is the store's private spill directory, inside Config.SpillDir.
+func (s *Store) Dir() string { return s.dir }
+
+// Put stores obj under a new random id and returns a handle holding one
+// reference. It waits while the spiller makes room, until ctx ends; it
+// fails with ErrOverCapacity if obj cannot fit even after every unpinned
+// object is spilled. The store retains obj's batches; the caller keeps its
+// own references.
+func (s *Store) Put(ctx context.Context, obj Object) (*Handle, error) {
+	return s.PutWithID(ctx, NewID(), obj)
+}
+
+// PutWithID is Put under an id the caller chose, for content addressing:
+// if an object has this id already, the handle is a new reference to it
+// and obj is not stored (same id, same content).
+func (s *Store) PutWithID(ctx context.Context, id ID, obj Object) (*Handle, error) {
+	if err := id.check(); err != nil {
+		return nil, err
+	}
+	if err := obj.check(); err != nil {
+		return nil, err
+	}
+	size := obj.Size()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	out, m, r, err := s.core.put(id, size)
+	var ch chan struct{}
+	switch {
+	case err != nil:
+	case out == outDone:
+		s.held[m] = obj.retain()
+	case out == outWait:
+		s.puts[r] = obj.retain()
+		ch = s.waitFor(r)
+	}
+	s.apply()
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if out == outWait {
+		if err := s.wait(ctx, r, ch); err != nil {
+			return nil, err
+		}
+		m = r.m
+	}
+	return &Handle{s: s, m: m}, nil
+}
+
+// Acquire returns a new handle holding one more reference to the object
+// id names, or ErrNotFound.
+func (s *Store) Acquire(id ID) (*Handle, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	m := s.core.lookup(id)
+	if m == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, string(id))
+	}
+	s.core.retain(m)
+	return &Handle{s: s, m: m}, nil
+}
+
+// Stats is a snapshot of the store's accounting.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.core.stats()
+}
+
+// Close stops the spiller, fails the puts and reads still waiting with
+// ErrClosed, releases every object's memory and removes the spill files.
+// Handles become inert: Release and Unpin do nothing, Pin fails. Data a
+// reader got from Pin must not be used after Close.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.quit)
+	s.mu.Unlock()
+	<-s.done
+	s.mu.Lock()
+	s.core.close()
+	s.apply()
+	for _, obj := range s.held {
+		obj.release()
+	}
+	s.held = nil
+	for _, f := range s.files {
+		f.Close()
+	}
+	s.files = nil
+	s.mu.Unlock()
+	return os.RemoveAll(s.dir)
+}
+
+// Handle is a counted reference to an object. Put and Acquire return a
+// handle holding one reference; Retain adds one, Release drops one, and
+// the object is freed with the last. The count is the object's: a handle
+// released more times than it (and its copies) was retained panics.
+type Handle struct {
+	s *Store
+	m *meta
+}
+
+// ID is the object's id.
+func (h *Handle) ID() ID { return h.m.id }
+
+// Size is what the object counts against the memory bound, in bytes.
+func (h *Handle) Size() int64 { return h.m.size }
+
+// Retain adds a reference.
+func (h *Handle) Retain() {
+	h.s.locked(func() { h.s.core.retain(h.m) })
+}
+
+// Release drops a reference; the last one frees the object (and its spill
+// file, once no other object lives in it). Releasing more references than
+// were held panics, naming the object.
+func (h *Handle) Release() {
+	h.s.locked(func() { h.s.core.release(h.m) })
+}
+
+// Pin keeps the object in memory until Unpin and returns its data, valid
+// until then: a pinned object is never spilled. An object on disk is read
+// back first, which waits for room (until ctx ends) and fails with
+// ErrOverCapacity when pinned objects leave none. The caller must hold a
+// reference while the object is pinned, and must not release the
+// returned batches (Retain them to keep them past Unpin).
+func (h *Handle) Pin(ctx context.Context) (Object, error) {
+	s := h.s
+	var (
+		out outcome
+		r   *request
+		err error
+		ch  chan struct{}
+		obj Object
+	)
+	ok := s.locked(func() {
+		out, r, err = s.core.pin(h.m)
+		switch {
+		case err != nil:
+		case out == outDone:
+			obj = s.held[h.m]
+		default:
+			ch = s.waitFor(r)
+		}
+	})
+	if !ok {
+		return Object{}, ErrClosed
+	}
+	if err != nil || out == outDone {
+		return obj, err
+	}
+	if err := s.wait(ctx, r, ch); err != nil {
+		return Object{}, err
+	}
+	if !s.locked(func() { obj = s.held[h.m] }) {
+		return Object{}, ErrClosed
+	}
+	return obj, nil
+}
+
+// Unpin drops a pin; more unpins than pins panic, naming the object.
+func (h *Handle) Unpin() {
+	h.s.locked(func() { h.s.core.unpin(h.m) })
+}
+
+// locked runs f under the lock, then applies what the core decided. It
+// does nothing and reports false once the store is closed. A panic in f
+// (a count below zero) leaves the lock released.
+func (s *Store) locked(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	f()
+	s.apply()
+	return true
+}
+
+// waitFor returns the channel closed when r finishes; a restore's readers
+// share one.
+func (s *Store) waitFor(r *request) chan struct{} {
+	ch, ok := s.waits[r]
+	if !ok {
+		ch = make(chan struct{})
+		s.waits[r] = ch
+	}
+	return ch
+}
+
+// wait waits until r finishes or ctx ends, and returns r's error. A waiter
+// that gives up withdraws from r, unless r finished meanwhile.
+func (s *Store) wait(ctx context.Context, r *request, ch chan struct{}) error {
+	select {
+	case <-ch:
+		return r.err // written before ch was closed
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r.finished() {
+		return r.err
+	}
+	s.core.cancel(r)
+	s.apply()
+	return ctx.Err()
+}
+
+// apply does what the core decided: hand data over, wake waiters, release
+// memory, delete spill files, wake the spiller. Called under the lock.
+func (s *Store) apply() {
+	for _, e := range s.core.take() {
+		switch e.kind {
+		case evAdmit:
+			obj := s.puts[e.r]
+			delete(s.puts, e.r)
+			if e.r.dup {
+				obj.release()
+			} else {
+				s.held[e.m] = obj
+			}
+			s.finish(e.r)
+		case evRefuse:
+			if obj, ok := s.puts[e.r]; ok {
+				obj.release()
+				delete(s.puts, e.r)
+			}
+			s.finish(e.r)
+		case evRestore:
+			s.finish(e.r)
+		case evSpill, evDrop, evFree:
+			if obj, ok := s.held[e.m]; ok {
+				obj.release()
+				delete(s.held, e.m)
+			}
+		case evDelete:
+			if f := s.files[e.file]; f != nil {
+				delete(s.files, e.file)
+				f.Close()
+				if err := os.Remove(f.Name()); err != nil {
+					s.log.Warn("removing a spill file", zap.Error(err))
+				}
+			}
+		}
+	}
+	if s.core.wantsWork() {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *Store) finish(r *request) {
+	if ch, ok := s.waits[r]; ok {
+		close(ch)
+		delete(s.waits, r)
+	}
+}
+
+// spiller is the one goroutine that does spill I/O: it asks the core for a
+// job, does the I/O without the lock, and reports back.
+func (s *Store) spiller(sp *spillIO) {
+	defer close(s.done)
+	defer sp.close()
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		j := s.core.next()
+		s.apply() // what next admitted may be the object it chose to write: hold its data first
+		var (
+			obj  Object
+			f    *os.File
+			err  error
+			seg  segment
+			size int64
+		)
+		switch j.kind {
+		case jobWrite:
+			held, ok := s.held[j.m]
+			if !ok {
+				panic(fmt.Sprintf("objectstore: object %s chosen to spill has no data in memory", j.m.id))
+			}
+			obj = held.retain() // the store may free it while we write
+			f, err = s.file(j.file)
+		case jobRead:
+			f, seg, size = s.files[j.file], j.m.seg, j.m.size
+		}
+		s.mu.Unlock()
+
+		switch j.kind {
+		case jobNone:
+			select {
+			case <-s.kick:
+			case <-s.quit:
+				return
+			}
+		case jobWrite:
+			var n int64
+			if err == nil {
+				n, err = sp.write(f, j.off, obj)
+			}
+			obj.release()
+			s.mu.Lock()
+			if err != nil {
+				s.log.Error("spilling an object failed; spilling only objects on disk already until the next request for room",
+					zap.String("object", string(j.m.id)), zap.Error(err))
+				s.core.writeFailed()
+			} else {
+				s.core.written(n)
+			}
+			s.apply()
+			s.mu.Unlock()
+		case jobRead:
+			obj, err := sp.read(f, seg, size)
+			s.mu.Lock()
+			if err != nil {
+				s.log.Error("reading an object back failed", zap.String("object", string(j.m.id)), zap.Error(err))
+				s.core.readFailed(err)
+			} else {
+				s.held[j.m] = obj
+				s.core.readDone()
+			}
+			s.apply()
+			s.mu.Unlock()
+		}
+	}
+}
+
+// file returns spill file n, creating it on its first write.
+func (s *Store) file(n int) (*os.File, error) {
+	if f := s.files[n]; f != nil {
+		return f, nil
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, fmt.Sprintf("spill-%06d.zst", n)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("objectstore: %w", err)
+	}
+	s.files[n] = f
+	return f, nil
+}
