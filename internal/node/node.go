@@ -116,7 +116,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	var pool *udf.WorkerPool
 	if cfg.Workers >= 0 {
-		pool, err = udf.NewWorkerPool(udf.PoolConfig{Workers: cfg.Workers, Python: cfg.Python, Output: os.Stderr}, log.Named("workers"))
+		pcfg := udf.PoolConfig{Workers: cfg.Workers, Python: cfg.Python, Output: os.Stderr, Env: workerEnv(cfg, lis)}
+		pool, err = udf.NewWorkerPool(pcfg, log.Named("workers"))
 		if err != nil {
 			closeAll(lis)
 			return err
@@ -207,6 +208,25 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	log.Info("stopped")
 	return serveErr
+}
+
+// workerEnv tells Python workers how to reach their own node, so that code
+// in a task or UDF can call quiver.connect() (nested tasks, quiver.get).
+func workerEnv(cfg Config, lis []net.Listener) []string {
+	addr := ""
+	switch {
+	case cfg.Socket != "":
+		addr = "grpc+unix://" + cfg.Socket
+	case cfg.TLSCert != "":
+		addr = "grpc+tls://" + lis[0].Addr().String()
+	default:
+		addr = "grpc://" + lis[0].Addr().String()
+	}
+	env := []string{"QUIVER_ADDRESS=" + addr}
+	if cfg.Token != "" {
+		env = append(env, "QUIVER_TOKEN="+cfg.Token)
+	}
+	return env
 }
 
 // listen binds TCP first (if any), then the unix socket.
