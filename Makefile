@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 QUICK ?=
 
-.PHONY: setup build run test test-go test-py bench lint clean
+.PHONY: setup build run run-builtins test test-go test-py bench lint clean
 
 setup: $(VENV)/.installed build ## Python venv with pinned deps, Go modules, the binary
 
@@ -23,7 +23,10 @@ build: ## bin/quiver
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/quiver ./cmd/quiver
 	mkdir -p pyclient/quiver/_bin && cp bin/quiver pyclient/quiver/_bin/quiver
 
-run: setup ## start a node, call every built-in on generated data, stop it
+run: setup ## the main job: a heavy PySpark pandas UDF on skewed data, plain and accelerated
+	$(PY) spark-jobs/demo.py
+
+run-builtins: setup ## start a node, call every built-in on generated data, stop it
 	@rundir=$$(mktemp -d); chmod 700 $$rundir; \
 	trap 'bin/quiver stop --run-dir $$rundir >/dev/null 2>&1; rm -rf $$rundir' EXIT; \
 	bin/quiver start --run-dir $$rundir --listen 127.0.0.1:0 --python $(CURDIR)/$(PY) && \
