@@ -220,14 +220,38 @@ func (p *WorkerPool) Run(ctx context.Context, t Task) (Result, error) {
 		return Result{}, err
 	}
 	p.tasks.Add(1)
-	stop := context.AfterFunc(ctx, w.kill)
+	var (
+		mu       sync.Mutex
+		grace    *time.Timer
+		finished bool
+	)
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !finished {
+			grace = time.AfterFunc(CancelGrace, w.kill)
+		}
+	})
 	res, err := w.run(t)
-	if !stop() && ctx.Err() != nil {
-		err = ctx.Err()
+	if !stop() {
+		mu.Lock()
+		finished = true
+		if grace != nil && !grace.Stop() {
+			err = fmt.Errorf("%w (killed %s after its call ended)", ctx.Err(), CancelGrace)
+		} else {
+			err = ctx.Err()
+		}
+		mu.Unlock()
 	}
 	p.release(w)
 	return res, err
 }
+
+// CancelGrace is how long a task may go on after its call ended (the client
+// went away, another task failed, a deadline passed) before its worker is
+// killed: a short task finishes and keeps its worker; a long one costs a
+// restart, since Python code cannot be interrupted.
+const CancelGrace = time.Second
 
 // Close stops every worker: idle ones get SHUTDOWN, busy ones are killed
 // when their callers return them.

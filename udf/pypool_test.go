@@ -197,3 +197,28 @@ func TestNoInterpreter(t *testing.T) {
 		t.Fatalf("got %v, want ErrNoWorkers", err)
 	}
 }
+
+func TestCancelSparesShortTask(t *testing.T) {
+	py := testPython(t)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	pool := newTestPool(t, py, 1)
+	blob := pyBlob(t, py, "import time\ndef f(s):\n    time.sleep(0.2)\n    return s", "pa.int64()")
+	f, _ := NewPyFunc("short", blob, arrow.PrimitiveTypes.Int64, pool)
+	arg := int64Array(mem, 1)
+	defer arg.Release()
+	// Warm up: the first task loads the function.
+	if out, err := f.Eval(context.Background(), mem, []arrow.Array{arg}); err == nil {
+		out.Release()
+	} else {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := f.Eval(ctx, mem, []arrow.Array{arg}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want DeadlineExceeded", err)
+	}
+	if st := pool.Stats(); st.Restarts != 0 {
+		t.Fatalf("a task that ended within the grace period cost a restart: %+v", st)
+	}
+}
