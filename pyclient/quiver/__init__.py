@@ -5,6 +5,10 @@
     client.call("sha256_hex", batch)           # RecordBatch, Table or pandas DataFrame
     client.functions(); client.status(); client.health()
 
+    fut = client.submit(fn, *args)             # tasks on the node's workers (quiver.tasks)
+    client.map(fn, items); ref = client.put(obj); client.get(ref)
+    quiver.get(ref)                            # in a UDF or task: a broadcast object, cached
+
     @pandas_udf("double")
     @quiver.accelerate                         # a pandas UDF's batches run on the node
     def f(x: pd.Series) -> pd.Series: ...
@@ -18,6 +22,7 @@ from .client import Client, Function, connect, default_socket, resolve_address
 from .errors import (
     FunctionNotFound,
     InvalidArgument,
+    ObjectLost,
     OverCapacity,
     QuiverError,
     Timeout,
@@ -26,6 +31,7 @@ from .errors import (
     Unavailable,
 )
 from .local import shutdown
+from .objects import ObjectRef, get
 
 __version__ = "0.1.0"
 
@@ -35,6 +41,8 @@ __all__ = [
     "accelerate",
     "connect",
     "shutdown",
+    "get",
+    "ObjectRef",
     "default_socket",
     "resolve_address",
     "QuiverError",
@@ -45,4 +53,5 @@ __all__ = [
     "Unauthenticated",
     "OverCapacity",
     "Timeout",
+    "ObjectLost",
 ]

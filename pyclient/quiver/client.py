@@ -107,6 +107,10 @@ class Client:
         # (summed over its output batches): rows nulled by on_error="null", and
         # milliseconds spent in Python functions. None before the first call.
         self.last_call_info: dict | None = None
+        # submit/map's queue and dispatch threads (quiver.tasks), made at the first submit.
+        self._dispatcher = None
+        self._dispatcher_lock = threading.Lock()
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"quiver.Client({self.address!r})"
@@ -118,7 +122,13 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Close the connection. Calls in flight on other threads fail."""
+        """Close the connection. Calls in flight on other threads fail, and so do
+        tasks submitted but not started."""
+        with self._dispatcher_lock:
+            dispatcher, self._dispatcher = self._dispatcher, None
+            self._closed = True
+        if dispatcher is not None:
+            dispatcher.close()
         self._flight.close()
 
     # Calls.
@@ -225,6 +235,75 @@ class Client:
             headers.append((b"quiver-timeout-ms", str(max(1, math.ceil(timeout * 1000))).encode()))
         return flight.FlightCallOptions(timeout=timeout, headers=headers)
 
+    # Tasks and objects (quiver.tasks, quiver.objects).
+
+    def submit(self, fn, /, *args, **kwargs):
+        """Run fn(*args, **kwargs) on the node's workers; return a concurrent.futures.Future.
+
+        fn and the arguments travel cloudpickled (what fn references by module
+        must be importable by the workers); ObjectRef arguments (top-level
+        positional arguments and keyword values) arrive as their objects. The
+        future's result is fn's return value; an exception in fn fails this
+        future only, with UDFError carrying the remote traceback. Submissions
+        are batched into few calls by a background dispatcher, so submitting
+        thousands at once is cheap. A task may submit tasks itself (nested
+        tasks), but a parent that blocks on children holds a worker: keep
+        fewer blocking parents than workers. See quiver.tasks.
+        """
+        return self._tasks().submit(fn, args, kwargs)
+
+    def map(self, fn, items, ordered: bool = True):
+        """fn(item) for each item on the node's workers, as an iterator of results.
+
+        ordered=True yields in input order; ordered=False as tasks finish. The
+        tasks are submitted at once (a window of 20,000 at a time); an exception
+        in a task is raised by the iterator when its result is reached; leaving
+        the loop early cancels the tasks not yet started.
+        """
+        from .tasks import map_tasks
+        return map_tasks(self._tasks(), fn, items, ordered=ordered)
+
+    def wait(self, futures, timeout: float | None = None, return_when: str = "ALL_COMPLETED"):
+        """Wait for futures like concurrent.futures.wait; return (done, not_done)."""
+        from .tasks import wait
+        return wait(futures, timeout=timeout, return_when=return_when)
+
+    def put(self, obj):
+        """Store obj on the node; return an ObjectRef (see quiver.objects).
+
+        A pyarrow Table or RecordBatch is stored as Arrow, its batches streamed
+        as they are (no copy here); anything else is cloudpickled and stored
+        as a blob. The object stays until released (ref.release()) or the node
+        stops; OverCapacity when it does not fit in the node's object store.
+        """
+        from .objects import put
+        return put(self, obj)
+
+    def get(self, ref):
+        """Read an object back: a pyarrow Table for Arrow objects, the unpickled
+        object for others; a list of refs gives a list. ObjectLost if the node
+        does not hold it (released, or lost with a node that stopped)."""
+        from .objects import fetch
+        if isinstance(ref, (list, tuple)):
+            return [self.get(r) for r in ref]
+        from .objects import _check_ref
+        return fetch(self, _check_ref(ref))[0]
+
+    def release(self, ref) -> None:
+        """Drop an object (or a list of them) from the node; ObjectLost if it is not there."""
+        from .objects import release
+        for r in (ref if isinstance(ref, (list, tuple)) else [ref]):
+            release(self, r)
+
+    def _tasks(self):
+        with self._dispatcher_lock:
+            if self._closed:
+                raise QuiverError("quiver: the client is closed")
+            if self._dispatcher is None:
+                from .tasks import Dispatcher
+                self._dispatcher = Dispatcher(self)
+            return self._dispatcher
+
     # Catalog and administration.
 
     def functions(self) -> list[Function]:
@@ -272,8 +351,9 @@ class Client:
         arrow_type = to_arrow_type(returns)
         if kind is None:
             kind = "class" if isinstance(fn_or_class, type) else "series"
-        if kind not in ("series", "iterator", "dataframe", "arrow", "class"):
-            raise ValueError(f"quiver: kind must be series, iterator, dataframe, arrow or class, not {kind!r}")
+        if kind not in ("series", "iterator", "dataframe", "arrow", "class", "task"):
+            raise ValueError(f"quiver: kind must be series, iterator, dataframe, arrow, class or task, "
+                             f"not {kind!r}")
         if name is None:
             name = getattr(fn_or_class, "__name__", None)
             if not name or name == "<lambda>":

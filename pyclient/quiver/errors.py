@@ -38,6 +38,7 @@ __all__ = [
     "Unauthenticated",
     "OverCapacity",
     "Timeout",
+    "ObjectLost",
     "translate",
     "mapped_errors",
 ]
@@ -80,6 +81,15 @@ class OverCapacity(QuiverError):
 
 class Timeout(QuiverError):
     """The call ran past its deadline (DEADLINE_EXCEEDED)."""
+
+
+class ObjectLost(QuiverError):
+    """The node does not hold this object (NOT_FOUND on DoGet or object_release):
+    it was released, or lost with a node that stopped. ``object_id`` names it."""
+
+    def __init__(self, message: str, object_id: str | None = None):
+        super().__init__(message)
+        self.object_id = object_id
 
 
 _RESOURCE_EXHAUSTED_PREFIX = "gRPC returned resource exhausted error"

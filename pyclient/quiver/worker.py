@@ -18,6 +18,11 @@ The blob is the cloudpickle of {"fn", "kind", "returns", "spark"}; the kinds:
     arrow      fn(*pyarrow.Array) -> pyarrow.Array; no pandas at all
     class      fn is a class: fn() once per worker at its first task, then
                instance(*series) per task
+    task       Client.submit/map (quiver.tasks): one large_binary argument whose
+               rows are pickled (args, kwargs); fn(*args, **kwargs) once per
+               row, ObjectRef arguments resolved; one large_binary result row
+               per input row, the pickled ("ok", value) or ("err", ...): a task
+               that raises fails its own row, never the call
 
 Arguments and results convert with quiver._convert, the same functions the
 accelerate wrapper uses, so the function sees what Spark would hand it.
@@ -49,7 +54,7 @@ MAX_HEADER = 1 << 20
 MAX_BODY = 2 << 30
 CONTROL_FD = 3
 EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC end-of-stream marker
-KINDS = ("series", "iterator", "dataframe", "arrow", "class")
+KINDS = ("series", "iterator", "dataframe", "arrow", "class", "task")
 
 
 class ProtocolError(Exception):
@@ -218,6 +223,12 @@ class Worker:
     def call(self, f: _Function, batch: pa.RecordBatch):
         """Run the function on a batch; return (Arrow result, ms in the function)."""
         kind = f.kind
+        if kind == "task":
+            from .tasks import run_task_rows
+            if batch.num_columns != 1:
+                raise TypeError(f"{f.name} is a task: it takes one column of pickled arguments, "
+                                f"got {batch.num_columns}")
+            return run_task_rows(f.fn, batch.column(0))
         if kind == "arrow":
             args = batch.columns
             start = time.perf_counter()
