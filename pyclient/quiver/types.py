@@ -54,13 +54,22 @@ def to_arrow_type(returns) -> pa.DataType:
 
     DDL is case-insensitive and may nest freely: "double", "decimal(38,18)",
     "array<array<string>>", "map<string,bigint>", "struct<a:int,b:string>", or
-    the top-level field list "a int, b string" (a struct). Raises ValueError
+    the top-level field list "a int, b string" (a struct). A string that is
+    not DDL may be a pyarrow type alias ("int64", "float32"). Raises ValueError
     for DDL it cannot parse and TypeError for anything else.
     """
     if isinstance(returns, pa.DataType):
         return returns
     if isinstance(returns, str):
-        return _Parser(returns).parse()
+        try:
+            return _Parser(returns).parse()
+        except ValueError:
+            # A pyarrow type name ("int64", "large_string") is a natural thing to try.
+            try:
+                return pa.type_for_alias(returns.strip())
+            except (ValueError, KeyError):
+                pass
+            raise
     spark = _from_pyspark(returns)
     if spark is not None:
         return spark

@@ -441,3 +441,12 @@ def test_pyspark_types():
     want = pa.struct([pa.field("a", pa.list_(pa.field("element", pa.int64(), False))),
                       pa.field("m", pa.map_(pa.string(), pa.date32()), False)])
     assert got == want and str(got) == str(want)
+
+
+def test_pyarrow_alias_as_returns():
+    from quiver.types import to_arrow_type
+    assert to_arrow_type("int64") == pa.int64()
+    assert to_arrow_type("float32") == pa.float32()
+    assert to_arrow_type("bigint") == pa.int64()  # DDL wins where both read it
+    with pytest.raises(ValueError):
+        to_arrow_type("int65")
