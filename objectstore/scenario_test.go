@@ -3,14 +3,13 @@
 package objectstore
 
 import (
-	"bufio"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/quiver-udf/quiver/internal/scenario"
 )
 
 // A scenario file is a list of commands, each followed by the lines it must
@@ -33,64 +32,20 @@ import (
 //	objects                 ID SIZE STATE refs=N pins=N [fN@OFF], by id
 //	stats                   used, peak, objects, spilled, files
 func TestScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scenario files: %v", err)
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) { runScenario(t, f) })
-	}
-}
-
-type step struct {
-	line int
-	cmd  string
-	want []string
-}
-
-func readScenario(t *testing.T, path string) []step {
-	fh, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	var steps []step
-	sc := bufio.NewScanner(fh)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case strings.HasPrefix(line, ">"):
-			if len(steps) == 0 {
-				t.Fatalf("%s:%d: expectation before any command", path, n)
+	scenario.Run(t, "testdata/*.txt", func(t *testing.T) func(scenario.Step) []string {
+		h := &harness{t: t}
+		return func(s scenario.Step) []string {
+			h.out = nil
+			h.line = s.Line
+			h.exec(strings.Fields(s.Cmd))
+			if h.c != nil {
+				if err := h.c.check(); err != nil {
+					t.Fatalf("line %d: %s: invariant broken: %v", s.Line, s.Cmd, err)
+				}
 			}
-			s := &steps[len(steps)-1]
-			s.want = append(s.want, strings.TrimSpace(strings.TrimPrefix(line, ">")))
-		default:
-			steps = append(steps, step{line: n, cmd: line})
+			return h.out
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return steps
-}
-
-func runScenario(t *testing.T, path string) {
-	h := &harness{t: t}
-	for _, s := range readScenario(t, path) {
-		h.out = nil
-		h.line = s.line
-		h.exec(strings.Fields(s.cmd))
-		if strings.Join(h.out, "\n") != strings.Join(s.want, "\n") {
-			t.Errorf("%s:%d: %s\n got: %q\nwant: %q", path, s.line, s.cmd, h.out, s.want)
-		}
-		if h.c != nil {
-			if err := h.c.check(); err != nil {
-				t.Fatalf("%s:%d: %s: invariant broken: %v", path, s.line, s.cmd, err)
-			}
-		}
-	}
+	})
 }
 
 // harness plays the shell's part around a core.

@@ -3,14 +3,13 @@
 package scheduler
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/quiver-udf/quiver/internal/scenario"
 )
 
 // A scenario file is a list of commands, each followed by the lines it must
@@ -25,75 +24,28 @@ import (
 //	shuffle SEQ N SEED    complete tasks 0..N-1 of batch SEQ in a random order
 //	ready                 print the batches ready to emit, in order
 func TestScenarios(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no scenario files: %v", err)
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) { runScenario(t, f) })
-	}
+	scenario.Run(t, "testdata/*.txt", func(t *testing.T) func(scenario.Step) []string {
+		var core *Core
+		return func(s scenario.Step) []string { return execStep(t, &core, s) }
+	})
 }
 
-type step struct {
-	line int
-	cmd  string
-	want []string
-}
-
-func readScenario(t *testing.T, path string) []step {
-	fh, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	var steps []step
-	sc := bufio.NewScanner(fh)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case line == "" || strings.HasPrefix(line, "#"):
-		case strings.HasPrefix(line, ">"):
-			if len(steps) == 0 {
-				t.Fatalf("%s:%d: expectation before any command", path, n)
-			}
-			s := &steps[len(steps)-1]
-			s.want = append(s.want, strings.TrimSpace(strings.TrimPrefix(line, ">")))
-		default:
-			steps = append(steps, step{line: n, cmd: line})
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return steps
-}
-
-func runScenario(t *testing.T, path string) {
-	var core *Core
-	for _, s := range readScenario(t, path) {
-		got := execStep(t, &core, s)
-		if strings.Join(got, "\n") != strings.Join(s.want, "\n") {
-			t.Errorf("%s:%d: %s\n got: %q\nwant: %q", path, s.line, s.cmd, got, s.want)
-		}
-	}
-}
-
-func execStep(t *testing.T, core **Core, s step) []string {
-	f := strings.Fields(s.cmd)
+func execStep(t *testing.T, core **Core, s scenario.Step) []string {
+	f := strings.Fields(s.Cmd)
 	n := make([]int64, len(f))
 	for i := 1; i < len(f); i++ {
 		v, err := strconv.ParseInt(f[i], 10, 64)
 		if err != nil {
-			t.Fatalf("line %d: %q is not a number", s.line, f[i])
+			t.Fatalf("line %d: %q is not a number", s.Line, f[i])
 		}
 		n[i] = v
 	}
 	need := func(k int) {
 		if len(f) < k+1 {
-			t.Fatalf("line %d: %s needs %d arguments", s.line, f[0], k)
+			t.Fatalf("line %d: %s needs %d arguments", s.Line, f[0], k)
 		}
 		if f[0] != "window" && f[0] != "split" && f[0] != "taskrows" && f[0] != "costrows" && *core == nil {
-			t.Fatalf("line %d: %s before window", s.line, f[0])
+			t.Fatalf("line %d: %s before window", s.Line, f[0])
 		}
 	}
 	switch f[0] {
@@ -152,7 +104,7 @@ func execStep(t *testing.T, core **Core, s step) []string {
 		}
 		return []string{orNone(parts)}
 	}
-	t.Fatalf("line %d: unknown command %q", s.line, f[0])
+	t.Fatalf("line %d: unknown command %q", s.Line, f[0])
 	return nil
 }
 
