@@ -5,7 +5,6 @@ import (
 	"context"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
@@ -39,26 +38,8 @@ func (jaroWinkler) Bind(args []arrow.DataType) (arrow.DataType, error) {
 }
 
 func (jaroWinkler) Eval(ctx context.Context, mem memory.Allocator, args []arrow.Array) (arrow.Array, error) {
-	a, b, n, err := stringPair("jaro_winkler", args)
-	if err != nil {
-		return nil, err
-	}
-	validity, nulls := andValidity(mem, n, args...)
-	values := newValues(mem, n, arrow.Float64SizeBytes)
-	out := arrow.Float64Traits.CastFromBytes(values.Bytes())[:n]
 	var s jaroScratch
-	for i := range out {
-		if err := checkCtx(ctx, i); err != nil {
-			releaseBuffers(validity, values)
-			return nil, err
-		}
-		if validity != nil && !bitutil.BitIsSet(validity.Bytes(), i) {
-			out[i] = 0
-			continue
-		}
-		out[i] = s.similarity(a.Value(i), b.Value(i))
-	}
-	return fixedResult(arrow.PrimitiveTypes.Float64, n, validity, nulls, values), nil
+	return mapStringPairs(ctx, mem, "jaro_winkler", args, s.similarity)
 }
 
 // jaroScratch holds the buffers one Eval call reuses across rows.

@@ -132,3 +132,29 @@ func appendRunes(dst []rune, s string) []rune {
 	}
 	return dst
 }
+
+// mapStringPairs evaluates f on each row of two utf8 arguments into a
+// fixed-width result of type T; rows where either argument is null are
+// null. It is the loop of every string-distance kernel.
+func mapStringPairs[T int32 | float64](ctx context.Context, mem memory.Allocator, name string, args []arrow.Array, f func(a, b string) T) (arrow.Array, error) {
+	a, b, n, err := stringPair(name, args)
+	if err != nil {
+		return nil, err
+	}
+	dt := arrow.GetDataType[T]()
+	validity, nulls := andValidity(mem, n, args...)
+	values := newValues(mem, n, dt.(arrow.FixedWidthDataType).Bytes())
+	out := arrow.GetData[T](values.Bytes())[:n]
+	for i := range out {
+		if err := checkCtx(ctx, i); err != nil {
+			releaseBuffers(validity, values)
+			return nil, err
+		}
+		if validity != nil && !bitutil.BitIsSet(validity.Bytes(), i) {
+			out[i] = 0
+			continue
+		}
+		out[i] = f(a.Value(i), b.Value(i))
+	}
+	return fixedResult(dt, n, validity, nulls, values), nil
+}

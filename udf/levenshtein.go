@@ -6,7 +6,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
@@ -35,26 +34,8 @@ func (levenshtein) Bind(args []arrow.DataType) (arrow.DataType, error) {
 }
 
 func (levenshtein) Eval(ctx context.Context, mem memory.Allocator, args []arrow.Array) (arrow.Array, error) {
-	a, b, n, err := stringPair("levenshtein", args)
-	if err != nil {
-		return nil, err
-	}
-	validity, nulls := andValidity(mem, n, args...)
-	values := newValues(mem, n, arrow.Int32SizeBytes)
-	out := arrow.Int32Traits.CastFromBytes(values.Bytes())[:n]
 	var s levenshteinScratch
-	for i := range out {
-		if err := checkCtx(ctx, i); err != nil {
-			releaseBuffers(validity, values)
-			return nil, err
-		}
-		if validity != nil && !bitutil.BitIsSet(validity.Bytes(), i) {
-			out[i] = 0
-			continue
-		}
-		out[i] = s.distance(a.Value(i), b.Value(i))
-	}
-	return fixedResult(arrow.PrimitiveTypes.Int32, n, validity, nulls, values), nil
+	return mapStringPairs(ctx, mem, "levenshtein", args, s.distance)
 }
 
 // stringPair returns the two utf8 arguments of a string-distance function and
