@@ -252,16 +252,18 @@ class Client:
         """
         return self._tasks().submit(fn, args, kwargs)
 
-    def map(self, fn, items, ordered: bool = True):
+    def map(self, fn, items, *more_items, ordered: bool = True):
         """fn(item) for each item on the node's workers, as an iterator of results.
 
-        ordered=True yields in input order; ordered=False as tasks finish. The
-        tasks are submitted at once (a window of 20,000 at a time); an exception
-        in a task is raised by the iterator when its result is reached; leaving
-        the loop early cancels the tasks not yet started.
+        With several iterables fn takes one argument from each, like the builtin
+        map (map(f, grid, itertools.repeat(ref)): ObjectRef arguments are resolved
+        as for submit). ordered=True yields in input order; ordered=False as
+        tasks finish. The tasks are submitted at once (a window of 20,000 at a
+        time); an exception in a task is raised by the iterator when its result
+        is reached; leaving the loop early cancels the tasks not yet started.
         """
         from .tasks import map_tasks
-        return map_tasks(self._tasks(), fn, items, ordered=ordered)
+        return map_tasks(self._tasks(), fn, items, more_items, ordered=ordered)
 
     def wait(self, futures, timeout: float | None = None, return_when: str = "ALL_COMPLETED"):
         """Wait for futures like concurrent.futures.wait; return (done, not_done)."""
@@ -283,10 +285,9 @@ class Client:
         """Read an object back: a pyarrow Table for Arrow objects, the unpickled
         object for others; a list of refs gives a list. ObjectLost if the node
         does not hold it (released, or lost with a node that stopped)."""
-        from .objects import fetch
+        from .objects import _check_ref, fetch
         if isinstance(ref, (list, tuple)):
             return [self.get(r) for r in ref]
-        from .objects import _check_ref
         return fetch(self, _check_ref(ref))[0]
 
     def release(self, ref) -> None:

@@ -1,0 +1,273 @@
+"""Quiver's task API against Ray, side by side in one run: tasks and objects from driver-side Python.
+
+Measures, for each system on the same machine in the same run:
+  - async task throughput: 1,000 empty tasks submitted, then all gathered (tasks/s);
+  - sync round trip: one empty task submitted and its result awaited, again and again (us);
+  - small objects: put of a ~100-byte object and get of it back, sequentially (pairs/s);
+  - a 100 MB Arrow table: put, then get (GB/s each, and for the pair).
+Each figure is the best of --repeat runs. Prints a Markdown table.
+
+Quiver: its own node (bin/quiver, a private run directory, Python workers on this
+interpreter, one per core). Ray: ray.init(num_cpus=<cores>) on this machine, tasks
+with num_cpus=1. Ray is a benchmark-only dependency (bench/requirements.txt);
+--install-ray pip-installs the pinned version into this interpreter's environment
+first. Without Ray the Ray column says so.
+
+    .venv/bin/python bench/bench_tasks.py [--install-ray] [--no-ray] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pyarrow as pa
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+try:
+    import quiver
+except ImportError:  # a checkout without `pip install -e pyclient`
+    sys.path.insert(0, os.path.join(ROOT, "pyclient"))
+    import quiver
+
+ASYNC_TASKS = 1000
+SYNC_TASKS = 500
+SMALL_OBJECTS = 1000
+TABLE_BYTES = 100_000_000
+
+
+def noop(i):
+    return i
+
+
+def install_ray() -> None:
+    pin = "ray"
+    with open(os.path.join(BENCH, "requirements.txt")) as f:
+        for line in f:
+            if re.match(r"^ray\b", line.strip()):
+                pin = line.split("#")[0].strip()
+    print(f"installing {pin} ...", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", pin], check=True)
+
+
+def start_node(run_dir: str):
+    binary = os.environ.get("QUIVER_BIN") or os.path.join(ROOT, "bin", "quiver")
+    proc = subprocess.Popen([binary, "start", "--block", "--listen", "127.0.0.1:0", "--run-dir", run_dir,
+                             "--socket", os.path.join(run_dir, "q.sock"), "--python", sys.executable,
+                             "--log-level", "warn"],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("quiver ready"):
+        proc.kill()
+        sys.exit(f"the node did not start: {line!r}")
+    return proc, "grpc+unix://" + line.split("unix=")[1].strip()
+
+
+def best(repeat: int, fn):
+    """The best (smallest) of repeat timings of fn(), which returns seconds."""
+    return min(fn() for _ in range(repeat))
+
+
+def table_of(nbytes: int) -> pa.Table:
+    rows = nbytes // 8 // 4
+    base = np.arange(rows, dtype=np.int64)
+    return pa.table({"a": base, "b": base * 3, "c": base.astype(np.float64), "d": -base})
+
+
+# Quiver.
+
+def bench_quiver(address: str, repeat: int) -> dict:
+    client = quiver.connect(address)
+    wait_for_workers(client)
+    out = {}
+    client.submit(noop, 0).result()  # registered, workers warm
+
+    def async_run():
+        start = time.perf_counter()
+        futs = [client.submit(noop, i) for i in range(ASYNC_TASKS)]
+        client.wait(futs)
+        assert [f.result() for f in futs] == list(range(ASYNC_TASKS))
+        return time.perf_counter() - start
+    out["async"] = ASYNC_TASKS / best(repeat, async_run)
+
+    def sync_run():
+        lat = []
+        for i in range(SYNC_TASKS):
+            start = time.perf_counter()
+            client.submit(noop, i).result()
+            lat.append(time.perf_counter() - start)
+        return statistics.median(lat)
+    out["sync_us"] = best(repeat, sync_run) * 1e6
+
+    small = {"k": list(range(10))}
+
+    def small_run():
+        refs = []
+        start = time.perf_counter()
+        for _ in range(SMALL_OBJECTS):
+            ref = client.put(small)
+            client.get(ref)
+            refs.append(ref)
+        elapsed = time.perf_counter() - start
+        client.release(refs)
+        return elapsed
+    out["small"] = SMALL_OBJECTS / best(repeat, small_run)
+
+    table = table_of(TABLE_BYTES)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        ref = client.put(table)
+        put_s = time.perf_counter() - start
+        got = client.get(ref)
+        get_s = time.perf_counter() - start - put_s
+        assert got.num_rows == table.num_rows
+        ref.release()
+        del got
+        times.append((put_s, get_s))
+    out.update(_table_figures(table.nbytes, times))
+    client.close()
+    return out
+
+
+def wait_for_workers(client, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not sum(n.get("workers_starting", 0) for n in client.status()["nodes"]):
+            return
+        time.sleep(0.1)
+
+
+# Ray.
+
+def bench_ray(repeat: int) -> dict:
+    import ray
+
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False, object_store_memory=1 << 30)
+    try:
+        remote_noop = ray.remote(num_cpus=1)(noop)
+        ray.get([remote_noop.remote(i) for i in range(os.cpu_count() * 4)])  # workers warm
+        out = {"version": ray.__version__}
+
+        def async_run():
+            start = time.perf_counter()
+            refs = [remote_noop.remote(i) for i in range(ASYNC_TASKS)]
+            assert ray.get(refs) == list(range(ASYNC_TASKS))
+            return time.perf_counter() - start
+        out["async"] = ASYNC_TASKS / best(repeat, async_run)
+
+        def sync_run():
+            lat = []
+            for i in range(SYNC_TASKS):
+                start = time.perf_counter()
+                ray.get(remote_noop.remote(i))
+                lat.append(time.perf_counter() - start)
+            return statistics.median(lat)
+        out["sync_us"] = best(repeat, sync_run) * 1e6
+
+        small = {"k": list(range(10))}
+
+        def small_run():
+            refs = []
+            start = time.perf_counter()
+            for _ in range(SMALL_OBJECTS):
+                ref = ray.put(small)
+                ray.get(ref)
+                refs.append(ref)
+            elapsed = time.perf_counter() - start
+            del refs
+            return elapsed
+        out["small"] = SMALL_OBJECTS / best(repeat, small_run)
+
+        table = table_of(TABLE_BYTES)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            ref = ray.put(table)
+            put_s = time.perf_counter() - start
+            got = ray.get(ref)
+            get_s = time.perf_counter() - start - put_s
+            assert got.num_rows == table.num_rows
+            del ref, got
+            times.append((put_s, get_s))
+        out.update(_table_figures(table.nbytes, times))
+        return out
+    finally:
+        ray.shutdown()
+
+
+def _table_figures(nbytes: int, times: list[tuple[float, float]]) -> dict:
+    put_s = min(p for p, _ in times)
+    get_s = min(g for _, g in times)
+    pair_s = min(p + g for p, g in times)
+    return {"put_gbs": nbytes / put_s / 1e9, "get_gbs": nbytes / get_s / 1e9,
+            "pair_gbs": nbytes / pair_s / 1e9}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--install-ray", action="store_true", help="pip install the pinned ray first")
+    ap.add_argument("--no-ray", action="store_true", help="measure Quiver only")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each timing, best kept (default 3)")
+    args = ap.parse_args()
+    if args.install_ray and not args.no_ray:
+        install_ray()
+
+    with tempfile.TemporaryDirectory(prefix="qbt-") as run_dir:
+        proc, address = start_node(run_dir)
+        try:
+            print("quiver ...", file=sys.stderr, flush=True)
+            q = bench_quiver(address, args.repeat)
+        finally:
+            proc.terminate()
+            proc.wait(60)
+
+    r, ray_note = None, ""
+    if args.no_ray:
+        ray_note = "not run (--no-ray)"
+    else:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            ray_note = "not installed (run with --install-ray)"
+        else:
+            print("ray ...", file=sys.stderr, flush=True)
+            r = bench_ray(args.repeat)
+
+    rows = [
+        ("async tasks: 1,000 submitted, then gathered", "async", "{:,.0f} tasks/s"),
+        ("sync round trip: submit one empty task, await it (median)", "sync_us", "{:,.0f} us"),
+        ("small objects: put + get of a ~100-byte object, sequential", "small", "{:,.0f} pairs/s"),
+        (f"{TABLE_BYTES // 1_000_000} MB Arrow table: put", "put_gbs", "{:.2f} GB/s"),
+        (f"{TABLE_BYTES // 1_000_000} MB Arrow table: get", "get_gbs", "{:.2f} GB/s"),
+        (f"{TABLE_BYTES // 1_000_000} MB Arrow table: put + get", "pair_gbs", "{:.2f} GB/s"),
+    ]
+    ray_head = f"Ray {r['version']}" if r else "Ray"
+    print(f"\nMachine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+          f"pyarrow {pa.__version__}; {time.strftime('%Y-%m-%d %H:%M')}; best of {args.repeat}; "
+          f"Quiver node with {os.cpu_count()} Python workers, Ray with num_cpus={os.cpu_count()}.\n")
+    print(f"| measurement | Quiver | {ray_head} | Quiver / Ray |")
+    print("| --- | --- | --- | --- |")
+    for label, key, fmt in rows:
+        rv = fmt.format(r[key]) if r else ray_note
+        if r:
+            ratio = (r[key] / q[key]) if key == "sync_us" else (q[key] / r[key])
+            ratio_s = f"{ratio:.2f}x" + (" (lower latency)" if key == "sync_us" and ratio > 1 else "")
+        else:
+            ratio_s = ""
+        print(f"| {label} | {fmt.format(q[key])} | {rv} | {ratio_s} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,350 @@
+"""Objects: data stored once on a node and read many times by reference.
+
+    ref = client.put(table)        # a pyarrow Table or RecordBatch: stored as Arrow
+    ref = client.put(model)        # anything else: cloudpickled, stored as a blob
+    client.get(ref)                # the Table, or the unpickled object
+    ref.release()                  # drop it from the node (or `with client.put(x) as ref:`)
+
+    quiver.get(ref)                # inside a UDF or a task: read a broadcast object,
+                                   # cached by id in this process
+
+An ObjectRef is small and picklable: pass it to tasks (client.submit(fn, ref):
+the worker resolves it before calling fn) or close over it in a UDF and call
+quiver.get(ref) there. Objects are immutable, so a process caches what it
+read by id (`quiver.get`, and the task arguments a worker resolves); a
+Client's own `get` always reads from the node.
+
+Wire (docs/protocol.md, "Objects"): `put` is a DoPut on PATH ["objects"] of
+the table's own batches, without a copy on this side (a batch over 16 MiB goes
+as zero-copy row slices, below the node's message limit); a pickled object is
+a stream of one large_binary column, "blob", whose rows are consecutive pieces
+of the pickle (one row unless it passes 256 MiB). `get` is DoGet(ticket = id),
+`release` the object_release action.
+
+Lost objects: a node keeps objects in memory (spilling to disk) until they are
+released or the node stops; they do not survive a restart. Reading an id the
+node does not know (released, or lost with a node that died and came back)
+raises ObjectLost naming the id; a node that cannot be reached raises
+Unavailable. Nothing is recomputed: an object is data someone put, not the
+result of a task the node could run again (task results travel back in
+futures and are not kept on the node).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import pickle
+import threading
+import weakref
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from .errors import FunctionNotFound, ObjectLost, QuiverError, mapped_errors, translate
+
+__all__ = ["ObjectRef", "get", "clear_cache"]
+
+OBJECTS_PATH = "objects"
+BLOB_COLUMN = "blob"
+BLOB_SCHEMA = pa.schema([pa.field(BLOB_COLUMN, pa.large_binary())])
+MAX_PUT_BATCH_BYTES = 16 << 20   # larger batches go as row slices (the node takes up to 512 MiB a message)
+BLOB_PIECE_BYTES = 256 << 20     # a pickle longer than this goes as several rows
+CACHE_MAX_OBJECTS = 64           # quiver.get's per-process cache: least recently used out first
+CACHE_MAX_BYTES = 4 << 30
+
+
+class ObjectRef:
+    """A reference to an object stored on a quiver node.
+
+    id: the node's object id (32 hex digits); kind: "arrow" (get gives a
+    pyarrow Table) or "pickle" (get gives the unpickled object); address: the
+    node that holds it, as a Flight location. Picklable and hashable (by id and
+    address); ``release()`` drops the object from its node, and so does leaving
+    ``with client.put(x) as ref:``. rows and nbytes are what the node reported
+    at put (rows of the table, or pieces of the pickle; the bytes it counts
+    against its memory); they do not travel when a ref is pickled.
+    """
+
+    __slots__ = ("id", "kind", "address", "rows", "nbytes", "_client")
+
+    def __init__(self, id: str, kind: str, address: str, rows: int | None = None,
+                 nbytes: int | None = None, client=None):
+        if kind not in ("arrow", "pickle"):
+            raise ValueError(f"quiver: an ObjectRef's kind is 'arrow' or 'pickle', not {kind!r}")
+        self.id = id
+        self.kind = kind
+        self.address = address
+        self.rows = rows
+        self.nbytes = nbytes
+        # The Client that put it (its token, its connection), while it lives; not pickled.
+        self._client = weakref.ref(client) if client is not None else None
+
+    def __reduce__(self):
+        return (ObjectRef, (self.id, self.kind, self.address))
+
+    def __repr__(self) -> str:
+        return f"ObjectRef({self.id!r}, kind={self.kind!r}, address={self.address!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ObjectRef) and (self.id, self.address) == (other.id, other.address)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.address))
+
+    def __enter__(self) -> ObjectRef:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.release()
+        except ObjectLost:
+            pass  # released already, or gone with its node
+
+    def release(self) -> None:
+        """Drop the object from its node; a later get raises ObjectLost (so does a second release)."""
+        release(_client_of(self), self)
+
+
+# Client-side operations; Client.put/get/release call these with themselves.
+
+def put(client, obj: Any) -> ObjectRef:
+    """Store obj on client's node: Arrow data as Arrow, anything else cloudpickled."""
+    if isinstance(obj, pa.Table):
+        schema, batches, kind = obj.schema, _put_batches(obj.to_batches()), "arrow"
+    elif isinstance(obj, pa.RecordBatch):
+        schema, batches, kind = obj.schema, _put_batches([obj]), "arrow"
+    else:
+        import cloudpickle
+        try:
+            data = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:
+            raise TypeError(f"quiver: put cannot pickle {type(obj).__name__}: {e}") from e
+        schema, batches, kind = BLOB_SCHEMA, _blob_batches(data), "pickle"
+    answer = _do_put(client, schema, batches)
+    return ObjectRef(answer["id"], kind, client.address, rows=answer.get("rows"),
+                     nbytes=answer.get("bytes"), client=client)
+
+
+def get(ref_or_refs, *, client=None):
+    """Read an object (or a list of them) by reference, cached by id in this process.
+
+    For code inside a UDF or a task: the reference's object is read once per
+    process (from $QUIVER_ADDRESS, this worker's own node, if set; else from the
+    node the reference names) and then served from memory, since objects never
+    change. Raises ObjectLost when the node does not know the id. The driver
+    usually wants Client.get, which does not cache.
+    """
+    if isinstance(ref_or_refs, (list, tuple)):
+        return [get(r, client=client) for r in ref_or_refs]
+    ref = _check_ref(ref_or_refs)
+    key = (ref.id, ref.address)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key][0]
+    lock = _fetch_lock(key)
+    with lock:  # concurrent misses of one id read it once
+        with _cache_lock:
+            if key in _cache:
+                return _cache[key][0]
+        try:
+            value, size = fetch(client or _local_client(ref), ref)
+            _cache_put(key, value, size)
+        finally:
+            with _cache_lock:
+                _fetch_locks.pop(key, None)
+    return value
+
+
+def clear_cache() -> None:
+    """Forget every object quiver.get (and task argument resolution) cached in this process."""
+    global _cache_bytes
+    with _cache_lock:
+        _cache.clear()
+        _cache_bytes = 0
+
+
+def fetch(client, ref: ObjectRef) -> tuple[Any, int]:
+    """Read ref from client's node, falling back to the node the ref names; (value, bytes read)."""
+    try:
+        return _do_get(client, ref)
+    except ObjectLost:
+        if _same_node(client.address, ref.address):
+            raise
+        # Not on this node: ask the node that stored it.
+        return _do_get(_process_client(ref.address), ref)
+
+
+def release(client, ref: ObjectRef) -> None:
+    ref = _check_ref(ref)
+    try:
+        client._action("object_release", ref.id.encode())
+    except FunctionNotFound as e:  # NOT_FOUND: no such object
+        raise ObjectLost(f"object {ref.id}: {e.message}", ref.id) from e
+    _forget((ref.id, ref.address))
+
+
+# Wire.
+
+def _put_batches(batches):
+    """The batches to send: each as it is, or, past MAX_PUT_BATCH_BYTES, as zero-copy row slices."""
+    for b in batches:
+        size = b.nbytes
+        if size <= MAX_PUT_BATCH_BYTES or b.num_rows <= 1:
+            yield b
+            continue
+        step = max(1, b.num_rows * MAX_PUT_BATCH_BYTES // size)
+        for offset in range(0, b.num_rows, step):
+            yield b.slice(offset, step)
+
+
+def _blob_batches(data: bytes):
+    """A pickle as batches of one row each: pieces of at most BLOB_PIECE_BYTES."""
+    view = memoryview(data)
+    pieces = [view[i:i + BLOB_PIECE_BYTES] for i in range(0, len(data), BLOB_PIECE_BYTES)] or [view]
+    for piece in pieces:
+        buf = pa.py_buffer(piece)  # no copy: the array points into the pickle
+        offsets = pa.array([0, len(piece)], pa.int64()).buffers()[1]
+        arr = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, buf])
+        yield pa.RecordBatch.from_arrays([arr], schema=BLOB_SCHEMA)
+
+
+def _do_put(client, schema: pa.Schema, batches) -> dict:
+    options = client._call_options(None, None, None, None)
+    descriptor = flight.FlightDescriptor.for_path(OBJECTS_PATH)
+    with mapped_errors():
+        writer, reader = client._flight.do_put(descriptor, schema, options)
+    try:
+        for batch in batches:
+            writer.write_batch(batch)
+        writer.done_writing()
+        meta = reader.read()
+    except (pa.ArrowException, flight.FlightError) as e:
+        # The node's status (e.g. over capacity) is in close(), not in the failed write.
+        try:
+            writer.close()
+        except (pa.ArrowException, flight.FlightError) as e2:
+            raise translate(e2) from e2
+        raise translate(e) from e
+    except BaseException:
+        try:
+            writer.close()
+        except Exception:
+            pass
+        raise
+    with mapped_errors():
+        writer.close()
+    if meta is None:
+        raise QuiverError("quiver: the node answered DoPut without a PutResult")
+    try:
+        answer = json.loads(meta.to_pybytes())
+        answer["id"]
+    except (ValueError, KeyError, TypeError):
+        raise QuiverError(f"quiver: the node's PutResult is not JSON with an id: {meta.to_pybytes()[:200]!r}") from None
+    return answer
+
+
+def _do_get(client, ref: ObjectRef) -> tuple[Any, int]:
+    options = client._call_options(None, None, None, None)
+    try:
+        with mapped_errors():
+            table = client._flight.do_get(flight.Ticket(ref.id.encode()), options).read_all()
+    except FunctionNotFound as e:  # NOT_FOUND on DoGet: an unknown object
+        raise ObjectLost(f"object {ref.id} is lost: the node at {client.address} does not hold it "
+                         f"(released, or lost with a node that stopped): {e.message}", ref.id) from e
+    if ref.kind == "arrow":
+        return table, table.nbytes
+    return _unpickle_blob(table, ref)
+
+
+def _unpickle_blob(table: pa.Table, ref: ObjectRef) -> tuple[Any, int]:
+    if table.schema.names != [BLOB_COLUMN] or not pa.types.is_large_binary(table.schema.field(0).type):
+        raise QuiverError(f"quiver: object {ref.id} is not a pickled object (its schema is {table.schema})")
+    pieces = []
+    for chunk in table.column(0).chunks:
+        offsets = chunk.buffers()[1]
+        data = chunk.buffers()[2]
+        offs = memoryview(offsets).cast("q")
+        for i in range(chunk.offset, chunk.offset + len(chunk)):
+            pieces.append(memoryview(data)[offs[i]:offs[i + 1]] if data is not None else b"")
+    body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return pickle.loads(body), len(body)
+
+
+def _check_ref(ref) -> ObjectRef:
+    if not isinstance(ref, ObjectRef):
+        raise TypeError(f"quiver: expected an ObjectRef (from Client.put), not {type(ref).__name__}")
+    return ref
+
+
+def _same_node(a: str, b: str) -> bool:
+    return a.rstrip("/") == b.rstrip("/")
+
+
+# Per-process clients and cache.
+
+_clients: dict[tuple, Any] = {}
+_clients_lock = threading.Lock()
+_cache: collections.OrderedDict = collections.OrderedDict()  # (id, address) -> (value, bytes)
+_cache_bytes = 0
+_cache_lock = threading.Lock()
+_fetch_locks: dict[tuple, threading.Lock] = {}
+
+
+def _process_client(address: str | None):
+    """This process's Client for address (None: $QUIVER_ADDRESS); made once per process."""
+    from .client import Client, resolve_address
+    token = os.environ.get("QUIVER_TOKEN") or None
+    location = resolve_address(address)
+    key = (location, token, os.getpid())
+    with _clients_lock:
+        c = _clients.get(key)
+        if c is None:
+            c = _clients[key] = Client(location, token=token)
+        return c
+
+
+def _local_client(ref: ObjectRef):
+    """The node to read ref from: this worker's own ($QUIVER_ADDRESS), else the ref's."""
+    if os.environ.get("QUIVER_ADDRESS"):
+        return _process_client(None)
+    return _client_of(ref)
+
+
+def _client_of(ref: ObjectRef):
+    """The live Client that put ref (open), else this process's client for its address."""
+    c = ref._client() if ref._client is not None else None
+    if c is not None and not getattr(c, "_closed", False):
+        return c
+    return _process_client(ref.address)
+
+
+def _fetch_lock(key) -> threading.Lock:
+    with _cache_lock:
+        lock = _fetch_locks.get(key)
+        if lock is None:
+            lock = _fetch_locks[key] = threading.Lock()
+        return lock
+
+
+def _cache_put(key, value, size: int) -> None:
+    global _cache_bytes
+    with _cache_lock:
+        if key in _cache:
+            return
+        _cache[key] = (value, size)
+        _cache_bytes += size
+        while len(_cache) > 1 and (len(_cache) > CACHE_MAX_OBJECTS or _cache_bytes > CACHE_MAX_BYTES):
+            _, (_, old) = _cache.popitem(last=False)
+            _cache_bytes -= old
+
+
+def _forget(key) -> None:
+    global _cache_bytes
+    with _cache_lock:
+        item = _cache.pop(key, None)
+        if item is not None:
+            _cache_bytes -= item[1]
