@@ -21,7 +21,7 @@ $(VENV)/.installed: pyclient/requirements.txt pyclient/pyproject.toml
 build: ## bin/quiver
 	$(GO) mod download
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/quiver ./cmd/quiver
-	mkdir -p pyclient/quiver/_bin && cp bin/quiver pyclient/quiver/_bin/quiver
+	mkdir -p pyclient/quiver/_bin && cp bin/quiver pyclient/quiver/_bin/quiver.tmp && mv pyclient/quiver/_bin/quiver.tmp pyclient/quiver/_bin/quiver
 
 run: setup ## the main job: a heavy PySpark pandas UDF on skewed data, plain and accelerated
 	$(PY) spark-jobs/demo.py
@@ -42,9 +42,12 @@ test-go:
 test-py:
 	QUIVER_BIN=$(CURDIR)/bin/quiver $(PY) -m pytest -q pyclient/tests
 
-bench: setup ## benchmarks; figures go to bench/RESULTS.md by hand
-	$(GO) test -run '^$$' -bench . -benchtime $(if $(QUICK),1x,3s) ./flight/ ./udf/
-	$(PY) bench/bench_node.py $(if $(QUICK),--quick,)
+bench: setup $(VENV)/.bench-installed ## the whole suite; rewrites bench/RESULTS.md and bench/charts/ (QUICK=1: small)
+	$(PY) bench/run_all.py $(if $(QUICK),--quick,)
+
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed ## benchmark-only deps (ray, scikit-learn, matplotlib)
+	$(PY) -m pip install -q --disable-pip-version-check -r bench/requirements.txt
+	touch $@
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
