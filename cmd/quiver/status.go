@@ -101,6 +101,14 @@ func printStatus(w io.Writer, st *qflight.ClusterStatus) {
 	}
 	tw.Flush()
 	for _, n := range st.Nodes {
-		fmt.Fprintf(w, "functions on %s: %s\n", fmt.Sprint("pid ", n.PID), strings.Join(n.Functions, ", "))
+		fmt.Fprintf(w, "pid %d: python workers %d (%d idle, %d starting, %d restarts)\n",
+			n.PID, n.Workers, n.Idle, n.Starting, n.Restarts)
+		if o := n.ObjectStore; o != nil {
+			fmt.Fprintf(w, "pid %d: object store %d objects, %.1f of %.1f MiB in memory, %d spilled (%.1f MiB in %d files)\n",
+				n.PID, o.Objects, mib(o.MemoryBytes), mib(o.MemoryLimitBytes), o.SpilledObjects, mib(o.SpillFileBytes), o.SpillFiles)
+		}
+		fmt.Fprintf(w, "pid %d: functions %s\n", n.PID, strings.Join(n.Functions, ", "))
 	}
 }
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
