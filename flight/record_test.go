@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/quiver-udf/quiver/internal/arrowio"
 	"github.com/quiver-udf/quiver/internal/record"
 )
 
@@ -21,15 +22,11 @@ import (
 // when these bytes are.
 func encodeBatch(t *testing.T, rec arrow.RecordBatch) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()))
-	if err := w.Write(rec); err != nil {
+	b, err := arrowio.StreamBytes(rec, memory.DefaultAllocator)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 func TestRecordCalls(t *testing.T) {

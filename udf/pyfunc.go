@@ -16,6 +16,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/quiver-udf/quiver/internal/arrowio"
 )
 
 // PyFunc is a registered Python function. Its blob (see
@@ -130,18 +132,9 @@ func encodeArgs(args []arrow.Array, rows int, mem memory.Allocator) ([]byte, err
 	for i, a := range args {
 		fields[i] = arrow.Field{Name: "_" + strconv.Itoa(i), Type: a.DataType(), Nullable: true}
 	}
-	schema := arrow.NewSchema(fields, nil)
-	rec := array.NewRecordBatch(schema, args, int64(rows))
+	rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), args, int64(rows))
 	defer rec.Release()
-	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(schema), ipc.WithAllocator(mem))
-	if err := w.Write(rec); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return arrowio.StreamBytes(rec, mem)
 }
 
 // decodeResult reads the one column of a worker's result stream.

@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/quiver-udf/quiver/flight"
+	"github.com/quiver-udf/quiver/internal/arrowio"
 	"github.com/quiver-udf/quiver/internal/record"
 	"github.com/quiver-udf/quiver/scheduler"
 	"github.com/quiver-udf/quiver/udf"
@@ -310,15 +310,11 @@ func TestRecordReplay(t *testing.T) {
 
 func encode(t *testing.T, rec arrow.RecordBatch) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()))
-	if err := w.Write(rec); err != nil {
+	b, err := arrowio.StreamBytes(rec, memory.DefaultAllocator)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 func dirSize(t *testing.T, dir string) int64 {

@@ -4,7 +4,6 @@ package record
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -15,9 +14,10 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/quiver-udf/quiver/internal/arrowio"
 )
 
 var testMeta = arrow.NewMetadata([]string{"k"}, []string{"v"})
@@ -55,15 +55,11 @@ func batch(mem memory.Allocator, start, n int) arrow.RecordBatch {
 // compares.
 func serialize(t *testing.T, rec arrow.RecordBatch) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()))
-	if err := w.Write(rec); err != nil {
+	b, err := arrowio.StreamBytes(rec, memory.DefaultAllocator)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return b
 }
 
 func newRecorder(t *testing.T, cfg Config) *Recorder {
