@@ -33,6 +33,7 @@ import functools
 import math
 import multiprocessing
 import os
+import shutil
 import platform
 import shlex
 import subprocess
@@ -120,20 +121,25 @@ def _timed(fn):
 class Node:
     """A quiver node of our own: `quiver start --block` on a private run directory."""
 
-    def __init__(self, binary: str):
+    def __init__(self, binary: str, listen: str = "", pythonpath: tuple = (), drop_env: tuple = ()):
         self.run_dir = tempfile.mkdtemp(prefix="qv-bench-")
         os.chmod(self.run_dir, 0o700)
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (QUIVER_PATH, env.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (QUIVER_PATH, *pythonpath, env.get("PYTHONPATH")) if p)
+        for k in drop_env:
+            env.pop(k, None)
         self.proc = subprocess.Popen(
-            [binary, "start", "--block", "--listen=", "--run-dir", self.run_dir,
+            [binary, "start", "--block", "--listen=" + listen, "--run-dir", self.run_dir,
              "--python", sys.executable, "--log-level", "warn"],
             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
         line = self.proc.stdout.readline()
         if not line.startswith("quiver ready"):
             self.proc.kill()
-            sys.exit(f"bench_udf: the node did not start ({binary}): {line!r}")
-        self.address = "grpc+unix://" + line.split("unix=")[1].strip()
+            sys.exit(f"bench: the node did not start ({binary}): {line!r}")
+        fields = dict(f.split("=", 1) for f in line.split()[2:])
+        self.address = "grpc+unix://" + fields["unix"]
+        tcp = fields.get("tcp", "")
+        self.tcp = (tcp if "://" in tcp else "grpc://" + tcp) if tcp else None
 
     def wait_workers(self, client, want: int, timeout: float = 60.0) -> int:
         """Wait until `want` Python workers are up (they start in the background)."""
@@ -162,7 +168,6 @@ class Node:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        import shutil
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 

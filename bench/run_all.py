@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import socket
@@ -36,7 +35,6 @@ ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.flight as fl  # noqa: E402
 
@@ -65,34 +63,9 @@ def machine_line() -> str:
 
 # The node: TCP and unix socket, Python workers on this interpreter.
 
-class Node:
-    def __init__(self):
-        self.run_dir = tempfile.mkdtemp(prefix="qv-runall-")
-        os.chmod(self.run_dir, 0o700)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (bench_udf.QUIVER_PATH, BENCH, env.get("PYTHONPATH")) if p)
-        env.pop("QUIVER_ADAPTIVE", None)
-        self.proc = subprocess.Popen(
-            [QBIN, "start", "--block", "--listen", "127.0.0.1:0", "--run-dir", self.run_dir,
-             "--python", sys.executable, "--log-level", "warn"],
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
-        line = self.proc.stdout.readline()
-        if not line.startswith("quiver ready"):
-            self.proc.kill()
-            sys.exit(f"run_all: the node did not start: {line!r}")
-        fields = dict(f.split("=", 1) for f in line.split()[2:])
-        self.address = "grpc+unix://" + fields["unix"]
-        tcp = fields["tcp"]
-        self.tcp = tcp if "://" in tcp else "grpc://" + tcp
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.run_dir, ignore_errors=True)
+def Node():
+    """A node of our own with TCP too, its workers able to import bench/udf_workloads."""
+    return bench_udf.Node(QBIN, listen="127.0.0.1:0", pythonpath=(BENCH,), drop_env=("QUIVER_ADAPTIVE",))
 
 
 # 1. Transport.
@@ -456,7 +429,6 @@ def report(res: dict, charts: list[str], args) -> str:
     if t is None or "error" in t:
         L += [f"Not run: {t.get('error') if t else 'skipped'}", ""]
     else:
-        mb = t["bytes"] / t["rows"]
         L += [f"Same pyarrow client (`bench_node.exchange`: one DoExchange, a writer thread pipelining "
               f"against the reader) sends {t['batches']} batches of 65,536 int64 rows "
               f"({t['bytes'] / 2**20:.0f} MiB) and reads them back; best of {t['repeat']} interleaved rounds. "

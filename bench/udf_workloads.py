@@ -7,7 +7,6 @@ model, Ray's connection) live once per process, as they would in a real job.
 
 from __future__ import annotations
 
-import os
 import pickle
 
 import numpy as np
