@@ -11,6 +11,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/quiver-udf/quiver/internal/arrowio"
 )
 
 // A segment is one zstd frame holding a kind byte, then the object: an
@@ -48,7 +50,7 @@ func (sp *spillIO) close() {
 
 // write writes obj as one segment at off in f and returns its length.
 func (sp *spillIO) write(f *os.File, off int64, obj Object) (int64, error) {
-	cw := &countingWriter{w: io.NewOffsetWriter(f, off)}
+	cw := &arrowio.CountingWriter{W: io.NewOffsetWriter(f, off)}
 	sp.enc.Reset(cw)
 	err := writeObject(sp.enc, obj, sp.mem)
 	if cerr := sp.enc.Close(); err == nil {
@@ -57,7 +59,7 @@ func (sp *spillIO) write(f *os.File, off int64, obj Object) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("objectstore: writing spill file %s: %w", f.Name(), err)
 	}
-	return cw.n, nil
+	return cw.N, nil
 }
 
 func writeObject(w io.Writer, obj Object, mem memory.Allocator) error {
@@ -127,16 +129,4 @@ func (sp *spillIO) readObject(r io.Reader, size int64) (Object, error) {
 		return Batches(rdr.Schema(), recs), nil
 	}
 	return Object{}, fmt.Errorf("unknown segment kind %q", kind[0])
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

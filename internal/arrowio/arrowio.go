@@ -1,9 +1,11 @@
-// Package arrowio holds the one Arrow IPC helper several packages need:
-// a record batch alone as an IPC stream.
+// Package arrowio holds the small I/O helpers several packages need around
+// Arrow IPC: a record batch alone as a stream, and counting what a stream
+// writes.
 package arrowio
 
 import (
 	"bytes"
+	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
@@ -22,4 +24,16 @@ func StreamBytes(rec arrow.RecordBatch, mem memory.Allocator) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// CountingWriter counts the bytes written through it to W.
+type CountingWriter struct {
+	W io.Writer
+	N int64
+}
+
+func (c *CountingWriter) Write(p []byte) (int, error) {
+	n, err := c.W.Write(p)
+	c.N += int64(n)
+	return n, err
 }

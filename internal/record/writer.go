@@ -17,6 +17,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/zap"
+
+	"github.com/quiver-udf/quiver/internal/arrowio"
 )
 
 // compactMin is the least stale index bytes worth rewriting an index for
@@ -56,7 +58,7 @@ type callFiles struct {
 	name      string
 	file      *os.File
 	buf       *bufio.Writer
-	count     *countingWriter
+	count     *arrowio.CountingWriter
 	ipc       *ipc.Writer
 	started   bool  // the schema and a batch have been written
 	size      int64 // bytes of the file, buffered ones included
@@ -232,19 +234,19 @@ func (w *writer) write(it item) {
 			return
 		}
 	}
-	before := cf.count.n
+	before := cf.count.N
 	if err := cf.ipc.Write(it.rec); err != nil {
 		w.fail("writing a batch", err, it.call.function)
 		w.drop(cf)
 		return
 	}
-	n := cf.count.n - before
+	n := cf.count.N - before
 	if !cf.started { // the first batch: the schema went out with it
 		cf.started = true
 		n -= schemaBytes(it.call.schema)
 	}
-	cf.size = cf.count.n
-	w.total += cf.count.n - before
+	cf.size = cf.count.N
+	w.total += cf.count.N - before
 	line, _ := json.Marshal(Line{Call: cf.id, Seq: it.seq, TNs: int64(it.t), Rows: it.rec.NumRows(), Bytes: n, File: cf.name})
 	line = append(line, '\n')
 	if _, err := cf.fold.buf.Write(line); err != nil {
@@ -297,7 +299,7 @@ func (w *writer) create(c *Call) (*callFiles, error) {
 		return nil, err
 	}
 	cf := &callFiles{id: c.id, fold: fold, name: name, file: f, buf: bufio.NewWriterSize(f, 256<<10), open: true}
-	cf.count = &countingWriter{w: cf.buf}
+	cf.count = &arrowio.CountingWriter{W: cf.buf}
 	cf.ipc = ipc.NewWriter(cf.count, ipc.WithSchema(c.schema))
 	w.calls[c.id] = cf
 	w.open[c.id] = cf
@@ -317,7 +319,7 @@ func (w *writer) end(id int64) {
 	}
 	cf.open = false
 	delete(w.open, id)
-	before := cf.count.n
+	before := cf.count.N
 	err := cf.ipc.Close()
 	if err == nil {
 		err = cf.buf.Flush()
@@ -326,8 +328,8 @@ func (w *writer) end(id int64) {
 		err = cerr
 	}
 	cf.file, cf.buf, cf.ipc = nil, nil, nil
-	w.total += cf.count.n - before
-	cf.size = cf.count.n
+	w.total += cf.count.N - before
+	cf.size = cf.count.N
 	if err != nil {
 		w.fail("completing a stream file", err, cf.name)
 	}
@@ -482,22 +484,10 @@ func (w *writer) fail(what string, err error, where string) {
 	w.log.Error("recording: "+what+" failed (the calls are unaffected)", zap.String("where", where), zap.Error(err))
 }
 
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
 // schemaBytes is the size of schema's IPC message in a stream.
 func schemaBytes(schema *arrow.Schema) int64 {
-	c := &countingWriter{w: io.Discard}
+	c := &arrowio.CountingWriter{W: io.Discard}
 	w := ipc.NewWriter(c, ipc.WithSchema(schema), ipc.WithAllocator(memory.DefaultAllocator))
 	w.Close()
-	return c.n - 8 // less the end-of-stream marker
+	return c.N - 8 // less the end-of-stream marker
 }

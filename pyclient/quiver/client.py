@@ -158,14 +158,14 @@ class Client:
 
     def _call(self, name: str, data, options: flight.FlightCallOptions):
         if isinstance(data, pa.RecordBatch):
-            chunks, _ = self._exchange(name, data.schema, [data], options)
+            chunks, _, self.last_call_info = self._exchange(name, data.schema, [data], options)
             return chunks[0]
         if isinstance(data, pa.Table):
-            chunks, out_type = self._exchange(name, data.schema, data.to_batches(), options)
+            chunks, out_type, self.last_call_info = self._exchange(name, data.schema, data.to_batches(), options)
             return pa.chunked_array(chunks, type=out_type)
         if isinstance(data, pd.DataFrame):
             table = _to_wire(pa.Table.from_pandas(data, preserve_index=False))
-            chunks, out_type = self._exchange(name, table.schema, table.to_batches(), options)
+            chunks, out_type, self.last_call_info = self._exchange(name, table.schema, table.to_batches(), options)
             series = pa.chunked_array(chunks, type=out_type).to_pandas()
             series.index = data.index
             series.name = name
@@ -174,8 +174,9 @@ class Client:
                         "pass a pyarrow RecordBatch or Table, or a pandas DataFrame")
 
     def _exchange(self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
-                  options: flight.FlightCallOptions) -> tuple[list[pa.Array], pa.DataType]:
-        """Run one DoExchange in lockstep; return the result column per batch and its type."""
+                  options: flight.FlightCallOptions) -> tuple[list[pa.Array], pa.DataType, dict]:
+        """Run one DoExchange in lockstep; return the result column per batch, its type, and
+        what the node reported (nulled rows, work_ms) summed over the batches."""
         out: list[pa.Array] = []
         info = {"nulled": 0, "work_ms": 0.0}
         with mapped_errors():
@@ -212,8 +213,7 @@ class Client:
                     pass
                 raise
             writer.close()
-        self.last_call_info = info
-        return out, out_type
+        return out, out_type, info
 
     def _call_options(self, rows_per_task, retries, on_error, timeout) -> flight.FlightCallOptions:
         headers = list(self._auth)

@@ -66,9 +66,8 @@ import weakref
 from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
-import pyarrow.flight as flight
 
-from .errors import QuiverError, UDFError, mapped_errors
+from .errors import QuiverError, UDFError
 from .objects import ObjectRef
 
 __all__ = ["Dispatcher", "run_task_rows"]
@@ -284,25 +283,8 @@ class Dispatcher:
         batch = pa.RecordBatch.from_arrays([pa.array(payloads, type=RESULT_TYPE)], schema=_ARGS_SCHEMA)
         options = client._call_options(1, None, None, None)
         self.calls += 1
-        with mapped_errors():
-            writer, reader = client._flight.do_exchange(flight.FlightDescriptor.for_path(name), options)
-            try:
-                writer.begin(batch.schema)
-                writer.write_batch(batch)
-                writer.done_writing()
-                table = reader.read_all()
-            except BaseException:
-                try:
-                    reader.cancel()
-                    writer.close()
-                except Exception:
-                    pass
-                raise
-            writer.close()
-        if table.num_rows != len(payloads):
-            raise QuiverError(f"quiver: {name}: the node returned {table.num_rows} results for "
-                              f"{len(payloads)} tasks")
-        return table.column(0).to_pylist()
+        chunks, _, _ = client._exchange(name, batch.schema, [batch], options)
+        return chunks[0].to_pylist()
 
 
 def _resolve(t: _Task, row) -> None:
