@@ -28,6 +28,9 @@ func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err e
 	if err != nil {
 		return err
 	}
+	if isSession(rdr.LatestFlightDescriptor()) {
+		return s.serveSession(ctx, stream, rdr)
+	}
 	src := &source{rdr: rdr}
 	started := false
 	defer func() {

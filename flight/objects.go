@@ -55,6 +55,14 @@ func (o *objectRefs) add(h *objectstore.Handle) {
 	o.m[h.ID()] = h
 }
 
+// has reports whether id's reference is held.
+func (o *objectRefs) has(id objectstore.ID) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, ok := o.m[id]
+	return ok
+}
+
 // take removes and returns id's reference, or nil.
 func (o *objectRefs) take(id objectstore.ID) *objectstore.Handle {
 	o.mu.Lock()

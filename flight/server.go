@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,7 +78,9 @@ type Server struct {
 	grpc     *grpc.Server
 	started  time.Time
 	draining atomic.Bool
-	objects  objectRefs // the references DoPut took, until object_release
+	objects  objectRefs    // the references DoPut took, until object_release
+	drain    chan struct{} // closed when Shutdown starts: sessions end
+	drainMu  sync.Once
 }
 
 // New builds a server over a scheduler and a catalog it does not own.
@@ -88,7 +91,7 @@ func New(cfg Config, sched *scheduler.Scheduler, cat *udf.Catalog, log *zap.Logg
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, sched: sched, cat: cat, log: log, started: time.Now()}
+	s := &Server{cfg: cfg, sched: sched, cat: cat, log: log, started: time.Now(), drain: make(chan struct{})}
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
@@ -117,6 +120,7 @@ func (s *Server) Serve(lis net.Listener) error {
 // calls in flight until ctx ends, then closes every connection.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.draining.Store(true)
+	s.drainMu.Do(func() { close(s.drain) })
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

@@ -44,6 +44,10 @@ func codeOf(err error) codes.Code {
 		return codes.Unavailable
 	case errors.Is(err, errUnknownAction), errors.Is(err, errNoObjectStore):
 		return codes.Unimplemented
+	case errors.Is(err, errDuplicateID):
+		return codes.AlreadyExists
+	case errors.Is(err, errTooLargeForSession):
+		return codes.FailedPrecondition
 	case errors.Is(err, objectstore.ErrNotFound):
 		return codes.NotFound
 	case errors.Is(err, objectstore.ErrOverCapacity):

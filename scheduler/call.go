@@ -196,6 +196,9 @@ func (c *call) taskRows(rows int64) int64 {
 	}
 	if cf, ok := c.b.Func.(udf.Costed); ok {
 		ns, _ := cf.CostPerRow()
+		if c.b.Opts.Independent {
+			return IndependentTaskRows(rows, ns, cf.Parallelism())
+		}
 		return TaskRowsByCost(rows, ns, cf.Parallelism())
 	}
 	return TaskRows(rows, 0, c.s.cfg.Executors)

@@ -56,6 +56,9 @@ type CallOptions struct {
 	OnError OnError
 	// Timeout bounds the whole call; zero means none.
 	Timeout time.Duration
+	// Independent says each row is a job of its own (the task API): with
+	// RowsPerTask zero, tasks are sized by IndependentTaskRows.
+	Independent bool
 }
 
 // Bound is a function checked against a call's input schema.

@@ -84,3 +84,21 @@ func TaskRowsByCost(rows int64, costNs float64, workers int) int64 {
 	}
 	return min(per, rows)
 }
+
+// IndependentTaskRows sizes tasks whose rows are independent jobs (the task
+// API: one row per submitted task, of unknown and possibly uneven cost).
+// With no measurement yet every row is its own task, so that slow jobs fan
+// out one by one. Once the function's cost per row is known, cheap rows are
+// packed so that a task carries about MinTaskTime of work, but never more
+// than an even share of the batch per worker: a batch of tiny jobs still
+// keeps every worker busy, and a costly job stays alone.
+func IndependentTaskRows(rows int64, costNs float64, workers int) int64 {
+	if workers < 1 {
+		workers = 1
+	}
+	if rows <= 0 || costNs <= 0 {
+		return 1
+	}
+	spread := (rows + int64(workers) - 1) / int64(workers)
+	return max(1, min(int64(MinTaskTime/costNs), spread))
+}

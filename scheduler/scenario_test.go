@@ -19,6 +19,7 @@ import (
 //	split ROWS PER        print the ranges Split makes
 //	taskrows ROWS PER EXECUTORS
 //	costrows ROWS COST_NS WORKERS   TaskRowsByCost
+//	jobrows ROWS COST_NS WORKERS    IndependentTaskRows
 //	admit TASKS           admit a batch cut into TASKS tasks, print its sequence
 //	complete SEQ T...     complete tasks T... of batch SEQ
 //	shuffle SEQ N SEED    complete tasks 0..N-1 of batch SEQ in a random order
@@ -44,7 +45,7 @@ func execStep(t *testing.T, core **Core, s scenario.Step) []string {
 		if len(f) < k+1 {
 			t.Fatalf("line %d: %s needs %d arguments", s.Line, f[0], k)
 		}
-		if f[0] != "window" && f[0] != "split" && f[0] != "taskrows" && f[0] != "costrows" && *core == nil {
+		if f[0] != "window" && f[0] != "split" && f[0] != "taskrows" && f[0] != "costrows" && f[0] != "jobrows" && *core == nil {
 			t.Fatalf("line %d: %s before window", s.Line, f[0])
 		}
 	}
@@ -66,6 +67,9 @@ func execStep(t *testing.T, core **Core, s scenario.Step) []string {
 	case "costrows":
 		need(3)
 		return []string{strconv.FormatInt(TaskRowsByCost(n[1], float64(n[2]), int(n[3])), 10)}
+	case "jobrows":
+		need(3)
+		return []string{strconv.FormatInt(IndependentTaskRows(n[1], float64(n[2]), int(n[3])), 10)}
 	case "admit":
 		need(1)
 		if !(*core).CanAdmit() {

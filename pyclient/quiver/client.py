@@ -110,6 +110,8 @@ class Client:
         # submit/map's queue and dispatch threads (quiver.tasks), made at the first submit.
         self._dispatcher = None
         self._dispatcher_lock = threading.Lock()
+        # The session stream for tasks and small objects (quiver.session), opened at first use.
+        self._sess = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -126,9 +128,12 @@ class Client:
         tasks submitted but not started."""
         with self._dispatcher_lock:
             dispatcher, self._dispatcher = self._dispatcher, None
+            sess, self._sess = self._sess, None
             self._closed = True
         if dispatcher is not None:
             dispatcher.close()
+        if sess is not None:
+            sess.close()
         self._flight.close()
 
     # Calls.
@@ -277,6 +282,9 @@ class Client:
         as they are (no copy here); anything else is cloudpickled and stored
         as a blob. The object stays until released (ref.release()) or the node
         stops; OverCapacity when it does not fit in the node's object store.
+        A pickle up to 4 MiB goes out without waiting for the node's answer:
+        its failure is raised by the ref's next use (ref.wait(), get, release,
+        passing it to a task).
         """
         from .objects import put
         return put(self, obj)
@@ -288,13 +296,29 @@ class Client:
         from .objects import _check_ref, fetch
         if isinstance(ref, (list, tuple)):
             return [self.get(r) for r in ref]
-        return fetch(self, _check_ref(ref))[0]
+        ref = _check_ref(ref).wait()
+        return fetch(self, ref)[0]
 
     def release(self, ref) -> None:
         """Drop an object (or a list of them) from the node; ObjectLost if it is not there."""
         from .objects import release
-        for r in (ref if isinstance(ref, (list, tuple)) else [ref]):
-            release(self, r)
+        release(self, list(ref) if isinstance(ref, (list, tuple)) else [ref])
+
+    def _session(self):
+        """The session stream, opened again if it broke (a node that restarted)."""
+        with self._dispatcher_lock:
+            if self._closed:
+                raise QuiverError("quiver: the client is closed")
+            if self._sess is None or self._sess.broken is not None:
+                from .session import Session
+                self._sess = Session(self)
+            return self._sess
+
+    def _forget(self, name: str) -> None:
+        """Forget that name is registered, so that register() sends it again."""
+        with self._registered_lock:
+            for k in [k for k in self._registered if k[0] == name]:
+                del self._registered[k]
 
     def _tasks(self):
         with self._dispatcher_lock:
@@ -378,9 +402,7 @@ class Client:
 
     def drop(self, name: str) -> None:
         """Remove a registered Python function (FunctionNotFound if there is none)."""
-        with self._registered_lock:
-            for k in [k for k in self._registered if k[0] == name]:
-                del self._registered[k]
+        self._forget(name)
         self._action("drop", name.encode())
 
     def _action(self, kind: str, body: bytes = b"") -> bytes:

@@ -40,6 +40,7 @@ __all__ = [
     "Timeout",
     "ObjectLost",
     "translate",
+    "from_code",
     "mapped_errors",
 ]
 
@@ -130,6 +131,24 @@ def translate(exc: BaseException) -> QuiverError:
             return OverCapacity(msg)
         return InvalidArgument(msg)
     return QuiverError(msg)
+
+
+_BY_CODE = {
+    "NotFound": FunctionNotFound,
+    "InvalidArgument": InvalidArgument,
+    "ResourceExhausted": OverCapacity,
+    "Internal": UDFError,
+    "Unavailable": Unavailable,
+    "Unauthenticated": Unauthenticated,
+    "PermissionDenied": Unauthenticated,
+    "DeadlineExceeded": Timeout,
+}
+
+
+def from_code(code: str, message: str) -> QuiverError:
+    """The QuiverError for a gRPC status code name (a session answer's error.code);
+    QuiverError for codes without a class of their own."""
+    return _BY_CODE.get(code, QuiverError)(message)
 
 
 @contextlib.contextmanager

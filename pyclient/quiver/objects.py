@@ -36,6 +36,7 @@ import collections
 import json
 import os
 import pickle
+import secrets
 import threading
 import weakref
 from typing import Any
@@ -43,7 +44,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from . import _shm
 from .errors import FunctionNotFound, ObjectLost, QuiverError, mapped_errors, translate
+from .session import SCHEMA as SESSION_SCHEMA
+from .session import SessionError
 
 __all__ = ["ObjectRef", "get", "clear_cache"]
 
@@ -54,6 +58,7 @@ MAX_PUT_BATCH_BYTES = 16 << 20   # larger batches go as row slices (the node tak
 BLOB_PIECE_BYTES = 256 << 20     # a pickle longer than this goes as several rows
 CACHE_MAX_OBJECTS = 64           # quiver.get's per-process cache: least recently used out first
 CACHE_MAX_BYTES = 4 << 30
+SESSION_PUT_BYTES = 4 << 20      # a pickle up to this size is put over the session, without waiting
 
 
 class ObjectRef:
@@ -68,7 +73,7 @@ class ObjectRef:
     against its memory); they do not travel when a ref is pickled.
     """
 
-    __slots__ = ("id", "kind", "address", "rows", "nbytes", "_client")
+    __slots__ = ("id", "kind", "address", "rows", "nbytes", "_client", "_put")
 
     def __init__(self, id: str, kind: str, address: str, rows: int | None = None,
                  nbytes: int | None = None, client=None):
@@ -81,8 +86,19 @@ class ObjectRef:
         self.nbytes = nbytes
         # The Client that put it (its token, its connection), while it lives; not pickled.
         self._client = weakref.ref(client) if client is not None else None
+        self._put = None  # a put not yet answered (quiver.objects._PutState)
+
+    def wait(self) -> ObjectRef:
+        """Wait for the node's answer to the put that made this ref; raise its
+        error (OverCapacity, Unavailable, ...) if it failed. get, release and
+        pickling the ref (passing it to a task) wait the same way."""
+        if self._put is not None:
+            self._put.wait(self)
+            self._put = None
+        return self
 
     def __reduce__(self):
+        self.wait()  # whoever unpickles it may read it from the node at once
         return (ObjectRef, (self.id, self.kind, self.address))
 
     def __repr__(self) -> str:
@@ -105,27 +121,70 @@ class ObjectRef:
 
     def release(self) -> None:
         """Drop the object from its node; a later get raises ObjectLost (so does a second release)."""
-        release(_client_of(self), self)
+        release(_client_of(self), [self])
 
 
 # Client-side operations; Client.put/get/release call these with themselves.
 
 def put(client, obj: Any) -> ObjectRef:
     """Store obj on client's node: Arrow data as Arrow, anything else cloudpickled."""
+    if not isinstance(obj, (pa.Table, pa.RecordBatch)):
+        return _put_pickled(client, obj)
     if isinstance(obj, pa.Table):
-        schema, batches, kind = obj.schema, _put_batches(obj.to_batches()), "arrow"
-    elif isinstance(obj, pa.RecordBatch):
-        schema, batches, kind = obj.schema, _put_batches([obj]), "arrow"
+        schema, batches = obj.schema, _put_batches(obj.to_batches())
     else:
-        import cloudpickle
-        try:
-            data = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as e:
-            raise TypeError(f"quiver: put cannot pickle {type(obj).__name__}: {e}") from e
-        schema, batches, kind = BLOB_SCHEMA, _blob_batches(data), "pickle"
-    answer = _do_put(client, schema, batches)
-    return ObjectRef(answer["id"], kind, client.address, rows=answer.get("rows"),
+        schema, batches = obj.schema, _put_batches([obj])
+    # Through shared memory where it can (quiver._shm: a large table, a client on the node's host).
+    answer = _shm.put(client, obj) or _do_put(client, schema, batches)
+    return ObjectRef(answer["id"], "arrow", client.address, rows=answer.get("rows"),
                      nbytes=answer.get("bytes"), client=client)
+
+
+def _put_pickled(client, obj: Any) -> ObjectRef:
+    """A pickled object: over the session, without waiting, when small; else DoPut."""
+    import cloudpickle
+    try:
+        data = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        raise TypeError(f"quiver: put cannot pickle {type(obj).__name__}: {e}") from e
+    if len(data) > SESSION_PUT_BYTES:
+        answer = _do_put(client, BLOB_SCHEMA, _blob_batches(data))
+        return ObjectRef(answer["id"], "pickle", client.address, rows=answer.get("rows"),
+                         nbytes=answer.get("bytes"), client=client)
+    ref = ObjectRef(secrets.token_hex(16), "pickle", client.address, nbytes=len(data), client=client)
+    state = ref._put = _PutState(client)
+    batch = pa.RecordBatch.from_arrays([_one_row(memoryview(data))], schema=SESSION_SCHEMA)
+    try:
+        client._session().request({"op": "put", "id": ref.id}, state.settle, batch)
+    except QuiverError as e:
+        state.settle(None, e)
+        ref.wait()
+    return ref
+
+
+class _PutState:
+    """The node's answer to a put sent without waiting for it."""
+
+    __slots__ = ("client", "done", "error")
+
+    def __init__(self, client):
+        self.client = client
+        self.done = False
+        self.error: QuiverError | None = None
+
+    def settle(self, _data, answer) -> None:
+        if isinstance(answer, QuiverError):
+            self.error = answer
+        self.done = True
+
+    def wait(self, ref: ObjectRef) -> None:
+        if not self.done:
+            sess = self.client._sess
+            if sess is not None:
+                sess.wait_until(lambda: self.done)
+        if self.error is not None:
+            e = self.error
+            raise type(e)(f"quiver: put of object {ref.id} failed: {e.message}") from e
 
 
 def get(ref_or_refs, *, client=None):
@@ -178,13 +237,23 @@ def fetch(client, ref: ObjectRef) -> tuple[Any, int]:
         return _do_get(_process_client(ref.address), ref)
 
 
-def release(client, ref: ObjectRef) -> None:
-    ref = _check_ref(ref)
-    try:
-        client._action("object_release", ref.id.encode())
-    except FunctionNotFound as e:  # NOT_FOUND: no such object
-        raise ObjectLost(f"object {ref.id}: {e.message}", ref.id) from e
-    _forget((ref.id, ref.address))
+def release(client, refs: list[ObjectRef]) -> None:
+    """Drop refs from client's node, all requests sent before any answer is awaited."""
+    refs = [_check_ref(r) for r in refs]
+    for ref in refs:
+        ref.wait()
+    answers: list = []
+    sess = client._session()
+    for ref in refs:
+        sess.request({"op": "release", "id": ref.id}, lambda _d, a: answers.append(a))
+    sess.wait_until(lambda: len(answers) == len(refs))
+    for ref in refs:
+        _forget((ref.id, ref.address))
+    for a in answers:
+        if isinstance(a, FunctionNotFound):  # NOT_FOUND: no such object
+            raise ObjectLost(f"quiver: {a.message}", a.message.split('"')[1] if '"' in a.message else None) from a
+        if isinstance(a, QuiverError):
+            raise a
 
 
 # Wire.
@@ -206,10 +275,13 @@ def _blob_batches(data: bytes):
     view = memoryview(data)
     pieces = [view[i:i + BLOB_PIECE_BYTES] for i in range(0, len(data), BLOB_PIECE_BYTES)] or [view]
     for piece in pieces:
-        buf = pa.py_buffer(piece)  # no copy: the array points into the pickle
-        offsets = pa.array([0, len(piece)], pa.int64()).buffers()[1]
-        arr = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, buf])
-        yield pa.RecordBatch.from_arrays([arr], schema=BLOB_SCHEMA)
+        yield pa.RecordBatch.from_arrays([_one_row(piece)], schema=BLOB_SCHEMA)
+
+
+def _one_row(piece: memoryview) -> pa.Array:
+    """piece as a large_binary array of one row, without a copy (it points into piece)."""
+    offsets = pa.array([0, len(piece)], pa.int64()).buffers()[1]
+    return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(piece)])
 
 
 def _do_put(client, schema: pa.Schema, batches) -> dict:
@@ -248,6 +320,22 @@ def _do_put(client, schema: pa.Schema, batches) -> dict:
 
 
 def _do_get(client, ref: ObjectRef) -> tuple[Any, int]:
+    if ref.kind == "pickle":
+        try:
+            data, _ = client._session().call({"op": "get", "id": ref.id})
+        except FunctionNotFound as e:  # NOT_FOUND: an unknown object
+            raise ObjectLost(f"object {ref.id} is lost: the node at {client.address} does not hold it "
+                             f"(released, or lost with a node that stopped): {e.message}", ref.id) from e
+        except SessionError as e:
+            if e.code != "FailedPrecondition":
+                raise
+            # Too large for one session answer: DoGet below.
+        else:
+            return _unpickle_blob(pa.Table.from_batches([data]).rename_columns([BLOB_COLUMN]), ref)
+    if ref.kind == "arrow":
+        mapped = _shm.get(client, ref)  # the object's file in shared memory, where it has one
+        if mapped is not None:
+            return mapped
     options = client._call_options(None, None, None, None)
     try:
         with mapped_errors():

@@ -14,14 +14,15 @@
 
 How it runs. The function is registered once per Client (cloudpickled,
 content-addressed, kind "task", result type large_binary). Each submission is
-cloudpickled as (args, kwargs) into one row of a large_binary column, and put
-on a queue. Dispatch threads (at most MAX_CALLS per Client, started on demand
-and gone after IDLE_S idle) take pending tasks of one function, up to MAX_ROWS
-(and MAX_CALL_BYTES of arguments) at a time, a share of the backlog so that
-several calls run at once, and send each share as one call with
-rows_per_task=1, so every task is its own node task, spread over every worker;
-while calls are in flight new submissions pile up and go in the next call. That is how a thousand submit()s
-make a few calls instead of a thousand.
+cloudpickled as (args, kwargs) into one row of a large_binary column and goes
+to the node over the Client's session (quiver.session: one long-lived stream,
+no stream per call). A submission made while nothing is in flight is sent at
+once by the submitting thread; the rest pile up and a sender thread sends
+them as a few requests of many rows. The node runs each row as a job of its
+own ("jobs": one row per task until it has measured the function, then cheap
+rows packed into tasks of about 2 ms, never more than an even share of the
+request per worker), so slow tasks spread over every worker one by one and a
+thousand tiny ones cost a handful of worker round trips.
 
 In the worker ("task" kind, quiver.worker) each row is unpickled, ObjectRef
 arguments (top-level positional arguments and keyword values) are replaced by
@@ -67,19 +68,18 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pyarrow as pa
 
-from .errors import QuiverError, UDFError
+from .errors import FunctionNotFound, QuiverError, UDFError, Unavailable
 from .objects import ObjectRef
+from .session import SCHEMA as SESSION_SCHEMA
 
 __all__ = ["Dispatcher", "run_task_rows"]
 
-MAX_CALLS = 8          # calls in flight per Client
-MAX_ROWS = 1000        # tasks per call at most
-MAX_CALL_BYTES = 64 << 20  # pickled arguments per call at most (one task alone may pass it)
-IDLE_S = 2.0           # a dispatch thread with nothing to do this long exits
+SPREAD = 8             # a backlog goes out as this many requests, about
+MAX_ROWS = 1000        # tasks per request at most
+MAX_CALL_BYTES = 64 << 20  # pickled arguments per request at most (one task alone may pass it)
+IDLE_S = 2.0           # the sender thread exits after this long without work
 MAP_WINDOW = 20_000    # map(): submitted but not yet yielded, at most
-ARGS_COLUMN = "args"
 RESULT_TYPE = pa.large_binary()
-_ARGS_SCHEMA = pa.schema([pa.field(ARGS_COLUMN, RESULT_TYPE)])
 _short = reprlib.Repr()
 _short.maxstring = 40
 _short.maxother = 40
@@ -89,7 +89,8 @@ _short.maxlevel = 2
 class _Task:
     """One submission: where it goes, its pickled arguments and its future."""
 
-    __slots__ = ("name", "payload", "future", "fn", "args", "kwargs", "alone")
+    __slots__ = ("name", "payload", "future", "fn", "args", "kwargs", "alone", "started",
+                 "reregistered", "resent")
 
     def __init__(self, name, payload, future, fn, args, kwargs):
         self.name = name
@@ -98,7 +99,10 @@ class _Task:
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
-        self.alone = False  # True once its shared call failed: it runs as its own call
+        self.alone = False  # True once its shared request failed: it runs as its own request
+        self.started = False  # its future is running
+        self.reregistered = False
+        self.resent = False
 
     def label(self) -> str:
         fn = getattr(self.fn, "__qualname__", None) or repr(self.fn)
@@ -110,32 +114,59 @@ class _Task:
         self.payload = self.args = self.kwargs = None
 
 
-class Dispatcher:
-    """A Client's task queue and the threads that turn it into calls.
+class TaskFuture(cf.Future):
+    """A task's Future. ``result()`` and ``exception()`` without a timeout read
+    the session's answers in the calling thread while nobody else does (see
+    quiver.session), which saves a thread hand-off per round trip."""
 
-    Threads start on demand (up to max_calls, each running one call at a time)
-    and exit after idle_s without work, so a Client that is no longer used
-    holds no thread. Safe to use from any thread.
+    def __init__(self, client):
+        super().__init__()
+        self._client = client
+
+    def _help(self) -> None:
+        sess = self._client._sess
+        if sess is not None and not self.done():
+            sess.wait_until(self.done)
+
+    def result(self, timeout=None):
+        if timeout is None:
+            self._help()
+        return super().result(timeout)
+
+    def exception(self, timeout=None):
+        if timeout is None:
+            self._help()
+        return super().exception(timeout)
+
+
+class Dispatcher:
+    """A Client's task queue, sent over the Client's session (quiver.session).
+
+    A submission made while no request of this Client is in flight is sent
+    at once by the submitting thread (the round trip of a lone task pays no
+    thread hand-off). Others queue, and a sender thread (started on demand,
+    gone after idle_s without work) sends what has piled up, a share of the
+    backlog per request, so a thousand submit()s make a handful of requests.
+    Safe to use from any thread.
     """
 
-    def __init__(self, client, max_calls: int | None = None, max_rows: int | None = None,
-                 idle_s: float | None = None):
+    def __init__(self, client, max_rows: int | None = None, idle_s: float | None = None):
         self._client = client
-        self.max_calls = max_calls or MAX_CALLS
         self.max_rows = max_rows or MAX_ROWS
         self.idle_s = idle_s or IDLE_S
         self._cond = threading.Condition()
         self._queues: collections.OrderedDict[str, collections.deque] = collections.OrderedDict()
         self._alone: collections.deque = collections.deque()
         self._queued = 0
-        self._threads = 0
-        self._idle = 0      # threads waiting for work
-        self._wakeups = 0   # of those, notified and not yet running
+        self._in_flight = 0   # requests sent, not answered
+        self._sending = False  # a thread is sending
+        self._sender = False   # the sender thread is alive
         self._closed = False
+        self._stale: set[str] = set()  # names the node did not know: register again before sending
         self._names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._names_by_id: dict[int, tuple[Any, str]] = {}  # for callables without weak references
         self._names_lock = threading.Lock()
-        self.calls = 0  # calls made, for tests and benchmarks
+        self.calls = 0  # requests sent, for tests and benchmarks
 
     # Submitting.
 
@@ -169,7 +200,7 @@ class Dispatcher:
             payload = cloudpickle.dumps((args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:
             raise TypeError(f"quiver: cannot pickle the arguments of {getattr(fn, '__qualname__', fn)}: {e}") from e
-        task = _Task(name, payload, cf.Future(), fn, args, kwargs)
+        task = _Task(name, payload, TaskFuture(self._client), fn, args, kwargs)
         with self._cond:
             if self._closed:
                 raise QuiverError("quiver: the client is closed")
@@ -178,11 +209,17 @@ class Dispatcher:
                 q = self._queues[name] = collections.deque()
             q.append(task)
             self._queued += 1
-            self._wake()
+            direct = not self._sending and self._in_flight == 0
+            if direct:
+                self._sending = True
+            else:
+                self._wake()
+        if direct:
+            self._drain()
         return task.future
 
     def close(self) -> None:
-        """Fail every queued task; calls in flight end with the connection."""
+        """Fail every queued task; requests in flight end with the session."""
         with self._cond:
             self._closed = True
             pending = [t for q in self._queues.values() for t in q] + list(self._alone)
@@ -195,24 +232,46 @@ class Dispatcher:
                 t.future.set_exception(QuiverError("quiver: the client was closed before the task ran"))
             t.done()
 
-    # Dispatching.
+    # Sending.
 
     def _wake(self) -> None:
-        """Hold _cond. Hand new work to an idle thread, or start one."""
-        if self._idle > self._wakeups:
-            self._wakeups += 1
+        """Hold _cond. Have the sender thread send what is queued."""
+        if self._sender:
             self._cond.notify()
-        elif self._threads < self.max_calls:
-            self._threads += 1
-            threading.Thread(target=self._loop, name="quiver-tasks", daemon=True).start()
+        else:
+            self._sender = True
+            threading.Thread(target=self._send_loop, name="quiver-tasks", daemon=True).start()
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._sending or not (self._queues or self._alone):
+                    if self._closed or (not self._cond.wait(self.idle_s) and not (self._queues or self._alone)):
+                        self._sender = False
+                        return
+                self._sending = True
+            self._drain()
+
+    def _drain(self) -> None:
+        """Send requests until the queue is empty; the caller set _sending."""
+        while True:
+            with self._cond:
+                if self._closed or not (self._queues or self._alone):
+                    self._sending = False
+                    return
+                tasks = self._take()
+            try:
+                self._send(tasks)
+            except BaseException as e:  # never lose a future to a bug here
+                self._fail(tasks, e)
 
     def _take(self) -> list[_Task]:
-        """Hold _cond. The next call's tasks: one isolated task, or a share of one function's queue."""
+        """Hold _cond. The next request's tasks: one isolated task, or a share of one function's queue."""
         if self._alone:
             return [self._alone.popleft()]
         name, q = next(iter(self._queues.items()))
-        # Spread a backlog over the calls that can run at once, within max_rows.
-        share = -(-self._queued // self.max_calls)
+        # Spread a backlog over a few requests, so that results stream back in waves.
+        share = -(-self._queued // SPREAD)
         n = min(len(q), self.max_rows, max(1, share))
         tasks, size = [], 0
         while q and len(tasks) < n:
@@ -227,64 +286,80 @@ class Dispatcher:
         self._queued -= len(tasks)
         return tasks
 
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not (self._queues or self._alone) and not self._closed:
-                    self._idle += 1
-                    woken = self._cond.wait(self.idle_s)
-                    self._idle -= 1
-                    if self._wakeups:  # ours, or one whose thread will find the work taken
-                        self._wakeups -= 1
-                    if not woken and not (self._queues or self._alone or self._closed):
-                        self._threads -= 1
-                        return
-                if self._closed:
-                    self._threads -= 1
-                    return
-                tasks = self._take()
-                if self._queues or self._alone:
-                    self._wake()  # more work than this call takes: another thread for it
-            try:
-                self._run(tasks)
-            except BaseException as e:  # never lose a future to a bug here
-                for t in tasks:
-                    if not t.future.done():
-                        t.future.set_exception(e)
-                        t.done()
-
-    def _run(self, tasks: list[_Task]) -> None:
-        live = [t for t in tasks if t.alone or t.future.set_running_or_notify_cancel()]
+    def _send(self, tasks: list[_Task]) -> None:
+        live = [t for t in tasks if t.started or t.future.set_running_or_notify_cancel()]
         if not live:
             return
+        for t in live:
+            t.started = True
+        name = live[0].name
+        if name in self._stale:  # the node lost it (a restart): register again
+            self._stale.discard(name)
+            self._client._forget(name)
+            self._client.register(live[0].fn, name=name, returns=RESULT_TYPE, kind="task")
+        batch = pa.RecordBatch.from_arrays([pa.array([t.payload for t in live], type=RESULT_TYPE)],
+                                           schema=SESSION_SCHEMA)
+        meta = {"op": "call", "fn": name, "jobs": True}
+        if len(live) == 1:
+            meta["rows_per_task"] = 1
+        with self._cond:
+            self._in_flight += 1
+        self.calls += 1
         try:
-            rows = self._call(live[0].name, [t.payload for t in live])
+            self._client._session().request(meta, lambda data, answer: self._settle(live, data, answer), batch)
         except QuiverError as e:
-            if len(live) > 1 and not self._closed:
-                # Find the culprit: each task again as its own call (taken before new work).
-                with self._cond:
-                    for t in reversed(live):
-                        t.alone = True
-                        self._alone.appendleft(t)
-                    self._wake()
-                return
-            for t in live:
-                err = type(e)(f"quiver: {t.label()} failed: {e.message}")
-                err.__cause__ = e
-                t.future.set_exception(err)
-                t.done()
+            self._settle(live, None, e)
+
+    def _settle(self, live: list[_Task], data, answer) -> None:
+        """A request's answer (on the session's reader thread, or the sender's)."""
+        with self._cond:
+            self._in_flight -= 1
+        if isinstance(answer, QuiverError):
+            self._failed(live, answer)
+            return
+        rows = data.column(0).to_pylist()
+        if len(rows) != len(live):
+            self._fail(live, QuiverError(f"quiver: the node answered {len(rows)} results for {len(live)} tasks"))
             return
         for t, row in zip(live, rows):
             _resolve(t, row)
 
-    def _call(self, name: str, payloads: list[bytes]) -> list:
-        """One call of name over payloads; the result rows (bytes)."""
-        client = self._client
-        batch = pa.RecordBatch.from_arrays([pa.array(payloads, type=RESULT_TYPE)], schema=_ARGS_SCHEMA)
-        options = client._call_options(1, None, None, None)
-        self.calls += 1
-        chunks, _, _ = client._exchange(name, batch.schema, [batch], options)
-        return chunks[0].to_pylist()
+    def _failed(self, live: list[_Task], e: QuiverError) -> None:
+        """A request failed as a whole: send again, or fail its futures."""
+        retry = []
+        if isinstance(e, FunctionNotFound) and not any(t.reregistered for t in live):
+            for t in live:  # the node forgot the function (it restarted): once more
+                t.reregistered = True
+            self._stale.add(live[0].name)
+            retry = live
+        elif len(live) > 1:
+            retry = live  # find the culprit: each task again as its own request
+            for t in live:
+                t.alone = True
+        elif isinstance(e, Unavailable) and not live[0].resent:
+            live[0].resent = True  # the session broke under it: once more on a new one
+            retry = live
+        with self._cond:
+            if retry and not self._closed:
+                for t in reversed(retry):
+                    if t.alone:
+                        self._alone.appendleft(t)
+                    else:
+                        self._queues.setdefault(t.name, collections.deque()).appendleft(t)
+                        self._queued += 1
+                self._wake()
+                return
+        for t in live:
+            err = type(e)(f"quiver: {t.label()} failed: {e.message}")
+            err.__cause__ = e
+            t.future.set_exception(err)
+            t.done()
+
+    def _fail(self, tasks: list[_Task], e: BaseException) -> None:
+        for t in tasks:
+            if not t.future.done() and (t.started or t.future.set_running_or_notify_cancel()):
+                t.future.set_exception(e)
+            t.done()
 
 
 def _resolve(t: _Task, row) -> None:

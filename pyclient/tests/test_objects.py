@@ -76,6 +76,7 @@ def test_put_get_pickled_objects(client):
 
 def test_a_pickle_in_pieces(client, monkeypatch):
     monkeypatch.setattr(objects, "BLOB_PIECE_BYTES", 1000)
+    monkeypatch.setattr(objects, "SESSION_PUT_BYTES", 0)  # DoPut, not the session
     value = bytes(range(256)) * 40  # ~10 kB: eleven pieces
     ref = client.put(value)
     try:

@@ -1,0 +1,410 @@
+// Sessions: one long-lived DoExchange carrying many small requests (tasks,
+// small objects), answered out of order, so that a client pays for a
+// stream once instead of once per task.
+package flight
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+
+	"github.com/quiver-udf/quiver/objectstore"
+	"github.com/quiver-udf/quiver/scheduler"
+	"github.com/quiver-udf/quiver/udf"
+)
+
+// SessionCommand is the descriptor of a session: CMD "session".
+const SessionCommand = "session"
+
+// sessionWindow is how many calls and gets one session runs at once; past
+// it the node stops reading the stream and gRPC flow control holds the
+// client back.
+const sessionWindow = 16
+
+// Session ops, the "op" of a request's app_metadata.
+const (
+	opCall    = "call"
+	opPut     = "put"
+	opGet     = "get"
+	opRelease = "release"
+)
+
+var (
+	// errSessionSchema: a session's input is not one large_binary column.
+	errSessionSchema = errors.New("a session's input schema is one large_binary column")
+	// errDuplicateID: a put under an id the node already holds.
+	errDuplicateID = errors.New("an object has this id already")
+	// errTooLargeForSession: a get whose answer would not fit one message.
+	errTooLargeForSession = errors.New("too large for a session answer")
+)
+
+// sessionOutSchema is the schema of every answer.
+var sessionOutSchema = arrow.NewSchema([]arrow.Field{{Name: "result", Type: arrow.BinaryTypes.LargeBinary, Nullable: true}}, nil)
+
+// sessionRequest is a request's app_metadata (docs/protocol.md, "Sessions").
+type sessionRequest struct {
+	Op          string `json:"op"`
+	Req         uint64 `json:"req"`
+	Fn          string `json:"fn,omitempty"`
+	RowsPerTask int64  `json:"rows_per_task,omitempty"`
+	Retries     *int   `json:"retries,omitempty"`
+	Jobs        bool   `json:"jobs,omitempty"`
+	ID          string `json:"id,omitempty"`
+}
+
+// sessionReply is an answer's app_metadata.
+type sessionReply struct {
+	Req    uint64        `json:"req"`
+	Error  *sessionError `json:"error,omitempty"`
+	WorkMs *float64      `json:"work_ms,omitempty"`
+	ID     string        `json:"id,omitempty"`
+	Bytes  int64         `json:"bytes,omitempty"`
+}
+
+type sessionError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// isSession reports whether d opens a session.
+func isSession(d *flight.FlightDescriptor) bool {
+	return d != nil && d.Type == flight.DescriptorCMD && string(d.Cmd) == SessionCommand
+}
+
+// session is the state of one session stream.
+type session struct {
+	s      *Server
+	in     *arrow.Schema
+	cancel context.CancelFunc
+	empty  arrow.RecordBatch // zero rows of sessionOutSchema
+
+	mu   sync.Mutex // serializes answers
+	w    *eagerWriter
+	werr error
+
+	slots chan struct{} // sessionWindow
+	wg    sync.WaitGroup
+}
+
+// sessionMsg is one request as the reading goroutine hands it over.
+type sessionMsg struct {
+	rec  arrow.RecordBatch // retained; the handler releases it
+	meta []byte
+	err  error // io.EOF at the end of the stream
+}
+
+// serveSession answers requests until the client ends the stream, the
+// node drains, or a request cannot be understood.
+func (s *Server) serveSession(ctx context.Context, stream flight.FlightService_DoExchangeServer, rdr *flight.Reader) error {
+	in := rdr.Schema()
+	if in.NumFields() != 1 || !arrow.TypeEqual(in.Field(0).Type, arrow.BinaryTypes.LargeBinary) {
+		rdr.Release()
+		return fmt.Errorf("%w: %w, got %s", errMalformed, errSessionSchema, in)
+	}
+	w, err := newEagerWriter(stream, sessionOutSchema, s.cfg.Mem)
+	if err != nil {
+		rdr.Release()
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ss := &session{s: s, in: in, cancel: cancel, w: w, slots: make(chan struct{}, sessionWindow)}
+	ss.empty = emptyResult()
+	defer ss.empty.Release()
+	msgs := make(chan sessionMsg)
+	go readSession(ctx, rdr, msgs)
+
+	var end error
+loop:
+	for end == nil {
+		select {
+		case m := <-msgs:
+			if m.err != nil {
+				if !errors.Is(m.err, io.EOF) {
+					end = m.err
+				}
+				break loop
+			}
+			end = ss.handle(ctx, m)
+		case <-s.drain:
+			end = errDraining
+		case <-ctx.Done():
+			end = ctx.Err()
+		}
+	}
+	ss.wg.Wait()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.werr != nil && end == nil {
+		end = ss.werr
+	}
+	if err := w.Close(); err != nil && end == nil {
+		end = err
+	}
+	return end
+}
+
+// readSession forwards the stream's batches and their metadata until the
+// stream ends or ctx does; it owns rdr.
+func readSession(ctx context.Context, rdr *flight.Reader, out chan<- sessionMsg) {
+	defer rdr.Release()
+	src := &source{rdr: rdr}
+	for {
+		rec, err := src.Next()
+		m := sessionMsg{rec: rec, err: err}
+		if err == nil {
+			m.meta = bytes.Clone(rdr.LatestAppMetadata())
+		}
+		select {
+		case out <- m:
+		case <-ctx.Done():
+			if rec != nil {
+				rec.Release()
+			}
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// handle starts or answers one request. It returns an error only for a
+// request that cannot be answered at all (no usable req number).
+func (ss *session) handle(ctx context.Context, m sessionMsg) error {
+	req, err := parseSessionRequest(m.meta)
+	if err != nil {
+		m.rec.Release()
+		return err
+	}
+	switch req.Op {
+	case opPut:
+		reply, err := ss.put(ctx, req, m.rec)
+		m.rec.Release()
+		ss.answer(req.Req, reply, err)
+	case opRelease:
+		m.rec.Release()
+		ss.answer(req.Req, sessionReply{}, ss.s.releaseObject([]byte(req.ID)))
+	case opCall, opGet:
+		select {
+		case ss.slots <- struct{}{}:
+		case <-ctx.Done():
+			m.rec.Release()
+			return ctx.Err()
+		}
+		ss.wg.Add(1)
+		go func() {
+			defer func() { <-ss.slots; ss.wg.Done() }()
+			defer m.rec.Release()
+			if req.Op == opCall {
+				ss.call(ctx, req, m.rec)
+			} else {
+				ss.get(ctx, req)
+			}
+		}()
+	default:
+		m.rec.Release()
+		ss.answer(req.Req, sessionReply{}, udf.Invalidf("unknown session op %q: want %s, %s, %s or %s", req.Op, opCall, opPut, opGet, opRelease))
+	}
+	return nil
+}
+
+// parseSessionRequest reads a request's app_metadata.
+func parseSessionRequest(meta []byte) (sessionRequest, error) {
+	var req sessionRequest
+	if err := json.Unmarshal(meta, &req); err != nil || req.Op == "" {
+		return req, fmt.Errorf("%w: a session request's app_metadata must be JSON {\"op\": ..., \"req\": N, ...}, got %q", errMalformed, truncate(meta, 200))
+	}
+	return req, nil
+}
+
+// call runs req.Fn over the request's rows, one result row per row.
+func (ss *session) call(ctx context.Context, req sessionRequest, rec arrow.RecordBatch) {
+	opts := scheduler.CallOptions{RowsPerTask: req.RowsPerTask, Retries: scheduler.DefaultRetries, Independent: req.Jobs}
+	if req.Retries != nil {
+		opts.Retries = *req.Retries
+	}
+	if opts.RowsPerTask < 0 || opts.RowsPerTask > maxRowsPerTask || opts.Retries < 0 || opts.Retries > maxRetries {
+		ss.answer(req.Req, sessionReply{}, udf.Invalidf("rows_per_task must be in [1, %d] and retries in [0, %d]", maxRowsPerTask, maxRetries))
+		return
+	}
+	fn, err := ss.s.cat.Lookup(req.Fn)
+	if err != nil {
+		ss.answer(req.Req, sessionReply{}, err)
+		return
+	}
+	b, err := scheduler.Bind(fn, ss.in, opts)
+	if err == nil && !arrow.TypeEqual(b.OutType, arrow.BinaryTypes.LargeBinary) {
+		err = udf.Invalidf("%s returns %s: a session calls only functions returning large_binary (register with kind \"task\")", req.Fn, b.OutType)
+	}
+	if err != nil {
+		ss.answer(req.Req, sessionReply{}, err)
+		return
+	}
+	rec.Retain() // Run releases the batch its source yields
+	answered := false
+	err = ss.s.sched.Run(ctx, b, &oneBatch{rec: rec}, func(out arrow.RecordBatch, info scheduler.BatchInfo) error {
+		res := array.NewRecordBatch(sessionOutSchema, out.Columns()[:1], out.NumRows())
+		defer res.Release()
+		answered = true
+		return ss.send(res, sessionReply{Req: req.Req, WorkMs: &info.WorkMs})
+	})
+	if !answered {
+		ss.answer(req.Req, sessionReply{}, err)
+	}
+}
+
+// put stores the request's rows, concatenated, as a blob under req.ID.
+func (ss *session) put(ctx context.Context, req sessionRequest, rec arrow.RecordBatch) (sessionReply, error) {
+	store := ss.s.cfg.Objects
+	if store == nil {
+		return sessionReply{}, errNoObjectStore
+	}
+	id := objectstore.ID(req.ID)
+	if req.ID == "" {
+		id = objectstore.NewID()
+	} else if ss.s.objects.has(id) {
+		return sessionReply{}, fmt.Errorf("%w: %q", errDuplicateID, req.ID)
+	}
+	col := rec.Column(0).(*array.LargeBinary)
+	var n int
+	for i := 0; i < col.Len(); i++ {
+		n += len(col.Value(i))
+	}
+	if int64(n) > store.Limit() {
+		return sessionReply{}, fmt.Errorf("%w: a blob of %d bytes, more than the store's memory (%d bytes)", objectstore.ErrOverCapacity, n, store.Limit())
+	}
+	blob := make([]byte, 0, n)
+	for i := 0; i < col.Len(); i++ {
+		blob = append(blob, col.Value(i)...)
+	}
+	h, err := store.PutWithID(ctx, id, objectstore.Blob(blob))
+	if err != nil {
+		return sessionReply{}, err
+	}
+	ss.s.objects.add(h)
+	return sessionReply{ID: string(id), Bytes: h.Size()}, nil
+}
+
+// get answers a blob object as one row (a stream object of one
+// large_binary column and one batch: that batch's rows).
+func (ss *session) get(ctx context.Context, req sessionRequest) {
+	store := ss.s.cfg.Objects
+	if store == nil {
+		ss.answer(req.Req, sessionReply{}, errNoObjectStore)
+		return
+	}
+	h, err := store.Acquire(objectstore.ID(req.ID))
+	if err != nil {
+		ss.answer(req.Req, sessionReply{}, err)
+		return
+	}
+	defer h.Release()
+	if h.Size() > int64(ss.s.cfg.MaxMessageBytes)/2 {
+		ss.answer(req.Req, sessionReply{}, fmt.Errorf("%w: object %s holds %d bytes; read it with DoGet", errTooLargeForSession, req.ID, h.Size()))
+		return
+	}
+	obj, err := h.Pin(ctx)
+	if err != nil {
+		ss.answer(req.Req, sessionReply{}, err)
+		return
+	}
+	defer h.Unpin()
+	var data arrow.RecordBatch
+	switch {
+	case obj.IsBlob():
+		data = blobBatch(obj.Blob)
+	case len(obj.Batches) == 1 && obj.Schema.NumFields() == 1 && arrow.TypeEqual(obj.Schema.Field(0).Type, arrow.BinaryTypes.LargeBinary):
+		data = obj.Batches[0]
+		data.Retain()
+	default:
+		ss.answer(req.Req, sessionReply{}, fmt.Errorf("%w: object %s is Arrow data, not a blob; read it with DoGet", errTooLargeForSession, req.ID))
+		return
+	}
+	defer data.Release()
+	res := array.NewRecordBatch(sessionOutSchema, data.Columns(), data.NumRows())
+	defer res.Release()
+	ss.send(res, sessionReply{Req: req.Req, ID: req.ID, Bytes: h.Size()})
+}
+
+// answer sends reply for req (a zero-row batch), or err as its error.
+func (ss *session) answer(req uint64, reply sessionReply, err error) {
+	reply.Req = req
+	if err != nil {
+		st := toStatus(err)
+		code := codeOf(st)
+		if code == codes.Internal {
+			ss.s.log.Error("session request failed", zap.Error(err))
+		}
+		reply = sessionReply{Req: req, Error: &sessionError{Code: code.String(), Message: err.Error()}}
+	}
+	ss.send(ss.empty, reply)
+}
+
+// send writes one answer. A failed write ends the session.
+func (ss *session) send(rec arrow.RecordBatch, reply sessionReply) error {
+	meta, err := json.Marshal(reply)
+	if err != nil {
+		return err
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.werr != nil {
+		return ss.werr
+	}
+	ss.w.ps.fd.AppMetadata = meta
+	err = ss.w.Write(rec)
+	ss.w.ps.fd.AppMetadata = nil
+	if err != nil {
+		ss.werr = err
+		ss.cancel()
+	}
+	return err
+}
+
+// oneBatch is a scheduler.Source of a single batch.
+type oneBatch struct{ rec arrow.RecordBatch }
+
+func (o *oneBatch) Next() (arrow.RecordBatch, error) {
+	if o.rec == nil {
+		return nil, io.EOF
+	}
+	rec := o.rec
+	o.rec = nil
+	return rec, nil
+}
+
+func (o *oneBatch) Close() {
+	if o.rec != nil {
+		o.rec.Release()
+		o.rec = nil
+	}
+}
+
+// emptyResult is a zero-row batch of sessionOutSchema.
+func emptyResult() arrow.RecordBatch {
+	b := array.NewBinaryBuilder(memory.DefaultAllocator, arrow.BinaryTypes.LargeBinary)
+	defer b.Release()
+	col := b.NewArray()
+	defer col.Release()
+	return array.NewRecordBatch(sessionOutSchema, []arrow.Array{col}, 0)
+}
+
+// truncate returns at most n bytes of b.
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}

@@ -1,0 +1,229 @@
+"""A Client's session: one long-lived stream for many small requests.
+
+A task, a small put or get costs a few microseconds of node work, far less
+than opening a gRPC stream, so a Client keeps one DoExchange open (descriptor
+CMD "session", docs/protocol.md "Sessions") and sends each request as one
+batch of a large_binary column with JSON app_metadata {"op", "req", ...}. The
+node answers each request with one batch carrying the same "req", in the
+order requests finish, not the order they were sent.
+
+Reading. Whoever reads the stream settles the callbacks of the answers it
+reads. A thread that waits for an answer (``call``, a task future's
+``result()``) reads the stream itself while nobody else does: a lone request
+then costs no thread hand-off, which is most of a round trip's time in
+Python. A background reader thread takes over when requests are in flight
+and no waiting thread has claimed the stream for a short grace period
+(futures nobody waits on, callbacks, ``concurrent.futures.wait``).
+
+Writing. Requests are written by the threads that make them, one at a time;
+readers never write, so a node that stops reading (its window of requests
+is full) can always drain its answers. When the stream breaks (the node
+stopped or restarted), every request waiting on it fails with the error and
+the Client opens a new session for the next request.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.flight as flight
+
+from .errors import QuiverError, Unavailable, from_code, translate
+
+__all__ = ["Session", "SessionError", "COMMAND", "SCHEMA"]
+
+COMMAND = b"session"
+SCHEMA = pa.schema([pa.field("payload", pa.large_binary())])
+_EMPTY = pa.RecordBatch.from_arrays([pa.array([], type=pa.large_binary())], schema=SCHEMA)
+GRACE_S = 0.002  # how long the background reader leaves the stream to a waiting thread
+
+# A callback gets (batch, metadata dict) for an answer, or (None, QuiverError).
+Callback = Callable[[pa.RecordBatch | None, "dict | QuiverError"], None]
+
+_local = threading.local()  # .reading: this thread is settling answers
+
+
+class SessionError(QuiverError):
+    """A request's own failure, as the node answered it: ``code`` is the gRPC
+    status code's name ("NotFound", "FailedPrecondition", ...)."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+class Session:
+    """One session stream of a Client. Safe to use from any thread."""
+
+    def __init__(self, client):
+        options = client._call_options(None, None, None, None)
+        try:
+            self._writer, self._reader = client._flight.do_exchange(
+                flight.FlightDescriptor.for_command(COMMAND), options)
+            self._writer.begin(SCHEMA)
+        except (pa.ArrowException, flight.FlightError) as e:
+            raise translate(e) from e
+        self._wlock = threading.Lock()            # one writer at a time
+        self._cond = threading.Condition()        # guards what follows
+        self._waiting: dict[int, Callback] = {}   # requests sent, not answered
+        self._next = 1
+        self._busy = False                        # a thread is reading the stream
+        self._ended = False                       # the stream has ended: nothing more to read
+        self.broken: QuiverError | None = None    # set once the stream failed or was closed
+        self._thread = threading.Thread(target=self._background, name="quiver-session", daemon=True)
+        self._thread.start()
+
+    def in_flight(self) -> int:
+        return len(self._waiting)
+
+    # Requests.
+
+    def request(self, meta: dict, callback: Callback, batch: pa.RecordBatch | None = None) -> None:
+        """Send one request; callback runs with its answer, on whichever thread
+        reads it. Raises the stream's error if it is broken (nothing is sent)."""
+        with self._cond:
+            if self.broken is not None:
+                raise self.broken
+            req = self._next
+            self._next += 1
+            meta["req"] = req
+            self._waiting[req] = callback
+            self._cond.notify_all()
+        try:
+            with self._wlock:
+                self._writer.write_with_metadata(_EMPTY if batch is None else batch,
+                                                 pa.py_buffer(json.dumps(meta).encode()))
+        except (pa.ArrowException, flight.FlightError, OSError) as e:
+            err = translate(e)
+            with self._cond:
+                sent = self._waiting.pop(req, None) is None  # answered already: it went out
+                self.broken = self.broken or err
+                self._cond.notify_all()
+            if not sent:
+                raise err from e
+
+    def call(self, meta: dict, batch: pa.RecordBatch | None = None):
+        """One request, waited for: (batch, metadata), or raises its error."""
+        out: list = []
+        self.request(meta, lambda data, answer: out.append((data, answer)), batch)
+        self.wait_until(lambda: bool(out))
+        data, answer = out[0]
+        if isinstance(answer, QuiverError):
+            raise answer
+        return data, answer
+
+    def wait_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Wait until done() is true, reading the stream meanwhile when nobody
+        else does; False if timeout (seconds) passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._cond:
+                while True:
+                    if done():
+                        return True
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    if (not self._busy and self._waiting and not self._ended and deadline is None
+                            and not getattr(_local, "reading", False)):
+                        self._busy = True
+                        break
+                    self._cond.wait(0.05 if left is None else min(left, 0.05))
+            self._read_one()
+
+    def close(self) -> None:
+        """End the stream; requests still waiting fail."""
+        with self._cond:
+            if self.broken is None:
+                self.broken = QuiverError("quiver: the client is closed")
+            self._cond.notify_all()
+        try:
+            with self._wlock:
+                self._writer.done_writing()
+        except Exception:  # noqa: BLE001  a stream that broke already
+            pass
+        self._thread.join(5)
+        try:
+            self._writer.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+    # Reading.
+
+    def _background(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._ended or (self.broken is not None and not self._waiting):
+                        return
+                    if not self._busy and self._waiting:
+                        # Leave the stream to a thread about to wait on its answer.
+                        self._cond.wait(GRACE_S)
+                        if not self._busy and self._waiting and not self._ended:
+                            self._busy = True
+                            break
+                        continue
+                    self._cond.wait(0.5)
+            self._read_one()
+
+    def _read_one(self) -> None:
+        """Read one answer and settle it; the caller set _busy."""
+        _local.reading = True
+        try:
+            try:
+                chunk = self._reader.read_chunk()
+            except StopIteration:
+                self._end(Unavailable("quiver: the node ended the session"))
+                return
+            except (pa.ArrowException, flight.FlightError) as e:
+                self._end(translate(e))
+                return
+            try:
+                meta = json.loads(chunk.app_metadata.to_pybytes())
+                req = int(meta["req"])
+            except (AttributeError, ValueError, KeyError, TypeError):
+                self._end(QuiverError(f"quiver: the node sent a session answer without a request "
+                                      f"number: {chunk.app_metadata!r}"))
+                return
+            with self._cond:
+                callback = self._waiting.pop(req, None)
+            if callback is not None:
+                e = meta.get("error")
+                _settle(callback, None if e else chunk.data, _error(e) if e else meta)
+        finally:
+            _local.reading = False
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+    def _end(self, err: QuiverError) -> None:
+        """The stream ended: fail every request still waiting."""
+        with self._cond:
+            self._ended = True
+            if self.broken is None:
+                self.broken = err
+            waiting, self._waiting = self._waiting, {}
+            err = self.broken
+        for callback in waiting.values():
+            _settle(callback, None, err)
+
+
+def _settle(callback: Callback, data, answer) -> None:
+    try:
+        callback(data, answer)
+    except Exception:  # noqa: BLE001  a callback's bug must not stop the reading
+        traceback.print_exc()
+
+
+def _error(e: dict) -> QuiverError:
+    code, message = str(e.get("code", "")), str(e.get("message", ""))
+    err = from_code(code, message)
+    if type(err) is QuiverError:
+        return SessionError(message, code)
+    err.code = code
+    return err
