@@ -257,6 +257,15 @@ class Client:
         """
         return self._tasks().submit(fn, args, kwargs)
 
+    def remote(self, fn, /, *args, **kwargs):
+        """Run fn(*args, **kwargs) like submit, but keep the result on the node:
+        return an ObjectRef to it (Ray's f.remote()). Pass the ref to other tasks
+        (they read it on the node, not through this process) or get() it. If the
+        node loses it (a restart), reading it runs the task again: see
+        quiver.lineage. ref.wait() waits for the task and raises its error."""
+        from .lineage import remote
+        return remote(self, fn, args, kwargs)
+
     def map(self, fn, items, *more_items, ordered: bool = True):
         """fn(item) for each item on the node's workers, as an iterator of results.
 
@@ -293,10 +302,18 @@ class Client:
         """Read an object back: a pyarrow Table for Arrow objects, the unpickled
         object for others; a list of refs gives a list. ObjectLost if the node
         does not hold it (released, or lost with a node that stopped)."""
+        from .errors import ObjectLost
         from .objects import _check_ref, fetch
         if isinstance(ref, (list, tuple)):
             return [self.get(r) for r in ref]
         ref = _check_ref(ref).wait()
+        try:
+            return fetch(self, ref)[0]
+        except ObjectLost:
+            if ref._lineage is None:
+                raise
+        from .lineage import recompute
+        recompute(self, ref)  # made by a task: make it again
         return fetch(self, ref)[0]
 
     def release(self, ref) -> None:
@@ -313,6 +330,34 @@ class Client:
                 from .session import Session
                 self._sess = Session(self)
             return self._sess
+
+    def _send(self, meta: dict, callback, batch=None) -> None:
+        """Send a session request (quiver.session); a request the stream could
+        not take (it had ended) goes once more on a new session."""
+        from .session import NotSent
+        try:
+            self._session().request(meta, callback, batch)
+        except NotSent:
+            self._session().request(meta, callback, batch)
+
+    def _wait_until(self, done) -> None:
+        """Wait until done() is true, reading the session meanwhile (quiver.session)."""
+        while not done():
+            sess = self._sess
+            if sess is None:
+                time.sleep(0.001)
+                continue
+            sess.wait_until(lambda: done() or self._sess is not sess)
+
+    def _ask(self, meta: dict, batch=None):
+        """One session request, waited for: (batch, metadata), or raises its error."""
+        out: list = []
+        self._send(meta, lambda data, answer: out.append((data, answer)), batch)
+        self._wait_until(lambda: bool(out))
+        data, answer = out[0]
+        if isinstance(answer, QuiverError):
+            raise answer
+        return data, answer
 
     def _forget(self, name: str) -> None:
         """Forget that name is registered, so that register() sends it again."""

@@ -73,7 +73,7 @@ class ObjectRef:
     against its memory); they do not travel when a ref is pickled.
     """
 
-    __slots__ = ("id", "kind", "address", "rows", "nbytes", "_client", "_put")
+    __slots__ = ("id", "kind", "address", "rows", "nbytes", "_client", "_put", "_lineage")
 
     def __init__(self, id: str, kind: str, address: str, rows: int | None = None,
                  nbytes: int | None = None, client=None):
@@ -86,12 +86,14 @@ class ObjectRef:
         self.nbytes = nbytes
         # The Client that put it (its token, its connection), while it lives; not pickled.
         self._client = weakref.ref(client) if client is not None else None
-        self._put = None  # a put not yet answered (quiver.objects._PutState)
+        self._put = None  # a put not yet answered, or a task still making it
+        self._lineage = None  # the task that made it (quiver.lineage), for recomputing it
 
     def wait(self) -> ObjectRef:
-        """Wait for the node's answer to the put that made this ref; raise its
-        error (OverCapacity, Unavailable, ...) if it failed. get, release and
-        pickling the ref (passing it to a task) wait the same way."""
+        """Wait for the node's answer to the put that made this ref (or for the
+        task, for Client.remote); raise its error (OverCapacity, UDFError, ...)
+        if it failed. get, release and pickling the ref (passing it to a task)
+        wait the same way."""
         if self._put is not None:
             self._put.wait(self)
             self._put = None
@@ -155,7 +157,7 @@ def _put_pickled(client, obj: Any) -> ObjectRef:
     state = ref._put = _PutState(client)
     batch = pa.RecordBatch.from_arrays([_one_row(memoryview(data))], schema=SESSION_SCHEMA)
     try:
-        client._session().request({"op": "put", "id": ref.id}, state.settle, batch)
+        client._send({"op": "put", "id": ref.id}, state.settle, batch)
     except QuiverError as e:
         state.settle(None, e)
         ref.wait()
@@ -179,9 +181,7 @@ class _PutState:
 
     def wait(self, ref: ObjectRef) -> None:
         if not self.done:
-            sess = self.client._sess
-            if sess is not None:
-                sess.wait_until(lambda: self.done)
+            self.client._wait_until(lambda: self.done)
         if self.error is not None:
             e = self.error
             raise type(e)(f"quiver: put of object {ref.id} failed: {e.message}") from e
@@ -243,10 +243,9 @@ def release(client, refs: list[ObjectRef]) -> None:
     for ref in refs:
         ref.wait()
     answers: list = []
-    sess = client._session()
     for ref in refs:
-        sess.request({"op": "release", "id": ref.id}, lambda _d, a: answers.append(a))
-    sess.wait_until(lambda: len(answers) == len(refs))
+        client._send({"op": "release", "id": ref.id}, lambda _d, a: answers.append(a))
+    client._wait_until(lambda: len(answers) == len(refs))
     for ref in refs:
         _forget((ref.id, ref.address))
     for a in answers:
@@ -322,7 +321,7 @@ def _do_put(client, schema: pa.Schema, batches) -> dict:
 def _do_get(client, ref: ObjectRef) -> tuple[Any, int]:
     if ref.kind == "pickle":
         try:
-            data, _ = client._session().call({"op": "get", "id": ref.id})
+            data, _ = client._ask({"op": "get", "id": ref.id})
         except FunctionNotFound as e:  # NOT_FOUND: an unknown object
             raise ObjectLost(f"object {ref.id} is lost: the node at {client.address} does not hold it "
                              f"(released, or lost with a node that stopped): {e.message}", ref.id) from e

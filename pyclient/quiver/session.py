@@ -35,7 +35,7 @@ import pyarrow.flight as flight
 
 from .errors import QuiverError, Unavailable, from_code, translate
 
-__all__ = ["Session", "SessionError", "COMMAND", "SCHEMA"]
+__all__ = ["Session", "SessionError", "NotSent", "COMMAND", "SCHEMA"]
 
 COMMAND = b"session"
 SCHEMA = pa.schema([pa.field("payload", pa.large_binary())])
@@ -55,6 +55,11 @@ class SessionError(QuiverError):
     def __init__(self, message: str, code: str):
         super().__init__(message)
         self.code = code
+
+
+class NotSent(Unavailable):
+    """The request did not go out: the stream had ended (the node stopped,
+    restarted or is draining). Sending it on a new session is safe."""
 
 
 class Session:
@@ -85,10 +90,10 @@ class Session:
 
     def request(self, meta: dict, callback: Callback, batch: pa.RecordBatch | None = None) -> None:
         """Send one request; callback runs with its answer, on whichever thread
-        reads it. Raises the stream's error if it is broken (nothing is sent)."""
+        reads it. Raises NotSent if the stream has ended (nothing is sent)."""
         with self._cond:
             if self.broken is not None:
-                raise self.broken
+                raise NotSent(self.broken.message)
             req = self._next
             self._next += 1
             meta["req"] = req
@@ -105,17 +110,7 @@ class Session:
                 self.broken = self.broken or err
                 self._cond.notify_all()
             if not sent:
-                raise err from e
-
-    def call(self, meta: dict, batch: pa.RecordBatch | None = None):
-        """One request, waited for: (batch, metadata), or raises its error."""
-        out: list = []
-        self.request(meta, lambda data, answer: out.append((data, answer)), batch)
-        self.wait_until(lambda: bool(out))
-        data, answer = out[0]
-        if isinstance(answer, QuiverError):
-            raise answer
-        return data, answer
+                raise NotSent(err.message) from e
 
     def wait_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
         """Wait until done() is true, reading the stream meanwhile when nobody

@@ -90,7 +90,7 @@ class _Task:
     """One submission: where it goes, its pickled arguments and its future."""
 
     __slots__ = ("name", "payload", "future", "fn", "args", "kwargs", "alone", "started",
-                 "reregistered", "resent")
+                 "reregistered", "resent", "recovered")
 
     def __init__(self, name, payload, future, fn, args, kwargs):
         self.name = name
@@ -103,6 +103,7 @@ class _Task:
         self.started = False  # its future is running
         self.reregistered = False
         self.resent = False
+        self.recovered = False  # a lost argument was made again for it
 
     def label(self) -> str:
         fn = getattr(self.fn, "__qualname__", None) or repr(self.fn)
@@ -124,9 +125,8 @@ class TaskFuture(cf.Future):
         self._client = client
 
     def _help(self) -> None:
-        sess = self._client._sess
-        if sess is not None and not self.done():
-            sess.wait_until(self.done)
+        if not self.done():
+            self._client._wait_until(self.done)
 
     def result(self, timeout=None):
         if timeout is None:
@@ -191,13 +191,16 @@ class Dispatcher:
                 self._names_by_id[id(fn)] = (fn, name)
         return name
 
-    def submit(self, fn: Callable, args: tuple, kwargs: dict) -> cf.Future:
+    def submit(self, fn: Callable, args: tuple, kwargs: dict, store: str | None = None) -> cf.Future:
+        """A future of fn(*args, **kwargs); with store, the worker keeps the result
+        on its node as the object of that id instead (quiver.lineage)."""
         if not callable(fn):
             raise TypeError(f"quiver: submit needs a callable, not {type(fn).__name__}")
         import cloudpickle
         name = self.name_for(fn)
         try:
-            payload = cloudpickle.dumps((args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+            payload = cloudpickle.dumps((args, kwargs) if store is None else (args, kwargs, store),
+                                        protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:
             raise TypeError(f"quiver: cannot pickle the arguments of {getattr(fn, '__qualname__', fn)}: {e}") from e
         task = _Task(name, payload, TaskFuture(self._client), fn, args, kwargs)
@@ -306,7 +309,7 @@ class Dispatcher:
             self._in_flight += 1
         self.calls += 1
         try:
-            self._client._session().request(meta, lambda data, answer: self._settle(live, data, answer), batch)
+            self._client._send(meta, lambda data, answer: self._settle(live, data, answer), batch)
         except QuiverError as e:
             self._settle(live, None, e)
 
@@ -322,7 +325,26 @@ class Dispatcher:
             self._fail(live, QuiverError(f"quiver: the node answered {len(rows)} results for {len(live)} tasks"))
             return
         for t, row in zip(live, rows):
-            _resolve(t, row)
+            lost = _resolve(t, row)
+            if lost is not None:  # an argument made by a task was lost: make it again, then retry
+                threading.Thread(target=self._recover, args=(t, lost), daemon=True).start()
+
+    def _recover(self, t: _Task, lost: ObjectRef) -> None:
+        from .lineage import recompute
+        try:
+            recompute(self._client, lost)
+        except BaseException as e:  # noqa: BLE001  the task fails with why
+            t.future.set_exception(e)
+            t.done()
+            return
+        with self._cond:
+            if not self._closed:
+                self._queues.setdefault(t.name, collections.deque()).appendleft(t)
+                self._queued += 1
+                self._wake()
+                return
+        t.future.set_exception(QuiverError("quiver: the client was closed before the task ran"))
+        t.done()
 
     def _failed(self, live: list[_Task], e: QuiverError) -> None:
         """A request failed as a whole: send again, or fail its futures."""
@@ -362,8 +384,10 @@ class Dispatcher:
             t.done()
 
 
-def _resolve(t: _Task, row) -> None:
-    """Settle t's future from its result row."""
+def _resolve(t: _Task, row) -> ObjectRef | None:
+    """Settle t's future from its result row. If the task failed because an
+    argument object made by a task was lost, leave it unsettled and return that
+    argument (once per task), for the dispatcher to make it again."""
     try:
         if row is None:
             raise QuiverError("the node returned no result")
@@ -372,15 +396,23 @@ def _resolve(t: _Task, row) -> None:
         t.future.set_exception(QuiverError(f"quiver: {t.label()}: cannot read its result here: "
                                            f"{type(e).__name__}: {e}"))
         t.done()
-        return
+        return None
     if outcome[0] == "ok":
         t.future.set_result(outcome[1])
     else:
         _, etype, message, tb = outcome
         err = UDFError(f"{t.label()} raised {etype}: {message}\n\nRemote traceback:\n{tb}")
         err.remote_type, err.remote_message, err.remote_traceback = etype, message, tb
+        if not t.recovered:
+            from .lineage import lost_argument
+            lost = lost_argument([a for a in (*(t.args or ()), *(t.kwargs or {}).values())
+                                  if isinstance(a, ObjectRef)], err)
+            if lost is not None:
+                t.recovered = True
+                return lost
         t.future.set_exception(err)
     t.done()
+    return None
 
 
 # The API Client exposes.
@@ -452,13 +484,16 @@ def run_task_rows(fn: Callable, column: pa.Array) -> tuple[pa.Array, float]:
     for payload in column.to_pylist():
         start = None
         try:
-            args, kwargs = pickle.loads(payload)
+            args, kwargs, *store = pickle.loads(payload)
             args = [_resolve_ref(a) for a in args]
             kwargs = {k: _resolve_ref(v) for k, v in kwargs.items()}
             start = time.perf_counter()
             value = fn(*args, **kwargs)
             ms += (time.perf_counter() - start) * 1e3
             start = None
+            if store:
+                _store(store[0], value)
+                value = None
             try:
                 row = cloudpickle.dumps(("ok", value), protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as e:
@@ -471,6 +506,25 @@ def run_task_rows(fn: Callable, column: pa.Array) -> tuple[pa.Array, float]:
             row = cloudpickle.dumps(("err", type(e).__name__, str(e), _task_traceback(e)))
         out.append(row)
     return pa.array(out, type=RESULT_TYPE), ms
+
+
+def _store(id: str, value) -> None:
+    """Keep a task's result on this worker's node as the pickled object id."""
+    import cloudpickle
+
+    from .objects import _one_row, _process_client
+    from .session import SCHEMA as SESSION_SCHEMA
+    from .session import SessionError
+    try:
+        data = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        raise TypeError(f"cannot pickle the result ({type(value).__name__}): {e}") from e
+    batch = pa.RecordBatch.from_arrays([_one_row(memoryview(data))], schema=SESSION_SCHEMA)
+    try:
+        _process_client(None)._ask({"op": "put", "id": id}, batch)
+    except SessionError as e:
+        if e.code != "AlreadyExists":  # a retry, or a recomputation, of a task that stored it
+            raise
 
 
 def _resolve_ref(value):

@@ -1,0 +1,88 @@
+"""Objects made by tasks, and how they are made again when lost.
+
+    ref = client.remote(simulate, seed=1)     # an ObjectRef: the result stays on the node
+    total = client.submit(summarize, ref)      # the worker reads it there, not via the driver
+    client.get(ref)                            # the value
+
+``remote`` runs fn like ``submit``, but the worker stores the result on its
+node as a pickled object under an id the client chose, and the client keeps
+the ref's lineage: fn and its arguments. Objects live on the node, not in a
+worker, so a worker that dies loses none (its task is retried and stores the
+same result). A node that stops loses its objects; when a client later reads
+one made by a task (get, or a task that takes it as an argument), the client
+runs the task again under the same id, first making again any argument
+object that was lost too. Objects from ``put`` have no lineage: reading a
+lost one raises ObjectLost. Recomputation assumes tasks are deterministic,
+as retries already do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .errors import ObjectLost, UDFError
+from .objects import ObjectRef
+
+__all__ = ["Lineage", "recompute"]
+
+MAX_DEPTH = 32  # a chain of lost objects longer than this is reported, not recomputed
+
+
+class Lineage:
+    """The task that makes a ref's object, and its future while it runs."""
+
+    __slots__ = ("fn", "args", "kwargs", "future")
+
+    def __init__(self, fn: Callable, args: tuple, kwargs: dict, future):
+        self.fn, self.args, self.kwargs, self.future = fn, args, kwargs, future
+
+    def wait(self, ref: ObjectRef) -> None:
+        """The ref's task has finished and stored its result; raises its error."""
+        self.future.result()
+
+    def refs(self) -> list[ObjectRef]:
+        """The ObjectRef arguments (those a worker resolves)."""
+        return [a for a in (*self.args, *self.kwargs.values()) if isinstance(a, ObjectRef)]
+
+
+def remote(client, fn: Callable, args: tuple, kwargs: dict) -> ObjectRef:
+    """Run fn(*args, **kwargs) on a worker, keeping the result on the node."""
+    import secrets
+    ref = ObjectRef(secrets.token_hex(16), "pickle", client.address, client=client)
+    future = client._tasks().submit(fn, args, kwargs, store=ref.id)
+    ref._lineage = ref._put = Lineage(fn, args, kwargs, future)
+    return ref
+
+
+def recompute(client, ref: ObjectRef, depth: int = 0) -> None:
+    """Run ref's task again under its id; raises ObjectLost if it has no lineage."""
+    lineage: Lineage | None = getattr(ref, "_lineage", None)
+    if lineage is None:
+        raise ObjectLost(f"object {ref.id} is lost and came from put, not a task: it cannot be made again",
+                         ref.id)
+    if depth > MAX_DEPTH:
+        raise ObjectLost(f"object {ref.id} is lost, and so are more than {MAX_DEPTH} objects it was "
+                         f"made from", ref.id)
+    tried: set[str] = set()
+    while True:
+        future = client._tasks().submit(lineage.fn, lineage.args, lineage.kwargs, store=ref.id)
+        try:
+            future.result()
+            return
+        except UDFError as e:
+            lost = lost_argument(lineage.refs(), e)
+            if lost is None or lost.id in tried:
+                raise
+            tried.add(lost.id)
+            recompute(client, lost, depth + 1)
+
+
+def lost_argument(refs: list[ObjectRef], e: Any) -> ObjectRef | None:
+    """The argument of refs that a task's failure e says was lost, if it has lineage."""
+    if getattr(e, "remote_type", None) != "ObjectLost":
+        return None
+    message = getattr(e, "remote_message", "") or ""
+    for r in refs:
+        if r.id in message and getattr(r, "_lineage", None) is not None:
+            return r
+    return None
