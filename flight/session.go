@@ -4,7 +4,6 @@
 package flight
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,19 +88,13 @@ type session struct {
 	cancel context.CancelFunc
 	empty  arrow.RecordBatch // zero rows of sessionOutSchema
 
-	mu   sync.Mutex // serializes answers
-	w    *eagerWriter
-	werr error
+	mu      sync.Mutex // serializes answers; guards what follows
+	w       *eagerWriter
+	werr    error
+	stopped bool // no more requests are taken
 
 	slots chan struct{} // sessionWindow
 	wg    sync.WaitGroup
-}
-
-// sessionMsg is one request as the reading goroutine hands it over.
-type sessionMsg struct {
-	rec  arrow.RecordBatch // retained; the handler releases it
-	meta []byte
-	err  error // io.EOF at the end of the stream
 }
 
 // serveSession answers requests until the client ends the stream, the
@@ -122,28 +115,23 @@ func (s *Server) serveSession(ctx context.Context, stream flight.FlightService_D
 	ss := &session{s: s, in: in, cancel: cancel, w: w, slots: make(chan struct{}, sessionWindow)}
 	ss.empty = emptyResult()
 	defer ss.empty.Release()
-	msgs := make(chan sessionMsg)
-	go readSession(ctx, rdr, msgs)
-
+	// The reading goroutine handles each request as it arrives. It may stay
+	// blocked on the stream after this returns (the stream ends with it),
+	// so it owns rdr and takes no request once stopped is set.
+	read := make(chan error, 1)
+	go func() { read <- ss.read(ctx, rdr) }()
 	var end error
-loop:
-	for end == nil {
-		select {
-		case m := <-msgs:
-			if m.err != nil {
-				if !errors.Is(m.err, io.EOF) {
-					end = m.err
-				}
-				break loop
-			}
-			end = ss.handle(ctx, m)
-		case <-s.drain:
-			end = errDraining
-		case <-ctx.Done():
-			end = ctx.Err()
-		}
+	select {
+	case end = <-read:
+	case <-s.drain:
+		end = errDraining
+	case <-ctx.Done():
+		end = ctx.Err()
 	}
-	ss.wg.Wait()
+	ss.mu.Lock()
+	ss.stopped = true
+	ss.mu.Unlock()
+	ss.wg.Wait() // requests in flight are answered
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.werr != nil && end == nil {
@@ -155,66 +143,84 @@ loop:
 	return end
 }
 
-// readSession forwards the stream's batches and their metadata until the
-// stream ends or ctx does; it owns rdr.
-func readSession(ctx context.Context, rdr *flight.Reader, out chan<- sessionMsg) {
+// read handles requests until the stream ends (nil at its end) or a
+// request cannot be understood; it releases rdr.
+func (ss *session) read(ctx context.Context, rdr *flight.Reader) error {
 	defer rdr.Release()
 	src := &source{rdr: rdr}
 	for {
 		rec, err := src.Next()
-		m := sessionMsg{rec: rec, err: err}
-		if err == nil {
-			m.meta = bytes.Clone(rdr.LatestAppMetadata())
-		}
-		select {
-		case out <- m:
-		case <-ctx.Done():
-			if rec != nil {
-				rec.Release()
-			}
-			return
-		}
 		if err != nil {
-			return
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		ss.mu.Lock()
+		if ss.stopped {
+			ss.mu.Unlock()
+			rec.Release()
+			return nil
+		}
+		ss.wg.Add(1)
+		ss.mu.Unlock()
+		err = ss.handle(ctx, rec, rdr.LatestAppMetadata())
+		ss.wg.Done()
+		if err != nil {
+			return err
 		}
 	}
 }
 
 // handle starts or answers one request. It returns an error only for a
 // request that cannot be answered at all (no usable req number).
-func (ss *session) handle(ctx context.Context, m sessionMsg) error {
-	req, err := parseSessionRequest(m.meta)
+func (ss *session) handle(ctx context.Context, rec arrow.RecordBatch, meta []byte) error {
+	req, err := parseSessionRequest(meta)
 	if err != nil {
-		m.rec.Release()
+		rec.Release()
 		return err
 	}
 	switch req.Op {
 	case opPut:
-		reply, err := ss.put(ctx, req, m.rec)
-		m.rec.Release()
+		reply, err := ss.put(ctx, req, rec)
+		rec.Release()
 		ss.answer(req.Req, reply, err)
 	case opRelease:
-		m.rec.Release()
+		rec.Release()
 		ss.answer(req.Req, sessionReply{}, ss.s.releaseObject([]byte(req.ID)))
 	case opCall, opGet:
+		var h *objectstore.Handle
+		if req.Op == opGet {
+			// Held from now: a release read after this get does not pull
+			// the object from under it.
+			if h, err = ss.acquire(req); err != nil {
+				rec.Release()
+				ss.answer(req.Req, sessionReply{}, err)
+				return nil
+			}
+		}
 		select {
 		case ss.slots <- struct{}{}:
 		case <-ctx.Done():
-			m.rec.Release()
+			rec.Release()
+			if h != nil {
+				h.Release()
+			}
 			return ctx.Err()
 		}
 		ss.wg.Add(1)
 		go func() {
 			defer func() { <-ss.slots; ss.wg.Done() }()
-			defer m.rec.Release()
-			if req.Op == opCall {
-				ss.call(ctx, req, m.rec)
+			defer rec.Release()
+			if h != nil {
+				defer h.Release()
+				ss.get(ctx, req, h)
 			} else {
-				ss.get(ctx, req)
+				ss.call(ctx, req, rec)
 			}
 		}()
 	default:
-		m.rec.Release()
+		rec.Release()
 		ss.answer(req.Req, sessionReply{}, udf.Invalidf("unknown session op %q: want %s, %s, %s or %s", req.Op, opCall, opPut, opGet, opRelease))
 	}
 	return nil
@@ -297,20 +303,23 @@ func (ss *session) put(ctx context.Context, req sessionRequest, rec arrow.Record
 	return sessionReply{ID: string(id), Bytes: h.Size()}, nil
 }
 
+// acquire takes a reference to the object a get names. Only an object
+// whose put has not been released is found, even while an earlier reader
+// still holds a released one.
+func (ss *session) acquire(req sessionRequest) (*objectstore.Handle, error) {
+	if ss.s.cfg.Objects == nil {
+		return nil, errNoObjectStore
+	}
+	id := objectstore.ID(req.ID)
+	if !ss.s.objects.has(id) {
+		return nil, fmt.Errorf("%w: %q", objectstore.ErrNotFound, req.ID)
+	}
+	return ss.s.cfg.Objects.Acquire(id)
+}
+
 // get answers a blob object as one row (a stream object of one
 // large_binary column and one batch: that batch's rows).
-func (ss *session) get(ctx context.Context, req sessionRequest) {
-	store := ss.s.cfg.Objects
-	if store == nil {
-		ss.answer(req.Req, sessionReply{}, errNoObjectStore)
-		return
-	}
-	h, err := store.Acquire(objectstore.ID(req.ID))
-	if err != nil {
-		ss.answer(req.Req, sessionReply{}, err)
-		return
-	}
-	defer h.Release()
+func (ss *session) get(ctx context.Context, req sessionRequest, h *objectstore.Handle) {
 	if h.Size() > int64(ss.s.cfg.MaxMessageBytes)/2 {
 		ss.answer(req.Req, sessionReply{}, fmt.Errorf("%w: object %s holds %d bytes; read it with DoGet", errTooLargeForSession, req.ID, h.Size()))
 		return
