@@ -3,7 +3,9 @@
 Measures, for each system on the same machine in the same run:
   - async task throughput: 1,000 empty tasks submitted, then all gathered (tasks/s);
   - sync round trip: one empty task submitted and its result awaited, again and again (us);
-  - small objects: put of a ~100-byte object and get of it back, sequentially (pairs/s);
+  - small objects, as ray_perf.py does: put calls (1,000 puts of a ~100-byte object, timed
+    until the node has confirmed every one), get calls (the same object read again and
+    again), and put + get pairs back to back;
   - a 100 MB Arrow table: put, then get (GB/s each, and for the pair).
 Each figure is the best of --repeat runs. Prints a Markdown table.
 
@@ -110,6 +112,26 @@ def bench_quiver(address: str, repeat: int) -> dict:
 
     small = {"k": list(range(10))}
 
+    def put_run():
+        start = time.perf_counter()
+        refs = [client.put(small) for _ in range(SMALL_OBJECTS)]
+        for ref in refs:
+            ref.wait()  # every put confirmed by the node
+        elapsed = time.perf_counter() - start
+        client.release(refs)
+        return elapsed
+    out["put"] = SMALL_OBJECTS / best(repeat, put_run)
+
+    one = client.put(small)
+
+    def get_run():
+        start = time.perf_counter()
+        for _ in range(SMALL_OBJECTS):
+            client.get(one)
+        return time.perf_counter() - start
+    out["get"] = SMALL_OBJECTS / best(repeat, get_run)
+    one.release()
+
     def small_run():
         refs = []
         start = time.perf_counter()
@@ -176,6 +198,24 @@ def bench_ray(repeat: int) -> dict:
         out["sync_us"] = best(repeat, sync_run) * 1e6
 
         small = {"k": list(range(10))}
+
+        def put_run():
+            start = time.perf_counter()
+            refs = [ray.put(small) for _ in range(SMALL_OBJECTS)]
+            elapsed = time.perf_counter() - start
+            del refs
+            return elapsed
+        out["put"] = SMALL_OBJECTS / best(repeat, put_run)
+
+        one = ray.put(small)
+
+        def get_run():
+            start = time.perf_counter()
+            for _ in range(SMALL_OBJECTS):
+                ray.get(one)
+            return time.perf_counter() - start
+        out["get"] = SMALL_OBJECTS / best(repeat, get_run)
+        del one
 
         def small_run():
             refs = []
@@ -247,6 +287,8 @@ def main() -> int:
     rows = [
         ("async tasks: 1,000 submitted, then gathered", "async", "{:,.0f} tasks/s"),
         ("sync round trip: submit one empty task, await it (median)", "sync_us", "{:,.0f} us"),
+        ("small objects: put calls (~100-byte object, all confirmed)", "put", "{:,.0f} puts/s"),
+        ("small objects: get calls (the same object again and again)", "get", "{:,.0f} gets/s"),
         ("small objects: put + get of a ~100-byte object, sequential", "small", "{:,.0f} pairs/s"),
         (f"{TABLE_BYTES // 1_000_000} MB Arrow table: put", "put_gbs", "{:.2f} GB/s"),
         (f"{TABLE_BYTES // 1_000_000} MB Arrow table: get", "get_gbs", "{:.2f} GB/s"),
