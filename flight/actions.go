@@ -26,6 +26,9 @@ var actionTypes = []*flight.ActionType{
 	{Type: ActionRegister, Description: "register a Python function: u32 LE length, JSON {name, returns}, cloudpickled blob"},
 	{Type: ActionDrop, Description: "drop a Python function: body is its name"},
 	{Type: ActionObjectRelease, Description: "drop the reference a DoPut took: body is the object id"},
+	{Type: ActionObjectShm, Description: "JSON {dir}: the node's shared-memory directory for objects, \"\" when off or over TCP"},
+	{Type: ActionObjectAdopt, Description: "store a file of that directory, an Arrow IPC stream: JSON {file: NAME}; answers like DoPut"},
+	{Type: ActionObjectLocate, Description: "JSON {id}: answers JSON {file, bytes}, the object's file in that directory or \"\""},
 }
 
 // ListActions lists the actions above.
@@ -56,9 +59,16 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 		err = s.cat.Drop(string(a.Body))
 	case ActionObjectRelease:
 		err = s.releaseObject(a.Body)
+	case ActionObjectShm:
+		body, err = s.objectShm(stream)
+	case ActionObjectAdopt:
+		return s.objectAdopt(stream, a.Body)
+	case ActionObjectLocate:
+		body, err = s.objectLocate(stream, a.Body)
 	default:
-		return fmt.Errorf("%w %q: this node serves %s, %s, %s, %s, %s and %s", errUnknownAction, a.Type,
-			ActionProtocolVersion, ActionHealth, ActionClusterStatus, ActionRegister, ActionDrop, ActionObjectRelease)
+		return fmt.Errorf("%w %q: this node serves %s, %s, %s, %s, %s, %s, %s, %s and %s", errUnknownAction, a.Type,
+			ActionProtocolVersion, ActionHealth, ActionClusterStatus, ActionRegister, ActionDrop, ActionObjectRelease,
+			ActionObjectShm, ActionObjectAdopt, ActionObjectLocate)
 	}
 	if err != nil {
 		return err

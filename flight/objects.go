@@ -42,8 +42,9 @@ var blobSchema = arrow.NewSchema([]arrow.Field{{Name: "blob", Type: arrow.Binary
 // objectRefs holds the reference each DoPut took, by id, until
 // object_release drops it. The zero value is ready.
 type objectRefs struct {
-	mu sync.Mutex
-	m  map[objectstore.ID]*objectstore.Handle
+	mu  sync.Mutex
+	m   map[objectstore.ID]*objectstore.Handle
+	shm shmFiles // objects held as files in shared memory (shm.go)
 }
 
 func (o *objectRefs) add(h *objectstore.Handle) {
@@ -206,6 +207,9 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 		return err
 	}
 	defer h.Unpin()
+	if obj.IsStream() { // adopted from shared memory (shm.go), or read back from a spill
+		return sendStream(stream, obj.Stream, s.cfg.MaxMessageBytes)
+	}
 	schema, recs := obj.Schema, obj.Batches
 	if obj.IsBlob() {
 		rec := blobBatch(obj.Blob)

@@ -44,6 +44,8 @@ func codeOf(err error) codes.Code {
 		return codes.Unavailable
 	case errors.Is(err, errUnknownAction), errors.Is(err, errNoObjectStore):
 		return codes.Unimplemented
+	case errors.Is(err, errShmOff): // pyarrow raises FAILED_PRECONDITION as ArrowInvalid, like INVALID_ARGUMENT
+		return codes.Unimplemented
 	case errors.Is(err, errDuplicateID):
 		return codes.AlreadyExists
 	case errors.Is(err, errTooLargeForSession):

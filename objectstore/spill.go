@@ -16,10 +16,12 @@ import (
 )
 
 // A segment is one zstd frame holding a kind byte, then the object: an
-// Arrow IPC stream (schema, batches, end of stream) or the blob's bytes.
+// Arrow IPC stream (schema, batches, end of stream), the blob's bytes, or
+// the bytes of a stream held as bytes (read back as bytes too).
 const (
 	kindBatches byte = 'A'
 	kindBlob    byte = 'B'
+	kindStream  byte = 'S'
 )
 
 // spillIO encodes and decodes segments. Only the spiller goroutine uses
@@ -48,11 +50,18 @@ func (sp *spillIO) close() {
 	sp.dec.Close()
 }
 
-// write writes obj as one segment at off in f and returns its length.
-func (sp *spillIO) write(f *os.File, off int64, obj Object) (int64, error) {
+// write writes obj as one segment at off in f and returns its length. A
+// fault reading obj's bytes (a mapped file cut short; the spiller turns
+// faults into panics) fails the write.
+func (sp *spillIO) write(f *os.File, off int64, obj Object) (n int64, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			n, err = 0, fmt.Errorf("objectstore: reading object bytes to spill them: %v", r)
+		}
+	}()
 	cw := &arrowio.CountingWriter{W: io.NewOffsetWriter(f, off)}
 	sp.enc.Reset(cw)
-	err := writeObject(sp.enc, obj, sp.mem)
+	err = writeObject(sp.enc, obj, sp.mem)
 	if cerr := sp.enc.Close(); err == nil {
 		err = cerr
 	}
@@ -63,11 +72,15 @@ func (sp *spillIO) write(f *os.File, off int64, obj Object) (int64, error) {
 }
 
 func writeObject(w io.Writer, obj Object, mem memory.Allocator) error {
-	if obj.IsBlob() {
-		if _, err := w.Write([]byte{kindBlob}); err != nil {
+	if obj.IsBlob() || obj.IsStream() {
+		kind, b := kindBlob, obj.Blob
+		if obj.IsStream() {
+			kind, b = kindStream, obj.Stream
+		}
+		if _, err := w.Write([]byte{kind}); err != nil {
 			return err
 		}
-		_, err := w.Write(obj.Blob)
+		_, err := w.Write(b)
 		return err
 	}
 	if _, err := w.Write([]byte{kindBatches}); err != nil {
@@ -102,10 +115,13 @@ func (sp *spillIO) readObject(r io.Reader, size int64) (Object, error) {
 		return Object{}, err
 	}
 	switch kind[0] {
-	case kindBlob:
+	case kindBlob, kindStream:
 		b := make([]byte, size)
 		if _, err := io.ReadFull(sp.dec, b); err != nil {
 			return Object{}, err
+		}
+		if kind[0] == kindStream {
+			return StreamBytes(b), nil
 		}
 		return Blob(b), nil
 	case kindBatches:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 
 	"go.uber.org/zap"
@@ -25,6 +26,8 @@ type Store struct {
 	waits  map[*request]chan struct{} // closed when the request finishes
 	files  map[int]*os.File           // open spill files
 	closed bool
+	frees  []func()         // release hooks due, called by unlock once the lock is let go
+	linger map[*meta]Object // after Close: pinned objects with a hook, until their last Unpin
 
 	kick chan struct{} // wakes the spiller; capacity 1
 	quit chan struct{} // closed by Close
@@ -83,19 +86,28 @@ func (s *Store) Put(ctx context.Context, obj Object) (*Handle, error) {
 
 // PutWithID is Put under an id the caller chose, for content addressing:
 // if an object has this id already, the handle is a new reference to it
-// and obj is not stored (same id, same content).
+// and obj is not stored (same id, same content). Either way, and when the
+// put fails, obj.Free is the store's to call (see Object.Free).
 func (s *Store) PutWithID(ctx context.Context, id ID, obj Object) (*Handle, error) {
-	if err := id.check(); err != nil {
+	free := obj.Free
+	fail := func(err error) (*Handle, error) {
+		if free != nil {
+			free()
+		}
 		return nil, err
+	}
+	if err := id.check(); err != nil {
+		return fail(err)
 	}
 	if err := obj.check(); err != nil {
-		return nil, err
+		return fail(err)
 	}
+	obj = obj.withHook()
 	size := obj.Size()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return nil, ErrClosed
+		return fail(ErrClosed)
 	}
 	out, m, r, err := s.core.put(id, size)
 	var ch chan struct{}
@@ -108,7 +120,12 @@ func (s *Store) PutWithID(ctx context.Context, id ID, obj Object) (*Handle, erro
 		ch = s.waitFor(r)
 	}
 	s.apply()
-	s.mu.Unlock()
+	s.unlock()
+	if err != nil || out == outDup {
+		if free != nil {
+			free() // not stored: the store never held it
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +142,7 @@ func (s *Store) PutWithID(ctx context.Context, id ID, obj Object) (*Handle, erro
 // id names, or ErrNotFound.
 func (s *Store) Acquire(id ID) (*Handle, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
@@ -146,8 +163,10 @@ func (s *Store) Stats() Stats {
 
 // Close stops the spiller, fails the puts and reads still waiting with
 // ErrClosed, releases every object's memory and removes the spill files.
-// Handles become inert: Release and Unpin do nothing, Pin fails. Data a
-// reader got from Pin must not be used after Close.
+// Handles become inert: Release does nothing, Pin fails, and Unpin does
+// nothing but for a pinned object with a release hook (Object.Free),
+// which is called at its last Unpin rather than under a reader. Data a
+// reader got from Pin must not be used after Close, except that.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -161,15 +180,22 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	s.core.close()
 	s.apply()
-	for _, obj := range s.held {
-		obj.release()
+	for m, obj := range s.held {
+		if obj.hook != nil && m.pins > 0 {
+			if s.linger == nil {
+				s.linger = make(map[*meta]Object)
+			}
+			s.linger[m] = obj
+			continue
+		}
+		s.later(obj.release())
 	}
 	s.held = nil
 	for _, f := range s.files {
 		f.Close()
 	}
 	s.files = nil
-	s.mu.Unlock()
+	s.unlock()
 	return os.RemoveAll(s.dir)
 }
 
@@ -242,7 +268,26 @@ func (h *Handle) Pin(ctx context.Context) (Object, error) {
 
 // Unpin drops a pin; more unpins than pins panic, naming the object.
 func (h *Handle) Unpin() {
-	h.s.locked(func() { h.s.core.unpin(h.m) })
+	if h.s.locked(func() { h.s.core.unpin(h.m) }) {
+		return
+	}
+	h.s.unpinClosed(h.m)
+}
+
+// unpinClosed is Unpin after Close: the last unpin of an object Close left
+// pinned calls its release hook.
+func (s *Store) unpinClosed(m *meta) {
+	s.mu.Lock()
+	defer s.unlock()
+	obj, ok := s.linger[m]
+	if !ok {
+		return
+	}
+	s.core.unpin(m)
+	if m.pins == 0 {
+		delete(s.linger, m)
+		s.later(obj.release())
+	}
 }
 
 // locked runs f under the lock, then applies what the core decided. It
@@ -250,13 +295,31 @@ func (h *Handle) Unpin() {
 // (a count below zero) leaves the lock released.
 func (s *Store) locked(f func()) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if s.closed {
 		return false
 	}
 	f()
 	s.apply()
 	return true
+}
+
+// later queues a release hook (nil: none) for unlock to call.
+func (s *Store) later(free func()) {
+	if free != nil {
+		s.frees = append(s.frees, free)
+	}
+}
+
+// unlock lets go of the lock, then calls the release hooks queued under
+// it: unmapping a file or deleting it may take a while, and needs no lock.
+func (s *Store) unlock() {
+	frees := s.frees
+	s.frees = nil
+	s.mu.Unlock()
+	for _, f := range frees {
+		f()
+	}
 }
 
 // waitFor returns the channel closed when r finishes; a restore's readers
@@ -279,7 +342,7 @@ func (s *Store) wait(ctx context.Context, r *request, ch chan struct{}) error {
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlock()
 	if r.finished() {
 		return r.err
 	}
@@ -289,7 +352,8 @@ func (s *Store) wait(ctx context.Context, r *request, ch chan struct{}) error {
 }
 
 // apply does what the core decided: hand data over, wake waiters, release
-// memory, delete spill files, wake the spiller. Called under the lock.
+// memory (release hooks are queued for unlock), delete spill files, wake
+// the spiller. Called under the lock.
 func (s *Store) apply() {
 	for _, e := range s.core.take() {
 		switch e.kind {
@@ -297,14 +361,14 @@ func (s *Store) apply() {
 			obj := s.puts[e.r]
 			delete(s.puts, e.r)
 			if e.r.dup {
-				obj.release()
+				s.later(obj.release())
 			} else {
 				s.held[e.m] = obj
 			}
 			s.finish(e.r)
 		case evRefuse:
 			if obj, ok := s.puts[e.r]; ok {
-				obj.release()
+				s.later(obj.release())
 				delete(s.puts, e.r)
 			}
 			s.finish(e.r)
@@ -312,7 +376,7 @@ func (s *Store) apply() {
 			s.finish(e.r)
 		case evSpill, evDrop, evFree:
 			if obj, ok := s.held[e.m]; ok {
-				obj.release()
+				s.later(obj.release())
 				delete(s.held, e.m)
 			}
 		case evDelete:
@@ -341,14 +405,17 @@ func (s *Store) finish(r *request) {
 }
 
 // spiller is the one goroutine that does spill I/O: it asks the core for a
-// job, does the I/O without the lock, and reports back.
+// job, does the I/O without the lock, and reports back. An object's bytes
+// may be a mapped file that faults when read (another process shrank it):
+// the fault is a panic here, and the write fails.
 func (s *Store) spiller(sp *spillIO) {
 	defer close(s.done)
 	defer sp.close()
+	debug.SetPanicOnFault(true)
 	for {
 		s.mu.Lock()
 		if s.closed {
-			s.mu.Unlock()
+			s.unlock()
 			return
 		}
 		j := s.core.next()
@@ -371,7 +438,7 @@ func (s *Store) spiller(sp *spillIO) {
 		case jobRead:
 			f, seg, size = s.files[j.file], j.m.seg, j.m.size
 		}
-		s.mu.Unlock()
+		s.unlock()
 
 		switch j.kind {
 		case jobNone:
@@ -385,7 +452,9 @@ func (s *Store) spiller(sp *spillIO) {
 			if err == nil {
 				n, err = sp.write(f, j.off, obj)
 			}
-			obj.release()
+			if free := obj.release(); free != nil {
+				free() // the object was freed while we wrote it
+			}
 			s.mu.Lock()
 			if err != nil {
 				s.log.Error("spilling an object failed; spilling only objects on disk already until the next request for room",
@@ -395,7 +464,7 @@ func (s *Store) spiller(sp *spillIO) {
 				s.core.written(n)
 			}
 			s.apply()
-			s.mu.Unlock()
+			s.unlock()
 		case jobRead:
 			obj, err := sp.read(f, seg, size)
 			s.mu.Lock()
@@ -407,7 +476,7 @@ func (s *Store) spiller(sp *spillIO) {
 				s.core.readDone()
 			}
 			s.apply()
-			s.mu.Unlock()
+			s.unlock()
 		}
 	}
 }

@@ -21,7 +21,7 @@ import (
 type startFlags struct {
 	listen, socket, runDir, tokenFile string
 	tlsCert, tlsKey, logLevel, python string
-	record, spillDir                  string
+	record, spillDir, shmDir          string
 	recordMax, objectMemory           int64
 	executors, workers, maxMessage    int
 	drain                             time.Duration
@@ -82,6 +82,7 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 	fl.Int64Var(&f.recordMax, "record-max-bytes", record.DefaultMaxBytes, "bound of the recording on disk, bytes; past it the oldest finished calls are deleted")
 	fl.Int64Var(&f.objectMemory, "object-store-memory", objectstore.DefaultMemoryBytes(), "bytes of objects held in memory before spilling; 30% of RAM by default")
 	fl.StringVar(&f.spillDir, "spill-dir", "", "directory for object store spill files (default RUN_DIR/spill)")
+	fl.StringVar(&f.shmDir, "shm-dir", "", "where the node makes its private shared-memory directory for large objects of local clients (default /dev/shm); \"none\" for none")
 	fl.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for calls in flight")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&f.block, "block", false, "stay in the foreground; print a ready line on stdout when serving")
@@ -105,6 +106,7 @@ func (f startFlags) config(cmd *cobra.Command) (node.Config, error) {
 		RecordMaxBytes:    f.recordMax,
 		ObjectStoreMemory: f.objectMemory,
 		SpillDir:          f.spillDir,
+		ShmDir:            f.shmDir,
 		Ready: func(tcp, socket string) {
 			fmt.Fprintf(cmd.OutOrStdout(), "quiver ready tcp=%s unix=%s\n", tcp, socket)
 		},

@@ -59,6 +59,11 @@ type Config struct {
 	ObjectStoreMemory int64
 	// SpillDir is where the object store spills; empty means os.TempDir().
 	SpillDir string
+	// ShmDir is where the node makes its private shared-memory directory,
+	// through which clients on this host put and get large objects
+	// (flight.OpenShmDir); empty means /dev/shm, "none" none. Where it cannot
+	// be made, the node serves without it.
+	ShmDir string
 	// Ready, if set, is called once the listeners are bound, with the real
 	// TCP address (port 0 resolved) and the socket path.
 	Ready func(tcp, socket string)
@@ -139,6 +144,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	defer sched.Close()
+	// Removed after the object store is closed (deferred calls run last
+	// first): the store's objects unmap and delete their files first.
+	shm := openShm(cfg.ShmDir, log)
+	if shm != nil {
+		defer shm.Close()
+	}
 	objects, err := objectstore.New(objectstore.Config{MemoryBytes: cfg.ObjectStoreMemory, SpillDir: cfg.SpillDir}, log.Named("objects"))
 	if err != nil {
 		closeAll(lis)
@@ -180,6 +191,11 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		closeAll(lis)
 		return err
 	}
+	shmPath := ""
+	if shm != nil {
+		shmPath = shm.Path
+		srv.EnableShm(shmPath)
+	}
 	errc := make(chan error, len(lis))
 	for _, l := range lis {
 		go func(l net.Listener) { errc <- srv.Serve(l) }(l)
@@ -190,7 +206,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	log.Info("serving", zap.String("tcp", tcpAddr), zap.String("socket", cfg.Socket),
 		zap.Int("executors", sched.Executors()), zap.Int("python_workers", workers),
-		zap.Int64("object_store_bytes", objects.Limit()), zap.String("spill_dir", objects.Dir()))
+		zap.Int64("object_store_bytes", objects.Limit()), zap.String("spill_dir", objects.Dir()),
+		zap.String("shm_dir", shmPath))
 	if cfg.Ready != nil {
 		cfg.Ready(tcpAddr, cfg.Socket)
 	}
@@ -208,6 +225,23 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	log.Info("stopped")
 	return serveErr
+}
+
+// openShm makes the node's shared-memory directory in parent (empty:
+// /dev/shm; "none": none), or returns nil, saying why, where it cannot.
+func openShm(parent string, log *zap.Logger) *flight.ShmDir {
+	switch parent {
+	case "none":
+		return nil
+	case "":
+		parent = flight.DefaultShmParent
+	}
+	shm, err := flight.OpenShmDir(parent)
+	if err != nil {
+		log.Warn("objects through shared memory are off; clients on this host use DoPut and DoGet", zap.Error(err))
+		return nil
+	}
+	return shm
 }
 
 // workerEnv tells Python workers how to reach their own node, so that code
