@@ -39,6 +39,33 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
+// TestTaskFrameArenaFields: a TASK names its arguments in the arena, or
+// carries them in the body without an arena range.
+func TestTaskFrameArenaFields(t *testing.T) {
+	for _, c := range []struct {
+		hdr  taskHeader
+		body []byte
+		want string
+	}{
+		{taskHeader{Task: 1, Fn: "ab"}, []byte("ipc"), `{"task":1,"fn":"ab"}`},
+		{taskHeader{Task: 2, Fn: "ab", ArenaSize: arenaInitial}, []byte("ipc"), `{"task":2,"fn":"ab","arena_size":8388608}`},
+		{taskHeader{Task: 3, Fn: "ab", Arena: []uint64{0, 1234}, ArenaSize: arenaInitial}, nil,
+			`{"task":3,"fn":"ab","arena":[0,1234],"arena_size":8388608}`},
+	} {
+		var buf bytes.Buffer
+		if err := writeFrame(&buf, frameTask, c.hdr, c.body); err != nil {
+			t.Fatal(err)
+		}
+		f, err := readFrame(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(f.header) != c.want || !bytes.Equal(f.body, c.body) {
+			t.Fatalf("header %s body %q, want %s %q", f.header, f.body, c.want, c.body)
+		}
+	}
+}
+
 func TestFrameRefusals(t *testing.T) {
 	pre := func(kind byte, hl uint32, bl uint64) []byte {
 		b := make([]byte, frameHeaderSize)

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"sync/atomic"
@@ -16,8 +17,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-
-	"github.com/quiver-udf/quiver/internal/arrowio"
 )
 
 // PyFunc is a registered Python function. Its blob (see
@@ -79,20 +78,23 @@ func (f *PyFunc) Eval(ctx context.Context, mem memory.Allocator, args []arrow.Ar
 	if len(args) > 0 {
 		rows = args[0].Len()
 	}
-	in, err := encodeArgs(args, rows, mem)
+	// The pool encodes the arguments straight into the worker's arena and
+	// decodes the result out of it: one copy each way on this side.
+	var col arrow.Array
+	res, err := f.pool.Run(ctx, Task{FnID: f.id, Name: f.name, Blob: f.blob,
+		Encode: func(w io.Writer) error { return encodeArgs(w, args, rows, mem) },
+		Decode: func(b []byte) (err error) {
+			col, err = decodeResult(b, mem)
+			return err
+		}})
 	if err != nil {
-		return nil, err
-	}
-	res, err := f.pool.Run(ctx, Task{FnID: f.id, Name: f.name, Blob: f.blob, Args: in})
-	if err != nil {
+		if col != nil { // decoded, then the call ended
+			col.Release()
+		}
 		var pe *PyError
 		if errors.As(err, &pe) {
 			pe.Func = f.name
 		}
-		return nil, err
-	}
-	col, err := decodeResult(res.IPC, mem)
-	if err != nil {
 		return nil, err
 	}
 	if rows > 0 {
@@ -125,16 +127,20 @@ func (f *PyFunc) CostPerRow() (ns float64, ok bool) {
 // Parallelism is the number of workers that can run its tasks at once.
 func (f *PyFunc) Parallelism() int { return f.pool.Size() }
 
-// encodeArgs writes the arguments as an IPC stream of one batch, columns
-// named by position.
-func encodeArgs(args []arrow.Array, rows int, mem memory.Allocator) ([]byte, error) {
+// encodeArgs writes the arguments to w as an IPC stream of one batch,
+// columns named by position.
+func encodeArgs(w io.Writer, args []arrow.Array, rows int, mem memory.Allocator) error {
 	fields := make([]arrow.Field, len(args))
 	for i, a := range args {
 		fields[i] = arrow.Field{Name: "_" + strconv.Itoa(i), Type: a.DataType(), Nullable: true}
 	}
 	rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), args, int64(rows))
 	defer rec.Release()
-	return arrowio.StreamBytes(rec, mem)
+	iw := ipc.NewWriter(w, ipc.WithSchema(rec.Schema()), ipc.WithAllocator(mem))
+	if err := iw.Write(rec); err != nil {
+		return err
+	}
+	return iw.Close()
 }
 
 // decodeResult reads the one column of a worker's result stream.

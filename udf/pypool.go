@@ -3,6 +3,7 @@
 package udf
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -127,6 +128,9 @@ func (p *WorkerPool) spawn(delay time.Duration) {
 			id := int(p.nextID.Add(1))
 			w, err := startWorker(p.ctx, p.cfg, id)
 			if err == nil {
+				if w.arena == nil {
+					p.log.Warn("no shared-memory arena for a python worker; its tasks travel over its socket", zap.Int("worker", id))
+				}
 				p.startErr.Store(nil)
 				p.alive.Add(1)
 				p.idle <- w
@@ -186,6 +190,7 @@ func (p *WorkerPool) release(w *pyWorker) {
 
 func (p *WorkerPool) replace(w *pyWorker) {
 	w.kill()
+	w.closeArena()
 	p.alive.Add(-1)
 	if p.ctx.Err() != nil {
 		return
@@ -201,6 +206,15 @@ type Task struct {
 	Name string
 	Blob []byte // sent with LOAD the first time a worker sees FnID
 	Args []byte // Arrow IPC stream of the arguments
+	// Encode, when set, writes the arguments' IPC stream in place of Args:
+	// straight into the worker's arena where they fit.
+	Encode func(io.Writer) error
+	// Decode, when set, reads the result's IPC stream while the worker is
+	// still held, and Result.IPC stays nil. The bytes may be the worker's
+	// arena: they are valid only during the call and must be copied (an
+	// Arrow IPC reader does). An error from Decode fails the task, not the
+	// worker.
+	Decode func(ipc []byte) error
 }
 
 // Result is a worker's answer to a Task.
@@ -271,6 +285,15 @@ func (p *WorkerPool) Close() {
 
 // run sends LOAD if needed and TASK, and reads the answer.
 func (w *pyWorker) run(t Task) (Result, error) {
+	hdr := taskHeader{Fn: t.FnID}
+	body, err := w.placeArgs(t, &hdr)
+	if err != nil {
+		return Result{}, err // the arguments could not be encoded; nothing was sent
+	}
+	used := 0 // the arena bytes this task used
+	if hdr.Arena != nil {
+		used = int(hdr.Arena[1])
+	}
 	if !w.loaded[t.FnID] {
 		if err := writeFrame(w.conn, frameLoad, map[string]string{"fn": t.FnID, "name": t.Name}, t.Blob); err != nil {
 			return Result{}, w.died(err)
@@ -278,9 +301,12 @@ func (w *pyWorker) run(t Task) (Result, error) {
 		w.loaded[t.FnID] = true
 	}
 	w.seq++
-	if err := writeFrame(w.conn, frameTask, taskHeader{Task: w.seq, Fn: t.FnID}, t.Args); err != nil {
+	hdr.Task = w.seq
+	if err := writeFrame(w.conn, frameTask, hdr, body); err != nil {
 		return Result{}, w.died(err)
 	}
+	// Only a whole RESULT frame makes the arena's bytes a result: a worker
+	// that dies mid-task is end-of-file here, whatever it left in the arena.
 	f, err := readFrame(w.r)
 	if err != nil {
 		return Result{}, w.died(err)
@@ -288,9 +314,11 @@ func (w *pyWorker) run(t Task) (Result, error) {
 	switch f.kind {
 	case frameResult:
 		var h struct {
-			Task uint64  `json:"task"`
-			Rows int64   `json:"rows"`
-			Ms   float64 `json:"ms"`
+			Task   uint64   `json:"task"`
+			Rows   int64    `json:"rows"`
+			Ms     float64  `json:"ms"`
+			Arena  []uint64 `json:"arena"`
+			Pinned bool     `json:"pinned"`
 		}
 		if err := f.decodeHeader(&h); err != nil {
 			return Result{}, w.died(err)
@@ -298,10 +326,31 @@ func (w *pyWorker) run(t Task) (Result, error) {
 		if h.Task != w.seq {
 			return Result{}, w.died(fmt.Errorf("%w: RESULT for task %d, want %d", ErrProtocol, h.Task, w.seq))
 		}
-		return Result{IPC: f.body, Rows: h.Rows, WorkMs: h.Ms}, nil
+		data := f.body
+		if h.Arena != nil {
+			if len(f.body) > 0 {
+				return Result{}, w.died(fmt.Errorf("%w: RESULT with both an arena range and a body", ErrProtocol))
+			}
+			if data, err = w.arena.span(h.Arena); err != nil {
+				return Result{}, w.died(err)
+			}
+			used = max(used, int(h.Arena[0]+h.Arena[1]))
+		}
+		res := Result{Rows: h.Rows, WorkMs: h.Ms}
+		switch {
+		case t.Decode != nil:
+			err = t.Decode(data) // copies out of the arena before the worker's next task
+		case h.Arena != nil:
+			res.IPC = bytes.Clone(data)
+		default:
+			res.IPC = data
+		}
+		w.afterTask(used, h.Pinned)
+		return res, err
 	case frameError:
 		var h struct {
-			Task uint64 `json:"task"`
+			Task   uint64 `json:"task"`
+			Pinned bool   `json:"pinned"`
 			PyError
 		}
 		if err := json.Unmarshal(f.header, &h); err != nil {
@@ -310,15 +359,71 @@ func (w *pyWorker) run(t Task) (Result, error) {
 		if h.Task != w.seq {
 			return Result{}, w.died(fmt.Errorf("%w: ERROR for task %d, want %d", ErrProtocol, h.Task, w.seq))
 		}
+		w.afterTask(used, h.Pinned)
 		pe := h.PyError
 		return Result{}, &pe
 	}
 	return Result{}, w.died(fmt.Errorf("%w: answer of kind %d to a task", ErrProtocol, f.kind))
 }
 
+// placeArgs writes the task's arguments into the arena, growing it up to
+// arenaMax, and names them in hdr; arguments that cannot go there (no arena,
+// past arenaMax, or the worker still holds earlier arguments it read from
+// the arena) are returned as the frame body.
+func (w *pyWorker) placeArgs(t Task, hdr *taskHeader) ([]byte, error) {
+	a := w.arena
+	if a != nil {
+		hdr.ArenaSize = a.size() // the worker may put its result there either way
+	}
+	if a == nil || w.pinned {
+		if t.Encode == nil {
+			return t.Args, nil
+		}
+		var buf bytes.Buffer
+		err := t.Encode(&buf)
+		return buf.Bytes(), err
+	}
+	args := t.Args
+	if t.Encode != nil {
+		aw := arenaWriter{mem: a.mem}
+		if err := t.Encode(&aw); err != nil {
+			return nil, err
+		}
+		if aw.spill == nil {
+			a.fit(aw.n) // room for a result as large, for the worker
+			hdr.Arena, hdr.ArenaSize = []uint64{0, uint64(aw.n)}, a.size()
+			return nil, nil
+		}
+		args = aw.spill.Bytes() // did not fit: grow, then copy them in once
+	}
+	if !a.fit(len(args)) {
+		return args, nil
+	}
+	copy(a.mem, args)
+	hdr.Arena, hdr.ArenaSize = []uint64{0, uint64(len(args))}, a.size()
+	return nil, nil
+}
+
+// afterTask records what the task left in the arena: whether the worker
+// still holds arguments it read from there (then the arena is left alone
+// until it says otherwise), and the pages it touched, which are trimmed
+// when this task needed fewer than an earlier one.
+func (w *pyWorker) afterTask(used int, pinned bool) {
+	w.pinned = pinned
+	if w.arena == nil {
+		return
+	}
+	w.arena.used(used)
+	if !pinned {
+		w.arena.trim(used)
+	}
+}
+
 type taskHeader struct {
-	Task uint64 `json:"task"`
-	Fn   string `json:"fn"`
+	Task      uint64   `json:"task"`
+	Fn        string   `json:"fn"`
+	Arena     []uint64 `json:"arena,omitempty"`      // [offset, length] of the arguments in the arena
+	ArenaSize int      `json:"arena_size,omitempty"` // the arena's size now: the worker remaps when it grew
 }
 
 // PyError is an exception raised by a Python function in a worker.

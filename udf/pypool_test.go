@@ -21,7 +21,7 @@ import (
 // testPython is an interpreter that imports quiver: $QUIVER_PYTHON, else
 // the repository's .venv. Without one the pool tests are skipped; make test
 // always has one.
-func testPython(t *testing.T) string {
+func testPython(t testing.TB) string {
 	t.Helper()
 	py := os.Getenv("QUIVER_PYTHON")
 	if py == "" {

@@ -1,4 +1,4 @@
-// One Python worker process and its control channel (fd 3).
+// One Python worker process, its control channel (fd 3) and its arena (fd 4).
 package udf
 
 import (
@@ -29,6 +29,8 @@ type pyWorker struct {
 	loaded map[string]bool // function IDs sent with LOAD
 	seq    uint64          // number of the last TASK sent
 	pid    int
+	arena  *arena        // nil when the node could not make one: every task travels in frame bodies
+	pinned bool          // the worker still holds arguments it read from the arena: leave the arena alone
 	exited chan struct{} // closed when the process has been reaped
 	once   sync.Once
 	state  error // why the process ended, after exited is closed
@@ -36,6 +38,17 @@ type pyWorker struct {
 
 // startWorker launches a worker and waits for its READY frame.
 func startWorker(ctx context.Context, cfg PoolConfig, id int) (*pyWorker, error) {
+	// Without an arena (no memfd here) the worker still works: every task
+	// then travels in frame bodies.
+	ar, _ := newArena()
+	w, err := startProcess(ctx, cfg, id, ar)
+	if err != nil && ar != nil {
+		ar.close()
+	}
+	return w, err
+}
+
+func startProcess(ctx context.Context, cfg PoolConfig, id int, ar *arena) (*pyWorker, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("udf: socketpair: %w", err)
@@ -52,6 +65,9 @@ func startWorker(ctx context.Context, cfg PoolConfig, id int) (*pyWorker, error)
 	cmd := exec.Command(cfg.Python, "-m", "quiver.worker")
 	cmd.Env = append(workerEnv(cfg.Env), "QUIVER_WORKER_ID="+strconv.Itoa(id))
 	cmd.ExtraFiles = []*os.File{child} // fd 3
+	if ar != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, ar.f) // fd 4
+	}
 	cmd.Stdout, cmd.Stderr = cfg.Output, cfg.Output
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a worker exits when fd 3 closes, so it never outlives the node
 	if err := cmd.Start(); err != nil {
@@ -59,7 +75,7 @@ func startWorker(ctx context.Context, cfg PoolConfig, id int) (*pyWorker, error)
 		return nil, fmt.Errorf("udf: starting python worker %q: %w", cfg.Python, err)
 	}
 	w := &pyWorker{id: id, cmd: cmd, conn: conn, r: bufio.NewReaderSize(conn, 1<<16),
-		loaded: map[string]bool{}, pid: cmd.Process.Pid, exited: make(chan struct{})}
+		loaded: map[string]bool{}, pid: cmd.Process.Pid, arena: ar, exited: make(chan struct{})}
 	go w.reap()
 	stop := context.AfterFunc(ctx, w.kill)
 	defer stop()
@@ -98,6 +114,15 @@ func (w *pyWorker) reap() {
 	close(w.exited)
 }
 
+// closeArena unmaps the worker's arena and closes its memfd. Only the
+// goroutine that holds the worker calls it, once the worker is done with.
+func (w *pyWorker) closeArena() {
+	if w.arena != nil {
+		w.arena.close()
+		w.arena = nil
+	}
+}
+
 // kill ends the process at once; reap notices.
 func (w *pyWorker) kill() {
 	w.once.Do(func() { _ = w.cmd.Process.Kill() })
@@ -131,4 +156,5 @@ func (w *pyWorker) shutdown(grace time.Duration) {
 		w.kill()
 		<-w.exited
 	}
+	w.closeArena()
 }

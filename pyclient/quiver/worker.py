@@ -9,6 +9,13 @@ exits when fd 3 closes or on SHUTDOWN. Standard output and error stay the
 worker's own: whatever user code prints goes to the node's log, never into the
 protocol.
 
+The IPC streams live in the arena where they can: shared memory the node passes
+as file descriptor 4 and names by [offset, length] in the frame headers. The
+arguments are read from it without a copy; the result is written into it after
+them when it fits, else sent in the RESULT body. Arguments that user code still
+holds after its task ("pinned") are reported to the node, which then leaves the
+arena alone until they are let go.
+
 The blob is the cloudpickle of {"fn", "kind", "returns", "spark"}; the kinds:
 
     series     fn(*series) -> Series (a DataFrame for a struct result)
@@ -31,6 +38,7 @@ accelerate wrapper uses, so the function sees what Spark would hand it.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import pickle
 import platform
@@ -53,6 +61,8 @@ PREFIX = struct.Struct("<B3xIQ")
 MAX_HEADER = 1 << 20
 MAX_BODY = 2 << 30
 CONTROL_FD = 3
+ARENA_FD = 4
+ARENA_ALIGN = 64  # where the result goes after the arguments
 EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC end-of-stream marker
 KINDS = ("series", "iterator", "dataframe", "arrow", "class", "task")
 
@@ -116,6 +126,9 @@ class Worker:
         self.rfile = sock.makefile("rb", buffering=1 << 16)
         self.prefix = bytearray(PREFIX.size)
         self.functions: dict[str, _Function] = {}
+        self.arena = None  # the mmap of fd 4, mapped at the first TASK that names a size
+        self.arena_size = 0  # the node's size of the arena, from the last TASK
+        self.pins: list[memoryview] = []  # arena arguments user code still holds
 
     # Frames.
 
@@ -196,6 +209,29 @@ class Worker:
 
     def run_task(self, header: dict, body) -> None:
         task = header.get("task")
+        view = None  # the arguments in the arena
+        out_off = 0  # where the result may go in the arena
+        if "arena_size" in header:
+            self._map_arena(header["arena_size"])
+        if header.get("arena") is not None:
+            view, out_off = self._arena_view(header["arena"])
+            body = view
+        self._release_pins()
+        kind, reply, parts = self._answer(task, header, body, out_off)
+        body = None
+        if view is not None:
+            # Nothing of this task is left but what user code kept (a class that
+            # stores its input, a global): then the node must not overwrite it.
+            if not _release(view):
+                self.pins.append(view)
+            view = None
+        self._release_pins()  # the task may have let go of earlier ones
+        if self.pins:
+            reply["pinned"] = True
+        self.send(kind, reply, parts)
+
+    def _answer(self, task, header: dict, body, out_off: int):
+        """Run the task: (RESULT or ERROR, header, body parts)."""
         fn_id = str(header.get("fn", ""))
         f = self.functions.get(fn_id)
         try:
@@ -204,21 +240,72 @@ class Worker:
                                   "(the node sends LOAD before the first TASK)")
             if f.load_error is not None:
                 etype, msg, tb = f.load_error
-                self.send(ERROR, {"task": task, "type": etype, "message": msg,
-                                  "traceback": tb, "fn": f.name})
-                return
+                return ERROR, {"task": task, "type": etype, "message": msg, "traceback": tb,
+                               "fn": f.name}, ()
             batch = _read_batch(body)
             rows = batch.num_rows
             result, ms = self.call(f, batch)
-            out = _result_parts(f, result)
+            reply = {"task": task, "rows": rows, "ms": ms}
+            return RESULT, reply, self._result_parts(f, result, reply, out_off)
         except BaseException as e:  # noqa: BLE001  (sys.exit in user code is an error, not an exit)
             if isinstance(e, KeyboardInterrupt):
                 raise
-            self.send(ERROR, {"task": task, "type": type(e).__name__, "message": str(e),
-                              "traceback": _user_traceback(e),
-                              "fn": f.name if f is not None else fn_id})
-            return
-        self.send(RESULT, {"task": task, "rows": rows, "ms": ms}, out)
+            return ERROR, {"task": task, "type": type(e).__name__, "message": str(e),
+                           "traceback": _user_traceback(e),
+                           "fn": f.name if f is not None else fn_id}, ()
+
+    # The arena.
+
+    def _map_arena(self, size) -> None:
+        """Map fd 4 at the node's size of it, again when the node grew it."""
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+            raise ProtocolError(f"bad arena_size {size!r}")
+        if self.arena is None or size > len(self.arena):
+            try:
+                mm = mmap.mmap(ARENA_FD, size, flags=mmap.MAP_SHARED,
+                               prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            except (OSError, ValueError) as e:
+                raise ProtocolError(f"cannot map the arena (fd {ARENA_FD}, {size} bytes): {e}") from None
+            old, self.arena = self.arena, mm
+            if old is not None:
+                try:
+                    old.close()
+                except BufferError:
+                    pass  # pinned arguments use it; it goes with them
+        self.arena_size = size
+
+    def _arena_view(self, rng):
+        """The arguments' bytes in the arena, and where the result may start."""
+        if (not isinstance(rng, list) or len(rng) != 2
+                or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in rng)):
+            raise ProtocolError(f"bad arena range {rng!r}")
+        off, n = rng
+        if self.arena is None or off + n > self.arena_size:
+            raise ProtocolError(f"arena range [{off}, {off + n}) outside the arena of {self.arena_size} bytes")
+        whole = memoryview(self.arena)
+        view = whole[off:off + n]
+        whole.release()
+        return view, -(-(off + n) // ARENA_ALIGN) * ARENA_ALIGN
+
+    def _release_pins(self) -> None:
+        if self.pins:
+            self.pins = [v for v in self.pins if not _release(v)]
+
+    def _result_parts(self, f: _Function, result: pa.Array, reply: dict, out_off: int):
+        """The result as an IPC stream: written into the arena at out_off when it
+        fits there (reply names it; no body), else the body as buffers: the cached
+        schema message, one record batch message and the end-of-stream marker."""
+        if f.schema_msg is None:
+            f.schema_msg = f.schema.serialize()
+        batch = pa.RecordBatch.from_arrays([result], schema=f.schema)
+        if self.arena is not None and not self.pins:
+            size = f.schema_msg.size + pa.ipc.get_record_batch_size(batch) + len(EOS)
+            if out_off + size <= self.arena_size:
+                n = _write_stream(self.arena, out_off, size, f.schema, batch)
+                if n:
+                    reply["arena"] = [out_off, n]
+                    return ()
+        return [f.schema_msg, batch.serialize(), EOS]
 
     def call(self, f: _Function, batch: pa.RecordBatch):
         """Run the function on a batch; return (Arrow result, ms in the function)."""
@@ -291,13 +378,34 @@ def _read_batch(body) -> pa.RecordBatch:
         return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
 
 
-def _result_parts(f: _Function, result: pa.Array) -> list:
-    """The RESULT body as buffers: an IPC stream of the cached schema message,
-    one record batch message and the end-of-stream marker."""
-    if f.schema_msg is None:
-        f.schema_msg = f.schema.serialize()
-    batch = pa.RecordBatch.from_arrays([result], schema=f.schema)
-    return [f.schema_msg, batch.serialize(), EOS]
+def _write_stream(arena, off: int, size: int, schema: pa.Schema, batch: pa.RecordBatch) -> int:
+    """Write the batch as an IPC stream into arena[off:off+size]; its length, or
+    0 when it did not fit (the caller then sends it in the body)."""
+    view = memoryview(arena)[off:off + size]
+    try:
+        sink = pa.FixedSizeBufferWriter(pa.py_buffer(view))
+        try:
+            writer = pa.ipc.new_stream(sink, schema)
+            writer.write_batch(batch)
+            writer.close()
+            return sink.tell()
+        except (pa.ArrowException, OSError):
+            return 0
+        finally:
+            writer = None
+            sink.close()
+            sink = None
+    finally:
+        _release(view)
+
+
+def _release(view: memoryview) -> bool:
+    """Release a view of the arena; False while something still uses its bytes."""
+    try:
+        view.release()
+        return True
+    except BufferError:
+        return False
 
 
 def main() -> int:
