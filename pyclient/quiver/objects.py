@@ -14,20 +14,26 @@ quiver.get(ref) there. Objects are immutable, so a process caches what it
 read by id (`quiver.get`, and the task arguments a worker resolves); a
 Client's own `get` always reads from the node.
 
-Wire (docs/protocol.md, "Objects"): `put` is a DoPut on PATH ["objects"] of
-the table's own batches, without a copy on this side (a batch over 16 MiB goes
-as zero-copy row slices, below the node's message limit); a pickled object is
-a stream of one large_binary column, "blob", whose rows are consecutive pieces
-of the pickle (one row unless it passes 256 MiB). `get` is DoGet(ticket = id),
-`release` the object_release action.
+Wire (docs/protocol.md, "Objects" and "Sessions"): an Arrow `put` from the
+node's own host writes the table to a file in the node's shared-memory
+directory and has the node adopt it (quiver._shm); otherwise it is a DoPut on
+PATH ["objects"] of the table's own batches, without a copy on this side (a
+batch over 16 MiB goes as zero-copy row slices, below the node's message
+limit). A pickle up to 4 MiB is a `put` request on the Client's session, sent
+without waiting for the answer (its failure is raised by the ref's next use:
+ref.wait(), get, release, passing it to a task); a larger one is a DoPut of
+one large_binary column, "blob", whose rows are consecutive pieces of the
+pickle. `get` of a pickled object is a session `get` (DoGet past 256 MiB), of
+an Arrow object a mapping of its shared-memory file or DoGet(ticket = id);
+`release` is a session `release`.
 
 Lost objects: a node keeps objects in memory (spilling to disk) until they are
-released or the node stops; they do not survive a restart. Reading an id the
-node does not know (released, or lost with a node that died and came back)
-raises ObjectLost naming the id; a node that cannot be reached raises
-Unavailable. Nothing is recomputed: an object is data someone put, not the
-result of a task the node could run again (task results travel back in
-futures and are not kept on the node).
+released or the node stops; they do not survive a restart. Objects live on
+the node, never in a worker, so a worker that dies loses none. Reading an id
+the node does not know (released, or lost with a node that died and came
+back) raises ObjectLost naming the id; a node that cannot be reached raises
+Unavailable. An object made by a task (Client.remote) is made again instead:
+see quiver.lineage. An object someone put cannot be, and is reported.
 """
 
 from __future__ import annotations
