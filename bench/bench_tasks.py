@@ -21,6 +21,7 @@ first. Without Ray the Ray column says so.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -259,6 +260,7 @@ def main() -> int:
     ap.add_argument("--install-ray", action="store_true", help="pip install the pinned ray first")
     ap.add_argument("--no-ray", action="store_true", help="measure Quiver only")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each timing, best kept (default 3)")
+    ap.add_argument("--json", help="also write the figures and the Markdown table to this file")
     args = ap.parse_args()
     if args.install_ray and not args.no_ray:
         install_ray()
@@ -295,11 +297,10 @@ def main() -> int:
         (f"{TABLE_BYTES // 1_000_000} MB Arrow table: put + get", "pair_gbs", "{:.2f} GB/s"),
     ]
     ray_head = f"Ray {r['version']}" if r else "Ray"
-    print(f"\nMachine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
-          f"pyarrow {pa.__version__}; {time.strftime('%Y-%m-%d %H:%M')}; best of {args.repeat}; "
-          f"Quiver node with {os.cpu_count()} Python workers, Ray with num_cpus={os.cpu_count()}.\n")
-    print(f"| measurement | Quiver | {ray_head} | Quiver / Ray |")
-    print("| --- | --- | --- | --- |")
+    lines = [f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
+             f"pyarrow {pa.__version__}; {time.strftime('%Y-%m-%d %H:%M')}; best of {args.repeat}; "
+             f"Quiver node with {os.cpu_count()} Python workers, Ray with num_cpus={os.cpu_count()}.", "",
+             f"| measurement | Quiver | {ray_head} | Quiver / Ray |", "| --- | --- | --- | --- |"]
     for label, key, fmt in rows:
         rv = fmt.format(r[key]) if r else ray_note
         if r:
@@ -307,7 +308,11 @@ def main() -> int:
             ratio_s = f"{ratio:.2f}x" + (" (lower latency)" if key == "sync_us" and ratio > 1 else "")
         else:
             ratio_s = ""
-        print(f"| {label} | {fmt.format(q[key])} | {rv} | {ratio_s} |")
+        lines.append(f"| {label} | {fmt.format(q[key])} | {rv} | {ratio_s} |")
+    print("\n" + "\n".join(lines))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"quiver": q, "ray": r, "ray_note": ray_note, "markdown": lines}, f, indent=1)
     return 0
 
 

@@ -392,6 +392,23 @@ def section_loadtest(node: Node, quick: bool) -> dict:
     return out
 
 
+def section_tasks(quick: bool, no_ray: bool) -> dict:
+    """bench_tasks.py (task API and objects, Quiver and Ray side by side) in its own process."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "tasks.json")
+        cmd = [sys.executable, os.path.join(BENCH, "bench_tasks.py"), "--repeat", "1" if quick else "3",
+               "--json", path] + (["--no-ray"] if no_ray else [])
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
+                           env=dict(os.environ, QUIVER_BIN=QBIN))
+        if p.returncode != 0 or not os.path.exists(path):
+            return {"error": (p.stderr or p.stdout)[-800:]}
+        with open(path) as f:
+            out = json.load(f)
+    out["command"] = f"bench/bench_tasks.py --repeat {cmd[3]}" + (" --no-ray" if no_ray else "")
+    say("tasks: " + "; ".join(out["markdown"][4:]))
+    return out
+
+
 # Report.
 
 def _load1(text: str) -> float:
@@ -538,6 +555,15 @@ def report(res: dict, charts: list[str], args) -> str:
                      f"{r['failed']} |")
         L += ["", "![loadtest](charts/loadtest.png)", ""]
 
+    k = res.get("tasks")
+    L += ["## 4. Task API and objects: Quiver vs Ray, as Ray's own microbenchmark measures them", ""]
+    if k is None or "error" in k:
+        L += [f"Not run: {k.get('error') if k else 'skipped'}", ""]
+    else:
+        L += [f"`{k['command']}`: each system in its own process tree on this machine, one after the other "
+              "in this run; Ray's figures are ray_perf.py's measurements (tasks sync and async, put and get "
+              "calls, a 100 MB put) taken with the same code for both.", "", *k["markdown"], ""]
+
     L += ["## What this run did not cover", ""]
     missing = []
     if s and "ray" not in s.get("times", {"ray": 1}):
@@ -545,7 +571,7 @@ def report(res: dict, charts: list[str], args) -> str:
     if not charts:
         missing.append(f"charts: {res.get('charts_error', 'not drawn')}")
     missing += res.get("errors", [])
-    L += [f"- {m}" for m in missing] or ["- Nothing was skipped: all three sections ran."]
+    L += [f"- {m}" for m in missing] or ["- Nothing was skipped: all four sections ran."]
     L += ["- Not part of this suite (run by hand): `bench/bench_node.py` (haversine_km against numpy and a "
           "per-row loop, node memory under load), `bench/bench_udf.py` (Client.call, multiprocessing.Pool "
           "limit, per-task overhead; see NOTES.md), and the Go benchmarks of `./udf/`.", ""]
@@ -557,10 +583,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes, one repetition")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray variant")
     ap.add_argument("--no-spark", action="store_true", help="skip section 2")
-    ap.add_argument("--only", choices=["transport", "spark", "loadtest"], action="append")
+    ap.add_argument("--only", choices=["transport", "spark", "loadtest", "tasks"], action="append")
     ap.add_argument("--out", default=os.path.join(BENCH, "RESULTS.md"))
     args = ap.parse_args()
-    sections = args.only or ["transport", "spark", "loadtest"]
+    sections = args.only or ["transport", "spark", "loadtest", "tasks"]
     if args.no_spark and "spark" in sections:
         sections.remove("spark")
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_line(),
@@ -575,7 +601,8 @@ def main() -> int:
     try:
         for name, fn in (("transport", lambda: section_transport(node, args.quick)),
                          ("spark", lambda: section_spark(node, args.quick, args.no_ray)),
-                         ("loadtest", lambda: section_loadtest(node, args.quick))):
+                         ("loadtest", lambda: section_loadtest(node, args.quick)),
+                         ("tasks", lambda: section_tasks(args.quick, args.no_ray))):
             if name not in sections:
                 continue
             say(f"== {name}")
