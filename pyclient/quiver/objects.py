@@ -43,6 +43,7 @@ import json
 import os
 import pickle
 import secrets
+import struct
 import threading
 import weakref
 from typing import Any
@@ -60,6 +61,7 @@ __all__ = ["ObjectRef", "get", "clear_cache"]
 OBJECTS_PATH = "objects"
 BLOB_COLUMN = "blob"
 BLOB_SCHEMA = pa.schema([pa.field(BLOB_COLUMN, pa.large_binary())])
+_LARGE_BINARY = pa.large_binary()
 MAX_PUT_BATCH_BYTES = 16 << 20   # larger batches go as row slices (the node takes up to 512 MiB a message)
 BLOB_PIECE_BYTES = 256 << 20     # a pickle longer than this goes as several rows
 CACHE_MAX_OBJECTS = 64           # quiver.get's per-process cache: least recently used out first
@@ -285,8 +287,8 @@ def _blob_batches(data: bytes):
 
 def _one_row(piece: memoryview) -> pa.Array:
     """piece as a large_binary array of one row, without a copy (it points into piece)."""
-    offsets = pa.array([0, len(piece)], pa.int64()).buffers()[1]
-    return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(piece)])
+    offsets = pa.py_buffer(struct.pack("<2q", 0, len(piece)))
+    return pa.Array.from_buffers(_LARGE_BINARY, 1, [None, offsets, pa.py_buffer(piece)])
 
 
 def _do_put(client, schema: pa.Schema, batches) -> dict:
@@ -336,6 +338,11 @@ def _do_get(client, ref: ObjectRef) -> tuple[Any, int]:
                 raise
             # Too large for one session answer: DoGet below.
         else:
+            col = data.column(0)
+            if len(col) == 1 and not col.null_count:  # the usual answer: one row, read in place
+                offsets = memoryview(col.buffers()[1]).cast("q")
+                body = memoryview(col.buffers()[2])[offsets[col.offset]:offsets[col.offset + 1]]
+                return pickle.loads(body), len(body)
             return _unpickle_blob(pa.Table.from_batches([data]).rename_columns([BLOB_COLUMN]), ref)
     if ref.kind == "arrow":
         mapped = _shm.get(client, ref)  # the object's file in shared memory, where it has one

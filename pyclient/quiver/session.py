@@ -77,7 +77,11 @@ class Session:
         self._cond = threading.Condition()        # guards what follows
         self._waiting: dict[int, Callback] = {}   # requests sent, not answered
         self._next = 1
+        self._since = 0.0                         # when _waiting last became non-empty
         self._busy = False                        # a thread is reading the stream
+        self._helpers = 0                         # threads in wait_until that would read it
+        self._sleepers = 0                        # threads blocked in wait_until
+        self._parked = False                      # the background reader waits for requests
         self._ended = False                       # the stream has ended: nothing more to read
         self.broken: QuiverError | None = None    # set once the stream failed or was closed
         self._thread = threading.Thread(target=self._background, name="quiver-session", daemon=True)
@@ -97,8 +101,11 @@ class Session:
             req = self._next
             self._next += 1
             meta["req"] = req
+            if not self._waiting:
+                self._since = time.monotonic()
+                if self._parked or self._sleepers:  # something to read again
+                    self._cond.notify_all()
             self._waiting[req] = callback
-            self._cond.notify_all()
         try:
             with self._wlock:
                 self._writer.write_with_metadata(_EMPTY if batch is None else batch,
@@ -116,20 +123,33 @@ class Session:
         """Wait until done() is true, reading the stream meanwhile when nobody
         else does; False if timeout (seconds) passed first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
+        helps = deadline is None and not getattr(_local, "reading", False)
+        with self._cond:
+            self._helpers += helps
+        try:
+            while True:
+                with self._cond:
+                    while True:
+                        if done():
+                            return True
+                        left = None if deadline is None else deadline - time.monotonic()
+                        if left is not None and left <= 0:
+                            return False
+                        if helps and not self._busy and self._waiting and not self._ended:
+                            self._busy = True
+                            break
+                        self._sleepers += 1
+                        self._cond.wait(0.05 if left is None else min(left, 0.05))
+                        self._sleepers -= 1
+                try:
+                    self._read_one()
+                finally:
+                    self._release()
+        finally:
             with self._cond:
-                while True:
-                    if done():
-                        return True
-                    left = None if deadline is None else deadline - time.monotonic()
-                    if left is not None and left <= 0:
-                        return False
-                    if (not self._busy and self._waiting and not self._ended and deadline is None
-                            and not getattr(_local, "reading", False)):
-                        self._busy = True
-                        break
-                    self._cond.wait(0.05 if left is None else min(left, 0.05))
-            self._read_one()
+                self._helpers -= helps
+                if helps and self._waiting and not self._busy:
+                    self._cond.notify_all()  # the background reader takes over
 
     def close(self) -> None:
         """End the stream; requests still waiting fail."""
@@ -156,18 +176,36 @@ class Session:
                 while True:
                     if self._ended or (self.broken is not None and not self._waiting):
                         return
-                    if not self._busy and self._waiting:
-                        # Leave the stream to a thread about to wait on its answer.
-                        self._cond.wait(GRACE_S)
-                        if not self._busy and self._waiting and not self._ended:
+                    if self._waiting and not self._busy and not self._helpers:
+                        # Leave the stream a moment to a thread about to wait on its answer.
+                        due = self._since + GRACE_S - time.monotonic()
+                        if due <= 0:
                             self._busy = True
                             break
+                        self._cond.wait(due)
                         continue
+                    self._parked = not self._waiting
                     self._cond.wait(0.5)
-            self._read_one()
+                    self._parked = False
+            # Read on while answers are due and no waiting thread wants the stream.
+            try:
+                while True:
+                    self._read_one()
+                    with self._cond:
+                        if self._ended or not self._waiting or self._helpers:
+                            break
+            finally:
+                self._release()
+
+    def _release(self) -> None:
+        """Give up reading the stream."""
+        with self._cond:
+            self._busy = False
+            if self._sleepers or (self._waiting and not self._helpers):
+                self._cond.notify_all()
 
     def _read_one(self) -> None:
-        """Read one answer and settle it; the caller set _busy."""
+        """Read one answer and settle it; the caller set _busy and releases it."""
         _local.reading = True
         try:
             try:
@@ -190,11 +228,11 @@ class Session:
             if callback is not None:
                 e = meta.get("error")
                 _settle(callback, None if e else chunk.data, _error(e) if e else meta)
+                with self._cond:
+                    if self._sleepers:
+                        self._cond.notify_all()  # whoever waits on this answer
         finally:
             _local.reading = False
-            with self._cond:
-                self._busy = False
-                self._cond.notify_all()
 
     def _end(self, err: QuiverError) -> None:
         """The stream ended: fail every request still waiting."""
