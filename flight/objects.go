@@ -106,16 +106,25 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) (err error) {
 	if err != nil {
 		return err
 	}
-	body, err := json.Marshal(PutResult{ID: string(h.ID()), Rows: obj.Rows(), Bytes: h.Size()})
+	return s.publish(h, obj.Rows(), func(body []byte) error {
+		return stream.Send(&flight.PutResult{AppMetadata: body})
+	})
+}
+
+// publish holds h's reference until object_release and answers the put
+// with send(JSON PutResult). If the answer cannot be sent, the reference is
+// dropped: the client never learnt the id.
+func (s *Server) publish(h *objectstore.Handle, rows int64, send func([]byte) error) error {
+	body, err := json.Marshal(PutResult{ID: string(h.ID()), Rows: rows, Bytes: h.Size()})
 	if err != nil {
 		h.Release()
 		return err
 	}
 	// Held before the answer, so that a release right after it finds it.
 	s.objects.add(h)
-	if err := stream.Send(&flight.PutResult{AppMetadata: body}); err != nil {
+	if err := send(body); err != nil {
 		if h := s.objects.take(h.ID()); h != nil {
-			h.Release() // the client never learnt the id
+			h.Release()
 		}
 		return err
 	}

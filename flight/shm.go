@@ -326,20 +326,9 @@ func (s *Server) objectAdopt(stream flight.FlightService_DoActionServer, body []
 		return err // the store called the release hook
 	}
 	shm.stored(name, h.ID())
-	answer, err := json.Marshal(PutResult{ID: string(h.ID()), Rows: rows, Bytes: h.Size()})
-	if err != nil {
-		h.Release()
-		return err
-	}
-	// Held before the answer, so that a release right after it finds it.
-	s.objects.add(h)
-	if err := stream.Send(&flight.Result{Body: answer}); err != nil {
-		if h := s.objects.take(h.ID()); h != nil {
-			h.Release() // the client never learnt the id
-		}
-		return err
-	}
-	return nil
+	return s.publish(h, rows, func(body []byte) error {
+		return stream.Send(&flight.Result{Body: body})
+	})
 }
 
 // checkShmName accepts a bare file name: no directory, no '.' or '..'.
