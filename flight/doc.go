@@ -11,6 +11,12 @@
 //   - DoPut on descriptor PATH ["objects"] stores a stream in the node's
 //     object store and answers its id; DoGet(ticket = id) streams it back;
 //     the object_release action drops the reference DoPut took (objects.go).
+//     Clients on the node's host may instead hand over a file in the node's
+//     shared-memory directory (object_adopt, object_locate; shm.go).
+//   - DoExchange on descriptor CMD "session" is a session (session.go): one
+//     long-lived stream of many small requests (call, put, get, release),
+//     each answered by request number as it finishes: how the task API
+//     avoids a stream per task.
 //
 // Call options travel as gRPC headers (headers.go). Every error is mapped to
 // a gRPC code in one place, status.go. A Server serves one gRPC server on
