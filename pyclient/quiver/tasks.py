@@ -201,6 +201,8 @@ class Dispatcher:
         try:
             payload = cloudpickle.dumps((args, kwargs) if store is None else (args, kwargs, store),
                                         protocol=pickle.HIGHEST_PROTOCOL)
+        except QuiverError:
+            raise  # an ObjectRef argument whose put failed
         except Exception as e:
             raise TypeError(f"quiver: cannot pickle the arguments of {getattr(fn, '__qualname__', fn)}: {e}") from e
         task = _Task(name, payload, TaskFuture(self._client), fn, args, kwargs)

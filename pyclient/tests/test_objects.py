@@ -209,6 +209,25 @@ def test_an_object_larger_than_the_store_is_over_capacity(small_store_node):
         ref.release()
 
 
+def test_a_put_sent_without_waiting_reports_its_failure_on_use():
+    """A small pickle's put does not wait for the node: its refusal surfaces at the ref's next use."""
+    n = start_node(["--object-store-memory", "1000000", "--workers", "1"])
+    try:
+        with quiver.connect(n.unix) as c:
+            ref = c.put(b"x" * 2_000_000)  # 2 MB pickle into a 1 MB store: refused, later
+            with pytest.raises(quiver.OverCapacity, match=ref.id):
+                ref.wait()
+            with pytest.raises(quiver.OverCapacity):
+                c.get(ref)
+            with pytest.raises(quiver.OverCapacity):
+                c.submit(len, ref)  # pickling the ref for the task waits for its put
+            ok = c.put(b"fits")
+            assert c.get(ok) == b"fits"
+            c.release(ok)
+    finally:
+        stop_node(n)
+
+
 def test_an_object_lost_with_its_node():
     """Objects do not survive their node: unreachable while it is down, lost once it is back."""
     sock_dir = tempfile.mkdtemp(prefix="qlost-")  # short: unix socket paths max ~107 bytes
