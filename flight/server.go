@@ -80,6 +80,7 @@ type Server struct {
 	draining atomic.Bool
 	objects  objectRefs    // the references DoPut took, until object_release
 	drain    chan struct{} // closed when Shutdown starts: sessions end
+	sessions atomic.Int64  // session streams open now
 	drainMu  sync.Once
 }
 
@@ -180,6 +181,10 @@ type NodeStatus struct {
 	udf.PoolStats
 	// ObjectStore is absent when the node has no object store.
 	ObjectStore *objectstore.Stats `json:"object_store,omitempty"`
+	// ShmDir is the shared-memory directory for objects, "" when off.
+	ShmDir string `json:"shm_dir"`
+	// Sessions is the number of session streams open now.
+	Sessions int64 `json:"sessions"`
 }
 
 // ClusterStatus is the body of the cluster_status action.
@@ -210,7 +215,9 @@ func (s *Server) ClusterStatus() ClusterStatus {
 	if s.cfg.Objects != nil {
 		st := s.cfg.Objects.Stats()
 		n.ObjectStore = &st
+		n.ShmDir = s.objects.shm.path()
 	}
+	n.Sessions = s.sessions.Load()
 	return ClusterStatus{Nodes: []NodeStatus{n}}
 }
 

@@ -110,6 +110,8 @@ func (s *Server) serveSession(ctx context.Context, stream flight.FlightService_D
 		rdr.Release()
 		return err
 	}
+	s.sessions.Add(1)
+	defer s.sessions.Add(-1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ss := &session{s: s, in: in, cancel: cancel, w: w, slots: make(chan struct{}, sessionWindow)}

@@ -106,7 +106,13 @@ func printStatus(w io.Writer, st *qflight.ClusterStatus) {
 		if o := n.ObjectStore; o != nil {
 			fmt.Fprintf(w, "pid %d: object store %d objects, %.1f of %.1f MiB in memory, %d spilled (%.1f MiB in %d files)\n",
 				n.PID, o.Objects, mib(o.MemoryBytes), mib(o.MemoryLimitBytes), o.SpilledObjects, mib(o.SpillFileBytes), o.SpillFiles)
+			shm := n.ShmDir
+			if shm == "" {
+				shm = "off"
+			}
+			fmt.Fprintf(w, "pid %d: shared memory for objects: %s\n", n.PID, shm)
 		}
+		fmt.Fprintf(w, "pid %d: sessions open %d\n", n.PID, n.Sessions)
 		fmt.Fprintf(w, "pid %d: functions %s\n", n.PID, strings.Join(n.Functions, ", "))
 	}
 }
