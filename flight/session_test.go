@@ -169,6 +169,9 @@ func TestSessionRequests(t *testing.T) {
 		}
 	}
 	got := s.answers(len(reqs))
+	if open := n.srv.ClusterStatus().Nodes[0].Sessions; open != 1 {
+		t.Errorf("cluster_status while a session is open: %d sessions", open)
+	}
 	if err := s.end(); err != nil {
 		t.Fatalf("ending the session: %v", err)
 	}
