@@ -257,6 +257,14 @@ class Client:
         """
         return self._tasks().submit(fn, args, kwargs)
 
+    def options(self, *, retries: int | None = None):
+        """submit, map and remote with settings of their own, like Ray's
+        f.options(): ``client.options(retries=0).submit(fn, x)``. retries is how
+        often the node runs a task again when its worker dies (default 3;
+        0: never, for tasks that must not run twice)."""
+        from .tasks import Options
+        return Options(self, retries=retries)
+
     def remote(self, fn, /, *args, **kwargs):
         """Run fn(*args, **kwargs) like submit, but keep the result on the node:
         return an ObjectRef to it (Ray's f.remote()). Pass the ref to other tasks

@@ -31,10 +31,10 @@ MAX_DEPTH = 32  # a chain of lost objects longer than this is reported, not reco
 class Lineage:
     """The task that makes a ref's object, and its future while it runs."""
 
-    __slots__ = ("fn", "args", "kwargs", "future")
+    __slots__ = ("fn", "args", "kwargs", "future", "retries")
 
-    def __init__(self, fn: Callable, args: tuple, kwargs: dict, future):
-        self.fn, self.args, self.kwargs, self.future = fn, args, kwargs, future
+    def __init__(self, fn: Callable, args: tuple, kwargs: dict, future, retries: int | None = None):
+        self.fn, self.args, self.kwargs, self.future, self.retries = fn, args, kwargs, future, retries
 
     def wait(self, ref: ObjectRef) -> None:
         """The ref's task has finished and stored its result; raises its error."""
@@ -45,12 +45,12 @@ class Lineage:
         return [a for a in (*self.args, *self.kwargs.values()) if isinstance(a, ObjectRef)]
 
 
-def remote(client, fn: Callable, args: tuple, kwargs: dict) -> ObjectRef:
+def remote(client, fn: Callable, args: tuple, kwargs: dict, retries: int | None = None) -> ObjectRef:
     """Run fn(*args, **kwargs) on a worker, keeping the result on the node."""
     import secrets
     ref = ObjectRef(secrets.token_hex(16), "pickle", client.address, client=client)
-    future = client._tasks().submit(fn, args, kwargs, store=ref.id)
-    ref._lineage = ref._put = Lineage(fn, args, kwargs, future)
+    future = client._tasks().submit(fn, args, kwargs, store=ref.id, retries=retries)
+    ref._lineage = ref._put = Lineage(fn, args, kwargs, future, retries)
     return ref
 
 
@@ -65,7 +65,8 @@ def recompute(client, ref: ObjectRef, depth: int = 0) -> None:
                          f"made from", ref.id)
     tried: set[str] = set()
     while True:
-        future = client._tasks().submit(lineage.fn, lineage.args, lineage.kwargs, store=ref.id)
+        future = client._tasks().submit(lineage.fn, lineage.args, lineage.kwargs, store=ref.id,
+                                        retries=lineage.retries)
         try:
             future.result()
             return

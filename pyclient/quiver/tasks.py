@@ -90,10 +90,11 @@ class _Task:
     """One submission: where it goes, its pickled arguments and its future."""
 
     __slots__ = ("name", "payload", "future", "fn", "args", "kwargs", "alone", "started",
-                 "reregistered", "resent", "recovered")
+                 "reregistered", "resent", "recovered", "retries")
 
-    def __init__(self, name, payload, future, fn, args, kwargs):
+    def __init__(self, name, payload, future, fn, args, kwargs, retries=None):
         self.name = name
+        self.retries = retries  # the node's retries for this task; None: its default
         self.payload = payload
         self.future = future
         self.fn = fn
@@ -104,6 +105,11 @@ class _Task:
         self.reregistered = False
         self.resent = False
         self.recovered = False  # a lost argument was made again for it
+
+    @property
+    def key(self) -> tuple:
+        """Its queue: tasks of one function and one retries setting share requests."""
+        return (self.name, self.retries)
 
     def label(self) -> str:
         fn = getattr(self.fn, "__qualname__", None) or repr(self.fn)
@@ -191,9 +197,12 @@ class Dispatcher:
                 self._names_by_id[id(fn)] = (fn, name)
         return name
 
-    def submit(self, fn: Callable, args: tuple, kwargs: dict, store: str | None = None) -> cf.Future:
+    def submit(self, fn: Callable, args: tuple, kwargs: dict, store: str | None = None,
+               retries: int | None = None) -> cf.Future:
         """A future of fn(*args, **kwargs); with store, the worker keeps the result
-        on its node as the object of that id instead (quiver.lineage)."""
+        on its node as the object of that id instead (quiver.lineage). retries:
+        how often the node runs the task again when its worker dies (None: the
+        node's default, 3)."""
         if not callable(fn):
             raise TypeError(f"quiver: submit needs a callable, not {type(fn).__name__}")
         import cloudpickle
@@ -205,13 +214,13 @@ class Dispatcher:
             raise  # an ObjectRef argument whose put failed
         except Exception as e:
             raise TypeError(f"quiver: cannot pickle the arguments of {getattr(fn, '__qualname__', fn)}: {e}") from e
-        task = _Task(name, payload, TaskFuture(self._client), fn, args, kwargs)
+        task = _Task(name, payload, TaskFuture(self._client), fn, args, kwargs, retries)
         with self._cond:
             if self._closed:
                 raise QuiverError("quiver: the client is closed")
-            q = self._queues.get(name)
+            q = self._queues.get(task.key)
             if q is None:
-                q = self._queues[name] = collections.deque()
+                q = self._queues[task.key] = collections.deque()
             q.append(task)
             self._queued += 1
             direct = not self._sending and self._in_flight == 0
@@ -274,7 +283,7 @@ class Dispatcher:
         """Hold _cond. The next request's tasks: one isolated task, or a share of one function's queue."""
         if self._alone:
             return [self._alone.popleft()]
-        name, q = next(iter(self._queues.items()))
+        key, q = next(iter(self._queues.items()))
         # Spread a backlog over a few requests, so that results stream back in waves.
         share = -(-self._queued // SPREAD)
         n = min(len(q), self.max_rows, max(1, share))
@@ -285,9 +294,9 @@ class Dispatcher:
             size += len(q[0].payload)
             tasks.append(q.popleft())
         if q:
-            self._queues.move_to_end(name)  # round robin between functions
+            self._queues.move_to_end(key)  # round robin between functions
         else:
-            del self._queues[name]
+            del self._queues[key]
         self._queued -= len(tasks)
         return tasks
 
@@ -305,6 +314,8 @@ class Dispatcher:
         batch = pa.RecordBatch.from_arrays([pa.array([t.payload for t in live], type=RESULT_TYPE)],
                                            schema=SESSION_SCHEMA)
         meta = {"op": "call", "fn": name, "jobs": True}
+        if live[0].retries is not None:
+            meta["retries"] = live[0].retries
         if len(live) == 1:
             meta["rows_per_task"] = 1
         with self._cond:
@@ -341,7 +352,7 @@ class Dispatcher:
             return
         with self._cond:
             if not self._closed:
-                self._queues.setdefault(t.name, collections.deque()).appendleft(t)
+                self._queues.setdefault(t.key, collections.deque()).appendleft(t)
                 self._queued += 1
                 self._wake()
                 return
@@ -369,7 +380,7 @@ class Dispatcher:
                     if t.alone:
                         self._alone.appendleft(t)
                     else:
-                        self._queues.setdefault(t.name, collections.deque()).appendleft(t)
+                        self._queues.setdefault(t.key, collections.deque()).appendleft(t)
                         self._queued += 1
                 self._wake()
                 return
@@ -419,8 +430,32 @@ def _resolve(t: _Task, row) -> ObjectRef | None:
 
 # The API Client exposes.
 
+class Options:
+    """Client.options(retries=N): submit, map and remote with settings of their own."""
+
+    def __init__(self, client, retries: int | None = None):
+        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
+                                    or not 0 <= retries <= 100):
+            raise ValueError(f"quiver: retries must be an integer from 0 to 100, not {retries!r}")
+        self._client = client
+        self.retries = retries
+
+    def submit(self, fn, /, *args, **kwargs) -> cf.Future:
+        """Client.submit with these options."""
+        return self._client._tasks().submit(fn, args, kwargs, retries=self.retries)
+
+    def map(self, fn, items, *more_items, ordered: bool = True) -> Iterator:
+        """Client.map with these options."""
+        return map_tasks(self._client._tasks(), fn, items, more_items, ordered=ordered, retries=self.retries)
+
+    def remote(self, fn, /, *args, **kwargs):
+        """Client.remote with these options."""
+        from .lineage import remote
+        return remote(self._client, fn, args, kwargs, retries=self.retries)
+
+
 def map_tasks(dispatcher: Dispatcher, fn: Callable, items: Iterable, more: tuple = (),
-              ordered: bool = True, window: int = MAP_WINDOW) -> Iterator:
+              ordered: bool = True, window: int = MAP_WINDOW, retries: int | None = None) -> Iterator:
     """fn(item) for every item (fn(a, b, ...) over several iterables zipped, like
     the builtin map), as a generator. The first `window` tasks are submitted at
     once, the rest as results are taken; closing the generator early cancels
@@ -438,7 +473,7 @@ def map_tasks(dispatcher: Dispatcher, fn: Callable, items: Iterable, more: tuple
                 item = next(it)
             except StopIteration:
                 return
-            fut = dispatcher.submit(fn, (item,) if not more else item, {})
+            fut = dispatcher.submit(fn, (item,) if not more else item, {}, retries=retries)
             if ordered:
                 in_order.append(fut)
             else:

@@ -311,3 +311,25 @@ def test_the_sweep_example_matches_its_serial_loop(task_node):
                           "--address", task_node.unix], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "results identical" in run.stdout and "best: level=" in run.stdout, run.stdout
+
+
+def test_options_retries(tc, tmp_path):
+    """retries=0: a task whose worker dies fails at once; the default retries it."""
+    marker = str(tmp_path / "died")
+
+    def dies_once():
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return "second run"
+        os._exit(1)
+
+    with pytest.raises(quiver.UDFError, match="dies_once"):
+        tc.options(retries=0).submit(dies_once).result(timeout=WAIT_S)
+    assert os.path.exists(marker)
+    os.remove(marker)
+    assert tc.submit(dies_once).result(timeout=WAIT_S) == "second run"
+    assert list(tc.options(retries=2).map(square, range(5))) == [0, 1, 4, 9, 16]
+    assert tc.get(tc.options(retries=1).remote(square, 7)) == 49
+    with pytest.raises(ValueError):
+        tc.options(retries=-1)
