@@ -7,6 +7,7 @@
 
     fut = client.submit(fn, *args)             # tasks on the node's workers (quiver.tasks)
     client.map(fn, items); ref = client.put(obj); client.get(ref)
+    ref = client.remote(fn, *args)             # the result kept on the node (quiver.lineage)
     quiver.get(ref)                            # in a UDF or task: a broadcast object, cached
 
     @pandas_udf("double")

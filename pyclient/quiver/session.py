@@ -87,9 +87,6 @@ class Session:
         self._thread = threading.Thread(target=self._background, name="quiver-session", daemon=True)
         self._thread.start()
 
-    def in_flight(self) -> int:
-        return len(self._waiting)
-
     # Requests.
 
     def request(self, meta: dict, callback: Callback, batch: pa.RecordBatch | None = None) -> None:
