@@ -81,7 +81,7 @@ class Session:
         self._busy = False                        # a thread is reading the stream
         self._helpers = 0                         # threads in wait_until that would read it
         self._sleepers = 0                        # threads blocked in wait_until
-        self._parked = False                      # the background reader waits for requests
+        self._parked = False                      # the background reader waits for a change
         self._ended = False                       # the stream has ended: nothing more to read
         self.broken: QuiverError | None = None    # set once the stream failed or was closed
         self._thread = threading.Thread(target=self._background, name="quiver-session", daemon=True)
@@ -181,7 +181,7 @@ class Session:
                             break
                         self._cond.wait(due)
                         continue
-                    self._parked = not self._waiting
+                    self._parked = True  # until something changes: request() wakes it
                     self._cond.wait(0.5)
                     self._parked = False
             # Read on while answers are due and no waiting thread wants the stream.
