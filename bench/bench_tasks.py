@@ -86,19 +86,13 @@ def table_of(nbytes: int) -> pa.Table:
     return pa.table({"a": base, "b": base * 3, "c": base.astype(np.float64), "d": -base})
 
 
-# Quiver.
-
-def bench_quiver(address: str, repeat: int) -> dict:
-    client = quiver.connect(address)
-    wait_for_workers(client)
+def measure(api, repeat: int) -> dict:
+    """The measurements, the same code for both systems; api adapts each one."""
     out = {}
-    client.submit(noop, 0).result()  # registered, workers warm
 
     def async_run():
         start = time.perf_counter()
-        futs = [client.submit(noop, i) for i in range(ASYNC_TASKS)]
-        client.wait(futs)
-        assert [f.result() for f in futs] == list(range(ASYNC_TASKS))
+        assert api.run_many(ASYNC_TASKS) == list(range(ASYNC_TASKS))
         return time.perf_counter() - start
     out["async"] = ASYNC_TASKS / best(repeat, async_run)
 
@@ -106,7 +100,7 @@ def bench_quiver(address: str, repeat: int) -> dict:
         lat = []
         for i in range(SYNC_TASKS):
             start = time.perf_counter()
-            client.submit(noop, i).result()
+            api.run_one(i)
             lat.append(time.perf_counter() - start)
         return statistics.median(lat)
     out["sync_us"] = best(repeat, sync_run) * 1e6
@@ -115,41 +109,34 @@ def bench_quiver(address: str, repeat: int) -> dict:
 
     def put_run():
         start = time.perf_counter()
-        refs = [client.put(small) for _ in range(SMALL_OBJECTS)]
-        for ref in refs:
-            ref.wait()  # every put confirmed by the node
+        refs = [api.put(small) for _ in range(SMALL_OBJECTS)]
+        api.confirm(refs)
         elapsed = time.perf_counter() - start
-        client.release(refs)
+        api.release(refs)
         return elapsed
     out["put"] = SMALL_OBJECTS / best(repeat, put_run)
 
-    one = client.put(small)
+    one = api.put(small)
+    for key, get in (("get", api.get), ("get_cached", api.get_cached)):
+        get(one)  # a cached read fills its cache here
 
-    def get_run():
-        start = time.perf_counter()
-        for _ in range(SMALL_OBJECTS):
-            client.get(one)
-        return time.perf_counter() - start
-    out["get"] = SMALL_OBJECTS / best(repeat, get_run)
-
-    def cached_run():
-        start = time.perf_counter()
-        for _ in range(SMALL_OBJECTS):
-            quiver.get(one)
-        return time.perf_counter() - start
-    quiver.get(one)  # the first read fills this process's cache
-    out["get_cached"] = SMALL_OBJECTS / best(repeat, cached_run)
-    one.release()
+        def get_run():
+            start = time.perf_counter()
+            for _ in range(SMALL_OBJECTS):
+                get(one)
+            return time.perf_counter() - start
+        out[key] = SMALL_OBJECTS / best(repeat, get_run)
+    api.release([one])
 
     def small_run():
         refs = []
         start = time.perf_counter()
         for _ in range(SMALL_OBJECTS):
-            ref = client.put(small)
-            client.get(ref)
+            ref = api.put(small)
+            api.get(ref)
             refs.append(ref)
         elapsed = time.perf_counter() - start
-        client.release(refs)
+        api.release(refs)
         return elapsed
     out["small"] = SMALL_OBJECTS / best(repeat, small_run)
 
@@ -157,17 +144,60 @@ def bench_quiver(address: str, repeat: int) -> dict:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        ref = client.put(table)
+        ref = api.put(table)
         put_s = time.perf_counter() - start
-        got = client.get(ref)
+        got = api.get(ref)
         get_s = time.perf_counter() - start - put_s
         assert got.num_rows == table.num_rows
-        ref.release()
-        del got
+        api.release([ref])
+        del ref, got
         times.append((put_s, get_s))
     out.update(_table_figures(table.nbytes, times))
-    client.close()
     return out
+
+
+# Quiver.
+
+class QuiverAPI:
+    """Quiver's task API: a put is confirmed when its ref's wait() returns;
+    Client.get reads the node, quiver.get this process's cache."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def run_many(self, n):
+        futs = [self.client.submit(noop, i) for i in range(n)]
+        self.client.wait(futs)
+        return [f.result() for f in futs]
+
+    def run_one(self, i):
+        return self.client.submit(noop, i).result()
+
+    def put(self, obj):
+        return self.client.put(obj)
+
+    def confirm(self, refs):
+        for ref in refs:
+            ref.wait()  # every put confirmed by the node
+
+    def get(self, ref):
+        return self.client.get(ref)
+
+    def get_cached(self, ref):
+        return quiver.get(ref)
+
+    def release(self, refs):
+        self.client.release(refs)
+
+
+def bench_quiver(address: str, repeat: int) -> dict:
+    client = quiver.connect(address)
+    wait_for_workers(client)
+    client.submit(noop, 0).result()  # registered, workers warm
+    try:
+        return measure(QuiverAPI(client), repeat)
+    finally:
+        client.close()
 
 
 def wait_for_workers(client, timeout_s: float = 60.0) -> None:
@@ -180,6 +210,34 @@ def wait_for_workers(client, timeout_s: float = 60.0) -> None:
 
 # Ray.
 
+class RayAPI:
+    """Ray's: ray.put returns once the object is stored, ray.get is its one read
+    (the "cached" row repeats it), and refs are freed by dropping them."""
+
+    def __init__(self, ray, remote_noop):
+        self.ray, self.remote_noop = ray, remote_noop
+
+    def run_many(self, n):
+        return self.ray.get([self.remote_noop.remote(i) for i in range(n)])
+
+    def run_one(self, i):
+        return self.ray.get(self.remote_noop.remote(i))
+
+    def put(self, obj):
+        return self.ray.put(obj)
+
+    def confirm(self, refs):
+        pass
+
+    def get(self, ref):
+        return self.ray.get(ref)
+
+    get_cached = get
+
+    def release(self, refs):
+        refs.clear()
+
+
 def bench_ray(repeat: int) -> dict:
     import ray
 
@@ -188,70 +246,7 @@ def bench_ray(repeat: int) -> dict:
     try:
         remote_noop = ray.remote(num_cpus=1)(noop)
         ray.get([remote_noop.remote(i) for i in range(os.cpu_count() * 4)])  # workers warm
-        out = {"version": ray.__version__}
-
-        def async_run():
-            start = time.perf_counter()
-            refs = [remote_noop.remote(i) for i in range(ASYNC_TASKS)]
-            assert ray.get(refs) == list(range(ASYNC_TASKS))
-            return time.perf_counter() - start
-        out["async"] = ASYNC_TASKS / best(repeat, async_run)
-
-        def sync_run():
-            lat = []
-            for i in range(SYNC_TASKS):
-                start = time.perf_counter()
-                ray.get(remote_noop.remote(i))
-                lat.append(time.perf_counter() - start)
-            return statistics.median(lat)
-        out["sync_us"] = best(repeat, sync_run) * 1e6
-
-        small = {"k": list(range(10))}
-
-        def put_run():
-            start = time.perf_counter()
-            refs = [ray.put(small) for _ in range(SMALL_OBJECTS)]
-            elapsed = time.perf_counter() - start
-            del refs
-            return elapsed
-        out["put"] = SMALL_OBJECTS / best(repeat, put_run)
-
-        one = ray.put(small)
-
-        def get_run():
-            start = time.perf_counter()
-            for _ in range(SMALL_OBJECTS):
-                ray.get(one)
-            return time.perf_counter() - start
-        out["get"] = SMALL_OBJECTS / best(repeat, get_run)
-        out["get_cached"] = out["get"]  # ray.get has one API: the same calls
-        del one
-
-        def small_run():
-            refs = []
-            start = time.perf_counter()
-            for _ in range(SMALL_OBJECTS):
-                ref = ray.put(small)
-                ray.get(ref)
-                refs.append(ref)
-            elapsed = time.perf_counter() - start
-            del refs
-            return elapsed
-        out["small"] = SMALL_OBJECTS / best(repeat, small_run)
-
-        table = table_of(TABLE_BYTES)
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            ref = ray.put(table)
-            put_s = time.perf_counter() - start
-            got = ray.get(ref)
-            get_s = time.perf_counter() - start - put_s
-            assert got.num_rows == table.num_rows
-            del ref, got
-            times.append((put_s, get_s))
-        out.update(_table_figures(table.nbytes, times))
-        return out
+        return {"version": ray.__version__, **measure(RayAPI(ray, remote_noop), repeat)}
     finally:
         ray.shutdown()
 
