@@ -252,13 +252,13 @@ def release(client, refs: list[ObjectRef]) -> None:
         ref.wait()
     answers: list = []
     for ref in refs:
-        client._send({"op": "release", "id": ref.id}, lambda _d, a: answers.append(a))
+        client._send({"op": "release", "id": ref.id}, lambda _d, a, ref=ref: answers.append((ref, a)))
     client._wait_until(lambda: len(answers) == len(refs))
     for ref in refs:
         _forget((ref.id, ref.address))
-    for a in answers:
+    for ref, a in answers:
         if isinstance(a, FunctionNotFound):  # NOT_FOUND: no such object
-            raise ObjectLost(f"quiver: {a.message}", a.message.split('"')[1] if '"' in a.message else None) from a
+            raise ObjectLost(f"object {ref.id}: {a.message}", ref.id) from a
         if isinstance(a, QuiverError):
             raise a
 
