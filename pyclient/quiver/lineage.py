@@ -80,10 +80,8 @@ def recompute(client, ref: ObjectRef, depth: int = 0) -> None:
 
 def lost_argument(refs: list[ObjectRef], e: Any) -> ObjectRef | None:
     """The argument of refs that a task's failure e says was lost, if it has lineage."""
-    if getattr(e, "remote_type", None) != "ObjectLost":
-        return None
-    message = getattr(e, "remote_message", "") or ""
+    lost = getattr(e, "remote_object_id", None)
     for r in refs:
-        if r.id in message and getattr(r, "_lineage", None) is not None:
+        if lost is not None and r.id == lost and r._lineage is not None:
             return r
     return None

@@ -28,7 +28,8 @@ In the worker ("task" kind, quiver.worker) each row is unpickled, ObjectRef
 arguments (top-level positional arguments and keyword values) are replaced by
 their objects (read from the worker's node once and cached by id in the worker
 process), the function runs, and the row's result is the cloudpickle of
-("ok", value) or ("err", type name, message, traceback). An exception in one
+("ok", value) or ("err", type name, message, traceback, the id of the object
+an ObjectLost names or None). An exception in one
 task therefore fails only its own future, with quiver.UDFError carrying the
 remote traceback (``remote_type``, ``remote_traceback``).
 
@@ -413,9 +414,10 @@ def _resolve(t: _Task, row) -> ObjectRef | None:
     if outcome[0] == "ok":
         t.future.set_result(outcome[1])
     else:
-        _, etype, message, tb = outcome
+        _, etype, message, tb, *lost_id = outcome
         err = UDFError(f"{t.label()} raised {etype}: {message}\n\nRemote traceback:\n{tb}")
         err.remote_type, err.remote_message, err.remote_traceback = etype, message, tb
+        err.remote_object_id = lost_id[0] if lost_id else None  # an ObjectLost's object
         if not t.recovered:
             from .lineage import lost_argument
             lost = lost_argument([a for a in (*(t.args or ()), *(t.kwargs or {}).values())
@@ -540,7 +542,8 @@ def run_task_rows(fn: Callable, column: pa.Array) -> tuple[pa.Array, float]:
                 raise
             if start is not None:
                 ms += (time.perf_counter() - start) * 1e3
-            row = cloudpickle.dumps(("err", type(e).__name__, str(e), _task_traceback(e)))
+            row = cloudpickle.dumps(("err", type(e).__name__, str(e), _task_traceback(e),
+                                     getattr(e, "object_id", None)))
         out.append(row)
     return pa.array(out, type=RESULT_TYPE), ms
 
