@@ -358,14 +358,24 @@ class Client:
             sess.wait_until(lambda: done() or self._sess is not sess)
 
     def _ask(self, meta: dict, batch=None):
-        """One session request, waited for: (batch, metadata), or raises its error."""
-        out: list = []
-        self._send(meta, lambda data, answer: out.append((data, answer)), batch)
-        self._wait_until(lambda: bool(out))
-        data, answer = out[0]
-        if isinstance(answer, QuiverError):
-            raise answer
-        return data, answer
+        """One session request, waited for: (batch, metadata), or raises its error.
+
+        A request that fails because its session ended (the node stopped or
+        restarted after the write went out) is asked once more on a new
+        session: a draining node answers what it read before it ends a
+        session, so such a request was never served."""
+        from .errors import Unavailable
+        for again in (False, True):
+            out: list = []
+            sess = self._session()
+            self._send(meta, lambda data, answer: out.append((data, answer)), batch)
+            self._wait_until(lambda: bool(out))
+            data, answer = out[0]
+            if isinstance(answer, Unavailable) and not again and sess.broken is not None:
+                continue
+            if isinstance(answer, QuiverError):
+                raise answer
+            return data, answer
 
     def _forget(self, name: str) -> None:
         """Forget that name is registered, so that register() sends it again."""
