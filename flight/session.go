@@ -4,6 +4,7 @@
 package flight
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,27 +54,35 @@ var sessionOutSchema = arrow.NewSchema([]arrow.Field{{Name: "result", Type: arro
 
 // sessionRequest is a request's app_metadata (docs/protocol.md, "Sessions").
 type sessionRequest struct {
-	Op          string `json:"op"`
-	Req         uint64 `json:"req"`
-	Fn          string `json:"fn,omitempty"`
-	RowsPerTask int64  `json:"rows_per_task,omitempty"`
-	Retries     *int   `json:"retries,omitempty"`
-	Jobs        bool   `json:"jobs,omitempty"`
-	ID          string `json:"id,omitempty"`
+	Op          string   `json:"op"`
+	Req         uint64   `json:"req"`
+	Fn          string   `json:"fn,omitempty"`
+	RowsPerTask int64    `json:"rows_per_task,omitempty"`
+	Retries     *int     `json:"retries,omitempty"`
+	Jobs        bool     `json:"jobs,omitempty"`
+	ID          string   `json:"id,omitempty"`
+	IDs         []string `json:"ids,omitempty"` // put: one object per row
 }
 
 // sessionReply is an answer's app_metadata.
 type sessionReply struct {
-	Req    uint64        `json:"req"`
-	Error  *sessionError `json:"error,omitempty"`
-	WorkMs *float64      `json:"work_ms,omitempty"`
-	ID     string        `json:"id,omitempty"`
-	Bytes  int64         `json:"bytes,omitempty"`
+	Req    uint64           `json:"req"`
+	Error  *sessionError    `json:"error,omitempty"`
+	WorkMs *float64         `json:"work_ms,omitempty"`
+	ID     string           `json:"id,omitempty"`
+	Bytes  int64            `json:"bytes,omitempty"`
+	Failed []sessionFailure `json:"failed,omitempty"` // a put of several objects: those not stored
 }
 
 type sessionError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+}
+
+// sessionFailure is one object of a put of several that was not stored.
+type sessionFailure struct {
+	ID string `json:"id"`
+	sessionError
 }
 
 // isSession reports whether d opens a session.
@@ -228,11 +237,22 @@ func (ss *session) handle(ctx context.Context, rec arrow.RecordBatch, meta []byt
 	return nil
 }
 
-// parseSessionRequest reads a request's app_metadata.
+// parseSessionRequest reads a request's app_metadata. A field the node
+// does not know is refused rather than ignored: a request that counts on
+// it (a newer client's) must not be served as if it were absent.
 func parseSessionRequest(meta []byte) (sessionRequest, error) {
 	var req sessionRequest
-	if err := json.Unmarshal(meta, &req); err != nil || req.Op == "" {
-		return req, fmt.Errorf("%w: a session request's app_metadata must be JSON {\"op\": ..., \"req\": N, ...}, got %q", errMalformed, truncate(meta, 200))
+	dec := json.NewDecoder(bytes.NewReader(meta))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&req)
+	switch {
+	case err == nil && dec.More():
+		err = errors.New("more than one JSON value")
+	case err == nil && req.Op == "":
+		err = errors.New("no op")
+	}
+	if err != nil {
+		return req, fmt.Errorf("%w: a session request's app_metadata must be JSON {\"op\": ..., \"req\": N, ...}, got %q (%v)", errMalformed, truncate(meta, 200), err)
 	}
 	return req, nil
 }
@@ -275,34 +295,70 @@ func (ss *session) call(ctx context.Context, req sessionRequest, rec arrow.Recor
 
 // put stores the request's rows, concatenated, as a blob under req.ID.
 func (ss *session) put(ctx context.Context, req sessionRequest, rec arrow.RecordBatch) (sessionReply, error) {
-	store := ss.s.cfg.Objects
-	if store == nil {
+	if ss.s.cfg.Objects == nil {
 		return sessionReply{}, errNoObjectStore
 	}
-	id := objectstore.ID(req.ID)
-	if req.ID == "" {
-		id = objectstore.NewID()
-	} else if ss.s.objects.has(id) {
-		return sessionReply{}, fmt.Errorf("%w: %q", errDuplicateID, req.ID)
-	}
 	col := rec.Column(0).(*array.LargeBinary)
-	var n int
+	if req.IDs != nil {
+		return ss.putMany(ctx, req.IDs, col)
+	}
+	var parts [][]byte
 	for i := 0; i < col.Len(); i++ {
-		n += len(col.Value(i))
+		parts = append(parts, col.Value(i))
+	}
+	id, size, err := ss.store(ctx, req.ID, parts...)
+	return sessionReply{ID: id, Bytes: size}, err
+}
+
+// putMany stores row i as object ids[i]; the answer lists the objects that
+// failed, each with its own error.
+func (ss *session) putMany(ctx context.Context, ids []string, col *array.LargeBinary) (sessionReply, error) {
+	if len(ids) != col.Len() {
+		return sessionReply{}, udf.Invalidf("a put of %d ids has %d rows: one row per object", len(ids), col.Len())
+	}
+	var reply sessionReply
+	for i, id := range ids {
+		_, size, err := ss.store(ctx, id, col.Value(i))
+		if err != nil {
+			if id == "" {
+				return sessionReply{}, udf.Invalidf("a put of several objects names each one: id %d is empty", i)
+			}
+			reply.Failed = append(reply.Failed, sessionFailure{ID: id, sessionError: errorOf(err)})
+			continue
+		}
+		reply.Bytes += size
+	}
+	return reply, nil
+}
+
+// store keeps the concatenation of parts as a blob under id (a new id when
+// empty), held until released like DoPut's objects; it returns the id and
+// what the object counts against the store.
+func (ss *session) store(ctx context.Context, id string, parts ...[]byte) (string, int64, error) {
+	store := ss.s.cfg.Objects
+	oid := objectstore.ID(id)
+	if id == "" {
+		oid = objectstore.NewID()
+	} else if ss.s.objects.has(oid) {
+		return "", 0, fmt.Errorf("%w: %q", errDuplicateID, id)
+	}
+	var n int
+	for _, p := range parts {
+		n += len(p)
 	}
 	if int64(n) > store.Limit() {
-		return sessionReply{}, fmt.Errorf("%w: a blob of %d bytes, more than the store's memory (%d bytes)", objectstore.ErrOverCapacity, n, store.Limit())
+		return "", 0, fmt.Errorf("%w: a blob of %d bytes, more than the store's memory (%d bytes)", objectstore.ErrOverCapacity, n, store.Limit())
 	}
 	blob := make([]byte, 0, n)
-	for i := 0; i < col.Len(); i++ {
-		blob = append(blob, col.Value(i)...)
+	for _, p := range parts {
+		blob = append(blob, p...)
 	}
-	h, err := store.PutWithID(ctx, id, objectstore.Blob(blob))
+	h, err := store.PutWithID(ctx, oid, objectstore.Blob(blob))
 	if err != nil {
-		return sessionReply{}, err
+		return "", 0, err
 	}
 	ss.s.objects.add(h)
-	return sessionReply{ID: string(id), Bytes: h.Size()}, nil
+	return string(oid), h.Size(), nil
 }
 
 // acquire takes a reference to the object a get names. Only an object
@@ -353,14 +409,19 @@ func (ss *session) get(ctx context.Context, req sessionRequest, h *objectstore.H
 func (ss *session) answer(req uint64, reply sessionReply, err error) {
 	reply.Req = req
 	if err != nil {
-		st := toStatus(err)
-		code := codeOf(st)
-		if code == codes.Internal {
+		e := errorOf(err)
+		if e.Code == codes.Internal.String() {
 			ss.s.log.Error("session request failed", zap.Error(err))
 		}
-		reply = sessionReply{Req: req, Error: &sessionError{Code: code.String(), Message: err.Error()}}
+		reply = sessionReply{Req: req, Error: &e}
 	}
 	ss.send(ss.empty, reply)
+}
+
+// errorOf is err as a session answer states it: its gRPC code's name and
+// its message.
+func errorOf(err error) sessionError {
+	return sessionError{Code: codeOf(toStatus(err)).String(), Message: err.Error()}
 }
 
 // send writes one answer. A failed write ends the session.

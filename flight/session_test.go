@@ -144,6 +144,13 @@ func TestSessionRequests(t *testing.T) {
 	c := client(t, n.unix)
 	s := openSession(t, ctx, c, sessionSchema)
 	id := strings.Repeat("ab", 16)
+	id2 := strings.Repeat("cd", 16)
+	if err := s.send(map[string]any{"op": "put", "req": 100, "id": id2}, []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if a := s.answers(1)[100]; a.code() != "" {
+		t.Fatalf("put: %v", a.meta)
+	}
 	reqs := []struct {
 		meta map[string]any
 		rows [][]byte
@@ -162,6 +169,10 @@ func TestSessionRequests(t *testing.T) {
 		{map[string]any{"op": "put", "req": 12}, [][]byte{[]byte("no id: the node picks one")}},
 		{map[string]any{"op": "put", "req": 13, "id": "big"}, [][]byte{make([]byte, 2<<20)}},
 		{map[string]any{"op": "call", "req": 14, "fn": "identity", "jobs": true}, nil},
+		{map[string]any{"op": "put", "req": 15, "ids": []string{"m1", "m2", "big2", id2}},
+			[][]byte{[]byte("one"), []byte("two"), make([]byte, 2<<20), []byte("taken")}},
+		{map[string]any{"op": "get", "req": 16, "id": "m2"}, nil},
+		{map[string]any{"op": "put", "req": 17, "ids": []string{"m3"}}, [][]byte{[]byte("a"), []byte("b")}},
 	}
 	for _, r := range reqs {
 		if err := s.send(r.meta, r.rows...); err != nil {
@@ -177,7 +188,7 @@ func TestSessionRequests(t *testing.T) {
 	}
 	want := map[int]string{1: "", 2: "", 3: "", 4: "AlreadyExists", 5: "", 6: "NotFound", 7: "NotFound",
 		8: "InvalidArgument", 9: "NotFound", 10: "InvalidArgument", 11: "InvalidArgument", 12: "",
-		13: "ResourceExhausted", 14: ""}
+		13: "ResourceExhausted", 14: "", 15: "", 16: "", 17: "InvalidArgument"}
 	for req, code := range want {
 		if got[req].code() != code {
 			t.Errorf("request %d: code %q, want %q (answer %v)", req, got[req].code(), code, got[req].meta)
@@ -197,6 +208,25 @@ func TestSessionRequests(t *testing.T) {
 	}
 	if len(got[14].rows) != 0 {
 		t.Errorf("call on no rows: %d rows back", len(got[14].rows))
+	}
+	// A put of several objects stores each row as its own object and names
+	// the ones it could not store, each with its own code.
+	failed, _ := got[15].meta["failed"].([]any)
+	failedCodes := map[string]string{}
+	for _, f := range failed {
+		m := f.(map[string]any)
+		failedCodes[m["id"].(string)] = m["code"].(string)
+	}
+	if len(failedCodes) != 2 || failedCodes["big2"] != "ResourceExhausted" || failedCodes[id2] != "AlreadyExists" {
+		t.Errorf("put of several: failed %v, want big2 over capacity and %s taken", failed, id2)
+	}
+	if g := got[16].rows; len(g) != 1 || string(g[0]) != "two" {
+		t.Errorf("get of an object of a put of several: %q", g)
+	}
+	for _, id := range []string{"m1", "m2", id2} {
+		if err := releaseObject(ctx, c, id); err != nil {
+			t.Errorf("release %s: %v", id, err)
+		}
 	}
 	// The object put without an id stays until released, like DoPut's.
 	if err := releaseObject(ctx, c, got[12].meta["id"].(string)); err != nil {
@@ -262,7 +292,8 @@ func TestSessionBadInput(t *testing.T) {
 			t.Fatalf("a session of int64: %v, want InvalidArgument naming large_binary", err)
 		}
 	})
-	for name, meta := range map[string][]byte{"not json": []byte("op=call"), "no op": []byte(`{"req": 1}`), "none": nil} {
+	for name, meta := range map[string][]byte{"not json": []byte("op=call"), "no op": []byte(`{"req": 1}`), "none": nil,
+		"unknown field": []byte(`{"op": "put", "req": 1, "idz": ["a"]}`), "two values": []byte(`{"op": "get", "req": 1} {}`)} {
 		t.Run(name, func(t *testing.T) {
 			s := openSession(t, ctx, c, sessionSchema)
 			b := array.NewBinaryBuilder(memory.DefaultAllocator, arrow.BinaryTypes.LargeBinary)

@@ -19,8 +19,8 @@ node's own host writes the table to a file in the node's shared-memory
 directory and has the node adopt it (quiver._shm); otherwise it is a DoPut on
 PATH ["objects"] of the table's own batches, without a copy on this side (a
 batch over 16 MiB goes as zero-copy row slices, below the node's message
-limit). A pickle up to 4 MiB is a `put` request on the Client's session, sent
-without waiting for the answer (its failure is raised by the ref's next use:
+limit). A pickle up to 4 MiB is queued like a task and goes out on the
+Client's session, several in one `put` request, without waiting for the answer (its failure is raised by the ref's next use:
 ref.wait(), get, release, passing it to a task); a larger one is a DoPut of
 one large_binary column, "blob", whose rows are consecutive pieces of the
 pickle. `get` of a pickled object is a session `get` (DoGet past 256 MiB), of
@@ -53,7 +53,6 @@ import pyarrow.flight as flight
 
 from . import _shm
 from .errors import FunctionNotFound, ObjectLost, QuiverError, mapped_errors, translate
-from .session import SCHEMA as SESSION_SCHEMA
 from .session import SessionError
 
 __all__ = ["ObjectRef", "get", "clear_cache"]
@@ -162,36 +161,22 @@ def _put_pickled(client, obj: Any) -> ObjectRef:
         return ObjectRef(answer["id"], "pickle", client.address, rows=answer.get("rows"),
                          nbytes=answer.get("bytes"), client=client)
     ref = ObjectRef(secrets.token_hex(16), "pickle", client.address, nbytes=len(data), client=client)
-    state = ref._put = _PutState(client)
-    batch = pa.RecordBatch.from_arrays([_one_row(memoryview(data))], schema=SESSION_SCHEMA)
-    try:
-        client._send({"op": "put", "id": ref.id}, state.settle, batch)
-    except QuiverError as e:
-        state.settle(None, e)
-        ref.wait()
+    ref._put = _PutState(client._tasks().put(ref.id, data))
     return ref
 
 
 class _PutState:
-    """The node's answer to a put sent without waiting for it."""
+    """A put sent without waiting: its future is done when the node answered."""
 
-    __slots__ = ("client", "done", "error")
+    __slots__ = ("future",)
 
-    def __init__(self, client):
-        self.client = client
-        self.done = False
-        self.error: QuiverError | None = None
-
-    def settle(self, _data, answer) -> None:
-        if isinstance(answer, QuiverError):
-            self.error = answer
-        self.done = True
+    def __init__(self, future):
+        self.future = future
 
     def wait(self, ref: ObjectRef) -> None:
-        if not self.done:
-            self.client._wait_until(lambda: self.done)
-        if self.error is not None:
-            e = self.error
+        try:
+            self.future.result()
+        except QuiverError as e:
             raise type(e)(f"quiver: put of object {ref.id} failed: {e.message}") from e
 
 

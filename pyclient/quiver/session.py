@@ -224,7 +224,7 @@ class Session:
                 callback = self._waiting.pop(req, None)
             if callback is not None:
                 e = meta.get("error")
-                _settle(callback, None if e else chunk.data, _error(e) if e else meta)
+                _settle(callback, None if e else chunk.data, error(e) if e else meta)
                 with self._cond:
                     if self._sleepers:
                         self._cond.notify_all()  # whoever waits on this answer
@@ -250,7 +250,8 @@ def _settle(callback: Callback, data, answer) -> None:
         traceback.print_exc()
 
 
-def _error(e: dict) -> QuiverError:
+def error(e: dict) -> QuiverError:
+    """The QuiverError of an answer's {"code", "message"}."""
     code, message = str(e.get("code", "")), str(e.get("message", ""))
     err = from_code(code, message)
     if type(err) is QuiverError:

@@ -72,6 +72,7 @@ import pyarrow as pa
 from .errors import FunctionNotFound, QuiverError, UDFError, Unavailable
 from .objects import ObjectRef
 from .session import SCHEMA as SESSION_SCHEMA
+from .session import error as session_error
 
 __all__ = ["Dispatcher", "run_task_rows"]
 
@@ -88,10 +89,11 @@ _short.maxlevel = 2
 
 
 class _Task:
-    """One submission: where it goes, its pickled arguments and its future."""
+    """One submission: where it goes, its pickled arguments and its future;
+    or one small object to put (obj_id set, payload its pickle)."""
 
     __slots__ = ("name", "payload", "future", "fn", "args", "kwargs", "alone", "started",
-                 "reregistered", "resent", "recovered", "retries")
+                 "reregistered", "resent", "recovered", "retries", "obj_id")
 
     def __init__(self, name, payload, future, fn, args, kwargs, retries=None):
         self.name = name
@@ -106,6 +108,7 @@ class _Task:
         self.reregistered = False
         self.resent = False
         self.recovered = False  # a lost argument was made again for it
+        self.obj_id = None  # a put: the object's id
 
     @property
     def key(self) -> tuple:
@@ -113,6 +116,8 @@ class _Task:
         return (self.name, self.retries)
 
     def label(self) -> str:
+        if self.obj_id is not None:
+            return f"put of object {self.obj_id}"
         fn = getattr(self.fn, "__qualname__", None) or repr(self.fn)
         parts = [_short.repr(a) for a in self.args or ()]
         parts += [f"{k}={_short.repr(v)}" for k, v in (self.kwargs or {}).items()]
@@ -215,7 +220,16 @@ class Dispatcher:
             raise  # an ObjectRef argument whose put failed
         except Exception as e:
             raise TypeError(f"quiver: cannot pickle the arguments of {getattr(fn, '__qualname__', fn)}: {e}") from e
-        task = _Task(name, payload, TaskFuture(self._client), fn, args, kwargs, retries)
+        return self._enqueue(_Task(name, payload, TaskFuture(self._client), fn, args, kwargs, retries))
+
+    def put(self, obj_id: str, data: bytes) -> cf.Future:
+        """A future that is done when the node has stored data as object obj_id.
+        Puts queue and go out like tasks: many objects in one request."""
+        task = _Task(None, data, TaskFuture(self._client), None, (), {})
+        task.obj_id = obj_id
+        return self._enqueue(task)
+
+    def _enqueue(self, task: _Task) -> cf.Future:
         with self._cond:
             if self._closed:
                 raise QuiverError("quiver: the client is closed")
@@ -307,18 +321,24 @@ class Dispatcher:
             return
         for t in live:
             t.started = True
+        batch = pa.RecordBatch.from_arrays([pa.array([t.payload for t in live], type=RESULT_TYPE)],
+                                           schema=SESSION_SCHEMA)
+        if live[0].obj_id is not None:
+            self._request({"op": "put", "ids": [t.obj_id for t in live]}, live, batch)
+            return
         name = live[0].name
         if name in self._stale:  # the node lost it (a restart): register again
             self._stale.discard(name)
             self._client._forget(name)
             self._client.register(live[0].fn, name=name, returns=RESULT_TYPE, kind="task")
-        batch = pa.RecordBatch.from_arrays([pa.array([t.payload for t in live], type=RESULT_TYPE)],
-                                           schema=SESSION_SCHEMA)
         meta = {"op": "call", "fn": name, "jobs": True}
         if live[0].retries is not None:
             meta["retries"] = live[0].retries
         if len(live) == 1:
             meta["rows_per_task"] = 1
+        self._request(meta, live, batch)
+
+    def _request(self, meta: dict, live: list[_Task], batch: pa.RecordBatch) -> None:
         with self._cond:
             self._in_flight += 1
         self.calls += 1
@@ -333,6 +353,16 @@ class Dispatcher:
             self._in_flight -= 1
         if isinstance(answer, QuiverError):
             self._failed(live, answer)
+            return
+        if live[0].obj_id is not None:
+            failed = {f.get("id"): f for f in answer.get("failed") or ()}
+            for t in live:
+                f = failed.get(t.obj_id)
+                if f is None:
+                    t.future.set_result(None)
+                else:
+                    t.future.set_exception(session_error(f))
+                t.done()
             return
         rows = data.column(0).to_pylist()
         if len(rows) != len(live):
@@ -363,7 +393,7 @@ class Dispatcher:
     def _failed(self, live: list[_Task], e: QuiverError) -> None:
         """A request failed as a whole: send again, or fail its futures."""
         retry = []
-        if isinstance(e, FunctionNotFound) and not any(t.reregistered for t in live):
+        if isinstance(e, FunctionNotFound) and live[0].obj_id is None and not any(t.reregistered for t in live):
             for t in live:  # the node forgot the function (it restarted): once more
                 t.reregistered = True
             self._stale.add(live[0].name)
