@@ -59,11 +59,23 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 				return err
 			}
 			defer log.Sync()
+			// The pid file is written once this node serves, and removed only
+			// while it is still this node's: a start refused because another
+			// node serves the run directory must not orphan that node's file.
 			pidFile := filepath.Join(f.runDir, rundir.PIDName)
-			if err := os.WriteFile(pidFile, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600); err != nil {
-				return err
+			pid := fmt.Sprintf("%d\n", os.Getpid())
+			ready := cfg.Ready
+			cfg.Ready = func(tcp, socket string) {
+				if err := os.WriteFile(pidFile, []byte(pid), 0o600); err != nil {
+					log.Error("writing the pid file; quiver stop will not find this node", zap.Error(err))
+				}
+				ready(tcp, socket)
 			}
-			defer os.Remove(pidFile)
+			defer func() {
+				if b, err := os.ReadFile(pidFile); err == nil && string(b) == pid {
+					os.Remove(pidFile)
+				}
+			}()
 			return node.Run(cmd.Context(), cfg, log)
 		},
 	}
