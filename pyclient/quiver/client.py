@@ -34,7 +34,8 @@ from ._wire.conn import Connection, Function, wire_table
 from .errors import ObjectLost, QuiverError, Timeout
 from .lineage import Lineages, has_lineage
 from .objects import Objects, check_ref
-from .tasks import Dispatcher, map_tasks, wait
+from ._taskmap import map_tasks, wait
+from .tasks import Dispatcher
 
 __all__ = ["Client", "Function", "connect", "default_socket", "resolve_address", "DEFAULT_TCP_ADDRESS"]
 

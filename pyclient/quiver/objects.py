@@ -16,7 +16,7 @@ Client's own `get` always reads from the node.
 
 Wire (docs/protocol.md, "Objects" and "Sessions"): an Arrow `put` from the
 node's own host writes the table to a file in the node's shared-memory
-directory and has the node adopt it (quiver._shm); otherwise it is a DoPut on
+directory and has the node adopt it (quiver._wire.shm); otherwise it is a DoPut on
 PATH ["objects"] of the table's own batches, without a copy on this side (a
 batch over 16 MiB goes as zero-copy row slices, below the node's message
 limit). A pickle up to 4 MiB is queued like a task and goes out on the

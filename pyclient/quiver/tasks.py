@@ -64,11 +64,10 @@ import collections
 import concurrent.futures as cf
 import hashlib
 import pickle
-import queue
 import reprlib
 import threading
 import weakref
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable
 
 import pyarrow as pa
 
@@ -81,13 +80,12 @@ from ._wire.session import error as session_error
 from .errors import QuiverError, UDFError
 from .objects import ObjectRef, StoreResult
 
-__all__ = ["Dispatcher", "TaskFuture", "map_tasks", "wait"]
+__all__ = ["Dispatcher", "TaskFuture"]
 
 SPREAD = 8             # a backlog goes out as this many requests, about
 MAX_ROWS = 1000        # tasks per request at most
 MAX_CALL_BYTES = 64 << 20  # pickled arguments per request at most (one task alone may pass it)
 IDLE_S = 2.0           # the sender thread exits after this long without work
-MAP_WINDOW = 20_000    # map(): submitted but not yet yielded, at most
 _short = reprlib.Repr()
 _short.maxstring = 40
 _short.maxother = 40
@@ -471,56 +469,3 @@ def _resolve(t: _Task, row, can_recover: bool) -> ObjectRef | None:
         t.future.set_exception(err)
     t.done()
     return None
-
-
-# What Client.map and Client.wait run.
-
-def map_tasks(dispatcher: Dispatcher, fn: Callable, items: Iterable, more: tuple = (),
-              ordered: bool = True, window: int = MAP_WINDOW, retries: int | None = None) -> Iterator:
-    """fn(item) for every item (fn(a, b, ...) over several iterables zipped, like
-    the builtin map), as a generator. The first `window` tasks are submitted at
-    once, the rest as results are taken; closing the generator early cancels
-    the tasks not yet started."""
-    if window < 1:
-        raise ValueError("quiver: map's window must be at least 1")
-    it = iter(items) if not more else zip(items, *more)
-    in_order: collections.deque[cf.Future] = collections.deque()  # ordered
-    running: set[cf.Future] = set()                                # unordered
-    finished: queue.SimpleQueue = queue.SimpleQueue()              # unordered, as they finish
-
-    def refill() -> None:
-        while len(in_order) + len(running) < window:
-            try:
-                item = next(it)
-            except StopIteration:
-                return
-            fut = dispatcher.submit(fn, (item,) if not more else item, {}, retries=retries)
-            if ordered:
-                in_order.append(fut)
-            else:
-                running.add(fut)
-                fut.add_done_callback(finished.put)
-
-    refill()  # submit now, like Executor.map, not at the first next()
-
-    def results() -> Iterator:
-        try:
-            while in_order or running:
-                if ordered:
-                    fut = in_order.popleft()
-                else:
-                    fut = finished.get()
-                    running.discard(fut)
-                value = fut.result()
-                refill()
-                yield value
-        finally:
-            for f in (*in_order, *running):
-                f.cancel()
-
-    return results()
-
-
-def wait(futures, timeout: float | None = None, return_when: str = cf.ALL_COMPLETED):
-    """concurrent.futures.wait: (done, not_done) sets."""
-    return cf.wait(list(futures), timeout=timeout, return_when=return_when)

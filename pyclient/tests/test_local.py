@@ -1,5 +1,5 @@
 """quiver.connect() with no address: start a node for this machine, reuse it from other
-processes, stop it when the process that started it exits (quiver.local)."""
+processes, stop it when the process that started it exits (quiver._wire.local)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Large Arrow tables through the node's shared-memory directory (quiver._shm) against
+"""Large Arrow tables through the node's shared-memory directory (quiver._wire.shm) against
 real nodes: round trips over the unix socket, files removed with their objects,
 DoGet for TCP clients, and the fallbacks to DoPut/DoGet."""
 
