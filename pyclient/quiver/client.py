@@ -109,9 +109,12 @@ class Client:
         reported about this call, {"nulled": rows nulled by on_error="null",
         "work_ms": milliseconds spent in Python functions}.
         """
-        opts = _options.check("quiver", rows_per_task=rows_per_task, retries=retries,
-                              on_error=on_error, timeout=timeout)
-        options = self.connection.call_options(_options.call_headers(opts), timeout)
+        if rows_per_task is None and retries is None and on_error is None and timeout is None:
+            options = self.connection.plain  # nothing to check or send
+        else:
+            opts = _options.check("quiver", rows_per_task=rows_per_task, retries=retries,
+                                  on_error=on_error, timeout=timeout)
+            options = self.connection.call_options(_options.call_headers(opts), timeout)
         start = time.monotonic()
         try:
             result, call_info = self._call(name, data, options)

@@ -171,7 +171,10 @@ class Objects:
     def _put_pickled(self, obj: Any) -> ObjectRef:
         """A pickled object: over the session, without waiting, when small; else DoPut."""
         conn = self.conn
-        data = _dumps(obj, "put cannot pickle")
+        try:
+            data = _dumps(obj)
+        except Exception as e:
+            raise TypeError(f"quiver: put cannot pickle {type(obj).__name__}: {e}") from e
         if len(data) > SESSION_PUT_BYTES:
             answer = _do_put(conn, BLOB_SCHEMA, _blob_batches(data))
             return ObjectRef(answer["id"], "pickle", conn.address, rows=answer.get("rows"),
@@ -188,13 +191,6 @@ class Objects:
         release(self.conn, refs)
 
 
-def _dumps(obj: Any, what: str) -> bytes:
-    try:
-        return cloudpickle_dumps(obj)
-    except Exception as e:
-        raise TypeError(f"quiver: {what} {type(obj).__name__}: {e}") from e
-
-
 class StoreResult:
     """A task's instruction to keep its result on its worker's node as object ``id``
     (quiver.lineage): travels in the task's payload, called in the worker."""
@@ -209,7 +205,7 @@ class StoreResult:
 
     def __call__(self, value) -> None:
         try:
-            data = cloudpickle_dumps(value)
+            data = _dumps(value)
         except Exception as e:
             raise TypeError(f"cannot pickle the result ({type(value).__name__}): {e}") from e
         batch = pa.RecordBatch.from_arrays([_one_row(memoryview(data))], schema=SESSION_SCHEMA)
@@ -220,7 +216,7 @@ class StoreResult:
                 raise
 
 
-def cloudpickle_dumps(value) -> bytes:
+def _dumps(value) -> bytes:
     import cloudpickle
     return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 

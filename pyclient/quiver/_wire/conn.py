@@ -61,7 +61,6 @@ class Connection:
         self.plain = flight.FlightCallOptions(headers=self.auth)  # no options but the token
         self._lock = threading.Lock()
         self._sess: Session | None = None
-        self._on_close: list = []  # what closes with the connection (a task dispatcher)
         self.closed = False
 
     def __repr__(self) -> str:
@@ -73,19 +72,11 @@ class Connection:
             return self.plain
         return flight.FlightCallOptions(timeout=timeout, headers=self.auth + list(headers))
 
-    def on_close(self, close) -> None:
-        """Call close() when the connection closes (before the session ends)."""
-        with self._lock:
-            self._on_close.append(close)
-
     def close(self) -> None:
         """Close the connection. Calls in flight on other threads fail."""
         with self._lock:
             self.closed = True
-            closers, self._on_close = self._on_close, []
             sess, self._sess = self._sess, None
-        for close in closers:
-            close()
         if sess is not None:
             sess.close()
         self.flight.close()
