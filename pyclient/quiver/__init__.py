@@ -67,14 +67,20 @@ _EXPORTS = {
     "ObjectLost": "errors",
 }
 
+# Modules that ``quiver.<name>`` reaches without importing them first.
+_MODULES = {"client", "errors", "lineage", "objects", "tasks", "types"}
+
 __all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):
     module = _EXPORTS.get(name)
-    if module is None:
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
         raise AttributeError(f"module 'quiver' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # once: later lookups do not come here
     return value
 
