@@ -8,7 +8,7 @@
     fut = client.submit(fn, *args)             # tasks on the node's workers (quiver.tasks)
     client.map(fn, items); ref = client.put(obj); client.get(ref)
     ref = client.remote(fn, *args)             # the result kept on the node (quiver.lineage)
-    quiver.get(ref)                            # in a UDF or task: a broadcast object, cached
+    quiver.get(ref)                            # in a UDF or a task: a broadcast object, cached
 
     @pandas_udf("double")
     @quiver.accelerate                         # a pandas UDF's batches run on the node
@@ -16,43 +16,74 @@
 
 Errors from the node arrive as subclasses of quiver.QuiverError (see quiver.errors).
 quiver.shutdown() stops the node that quiver.connect() started in this process.
+
+Layers. Imports point down this list, never up (pyclient/tests/test_layers.py
+checks it, function-level imports included):
+
+    _accel                  quiver.accelerate: the decorator, the nodes it uses, result-type
+                            inference, forms, and its pure policy (conversion is _convert)
+    client                  the Client facade: options checked, work handed down
+    lineage                 objects made by tasks, made again when lost
+    tasks                   submit/map: the dispatcher over the session
+    objects, _registry      ObjectRef, quiver.get and its cache; registering functions
+    _wire                   address and run directory, the Connection (auth, call
+                            options, calls, actions, session), shared memory, the one
+                            per-process connection cache, the on-demand local node
+    worker                  ``python -m quiver.worker``: the node's Python workers
+    _taskrows, _convert,    leaves that both the worker and the driver side use:
+    types, _util,           running task rows, pandas <-> Arrow, Spark types,
+    _options, _retry,       traceback trimming and joining parts, the option table,
+    errors                  the retry rule, the exceptions
+
+The worker imports only the leaves; so that ``python -m quiver.worker`` loads
+no driver code, this module imports its public names lazily, on first use.
 """
 
-from .accelerate import accelerate
-from .client import Client, Function, connect, default_socket, resolve_address
-from .errors import (
-    FunctionNotFound,
-    InvalidArgument,
-    ObjectLost,
-    OverCapacity,
-    QuiverError,
-    Timeout,
-    UDFError,
-    Unauthenticated,
-    Unavailable,
-)
-from .local import shutdown
-from .objects import ObjectRef, get
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Client",
-    "Function",
-    "accelerate",
-    "connect",
-    "shutdown",
-    "get",
-    "ObjectRef",
-    "default_socket",
-    "resolve_address",
-    "QuiverError",
-    "FunctionNotFound",
-    "InvalidArgument",
-    "UDFError",
-    "Unavailable",
-    "Unauthenticated",
-    "OverCapacity",
-    "Timeout",
-    "ObjectLost",
-]
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "Client": "client",
+    "Function": "client",
+    "connect": "client",
+    "default_socket": "client",
+    "resolve_address": "client",
+    "accelerate": "_accel.decorator",
+    "shutdown": "_wire.local",
+    "get": "objects",
+    "ObjectRef": "objects",
+    "QuiverError": "errors",
+    "FunctionNotFound": "errors",
+    "InvalidArgument": "errors",
+    "UDFError": "errors",
+    "Unavailable": "errors",
+    "Unauthenticated": "errors",
+    "OverCapacity": "errors",
+    "Timeout": "errors",
+    "ObjectLost": "errors",
+}
+
+# Modules that ``quiver.<name>`` reaches without importing them first.
+_MODULES = {"client", "errors", "lineage", "objects", "tasks", "types"}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'quiver' has no attribute {name!r}")
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -14,18 +14,23 @@ runs the task again under the same id, first making again any argument
 object that was lost too. Objects from ``put`` have no lineage: reading a
 lost one raises ObjectLost. Recomputation assumes tasks are deterministic,
 as retries already do.
+
+Layer: above quiver.tasks. A ``Lineages`` holds a Dispatcher (and through it
+a connection) and installs itself as the dispatcher's ``recover`` hook, so
+that a task whose argument object was lost makes it again first.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import secrets
+from typing import Callable
 
+from ._retry import MAX_RECOMPUTE_DEPTH, lost_argument
 from .errors import ObjectLost, UDFError
 from .objects import ObjectRef
+from .tasks import Dispatcher
 
-__all__ = ["Lineage", "recompute"]
-
-MAX_DEPTH = 32  # a chain of lost objects longer than this is reported, not recomputed
+__all__ = ["Lineage", "Lineages", "has_lineage"]
 
 
 class Lineage:
@@ -45,43 +50,45 @@ class Lineage:
         return [a for a in (*self.args, *self.kwargs.values()) if isinstance(a, ObjectRef)]
 
 
-def remote(client, fn: Callable, args: tuple, kwargs: dict, retries: int | None = None) -> ObjectRef:
-    """Run fn(*args, **kwargs) on a worker, keeping the result on the node."""
-    import secrets
-    ref = ObjectRef(secrets.token_hex(16), "pickle", client.address, client=client)
-    future = client._tasks().submit(fn, args, kwargs, store=ref.id, retries=retries)
-    ref._lineage = ref._put = Lineage(fn, args, kwargs, future, retries)
-    return ref
+class Lineages:
+    """Objects made by tasks on one dispatcher's node, and making them again."""
+
+    def __init__(self, dispatcher: Dispatcher):
+        self.dispatcher = dispatcher
+        dispatcher.recover = self.recompute
+
+    def remote(self, fn: Callable, args: tuple, kwargs: dict, retries: int | None = None) -> ObjectRef:
+        """Run fn(*args, **kwargs) on a worker, keeping the result on the node."""
+        conn = self.dispatcher.conn
+        ref = ObjectRef(secrets.token_hex(16), "pickle", conn.address, conn=conn)
+        future = self.dispatcher.submit(fn, args, kwargs, store=ref.id, retries=retries)
+        ref._lineage = ref._put = Lineage(fn, args, kwargs, future, retries)
+        return ref
+
+    def recompute(self, ref: ObjectRef, depth: int = 0) -> None:
+        """Run ref's task again under its id; raises ObjectLost if it has no lineage."""
+        lineage: Lineage | None = getattr(ref, "_lineage", None)
+        if lineage is None:
+            raise ObjectLost(f"object {ref.id} is lost and came from put, not a task: it cannot be "
+                             "made again", ref.id)
+        if depth > MAX_RECOMPUTE_DEPTH:
+            raise ObjectLost(f"object {ref.id} is lost, and so are more than {MAX_RECOMPUTE_DEPTH} "
+                             "objects it was made from", ref.id)
+        tried: set[str] = set()
+        while True:
+            future = self.dispatcher.submit(lineage.fn, lineage.args, lineage.kwargs, store=ref.id,
+                                            retries=lineage.retries)
+            try:
+                future.result()
+                return
+            except UDFError as e:
+                lost = lost_argument(lineage.refs(), e)
+                if lost is None or lost.id in tried:
+                    raise
+                tried.add(lost.id)
+                self.recompute(lost, depth + 1)
 
 
-def recompute(client, ref: ObjectRef, depth: int = 0) -> None:
-    """Run ref's task again under its id; raises ObjectLost if it has no lineage."""
-    lineage: Lineage | None = getattr(ref, "_lineage", None)
-    if lineage is None:
-        raise ObjectLost(f"object {ref.id} is lost and came from put, not a task: it cannot be made again",
-                         ref.id)
-    if depth > MAX_DEPTH:
-        raise ObjectLost(f"object {ref.id} is lost, and so are more than {MAX_DEPTH} objects it was "
-                         f"made from", ref.id)
-    tried: set[str] = set()
-    while True:
-        future = client._tasks().submit(lineage.fn, lineage.args, lineage.kwargs, store=ref.id,
-                                        retries=lineage.retries)
-        try:
-            future.result()
-            return
-        except UDFError as e:
-            lost = lost_argument(lineage.refs(), e)
-            if lost is None or lost.id in tried:
-                raise
-            tried.add(lost.id)
-            recompute(client, lost, depth + 1)
-
-
-def lost_argument(refs: list[ObjectRef], e: Any) -> ObjectRef | None:
-    """The argument of refs that a task's failure e says was lost, if it has lineage."""
-    lost = getattr(e, "remote_object_id", None)
-    for r in refs:
-        if lost is not None and r.id == lost and r._lineage is not None:
-            return r
-    return None
+def has_lineage(ref: ObjectRef) -> bool:
+    """Whether ref was made by a task (Client.remote), so that it can be made again."""
+    return ref._lineage is not None

@@ -16,12 +16,13 @@ Client's own `get` always reads from the node.
 
 Wire (docs/protocol.md, "Objects" and "Sessions"): an Arrow `put` from the
 node's own host writes the table to a file in the node's shared-memory
-directory and has the node adopt it (quiver._shm); otherwise it is a DoPut on
+directory and has the node adopt it (quiver._wire.shm); otherwise it is a DoPut on
 PATH ["objects"] of the table's own batches, without a copy on this side (a
 batch over 16 MiB goes as zero-copy row slices, below the node's message
 limit). A pickle up to 4 MiB is queued like a task and goes out on the
-Client's session, several in one `put` request, without waiting for the answer (its failure is raised by the ref's next use:
-ref.wait(), get, release, passing it to a task); a larger one is a DoPut of
+connection's session, several in one `put` request, without waiting for the
+answer (its failure is raised by the ref's next use: ref.wait(), get,
+release, passing it to a task); a larger one is a DoPut of
 one large_binary column, "blob", whose rows are consecutive pieces of the
 pickle. `get` of a pickled object is a session `get` (DoGet past 256 MiB), of
 an Arrow object a mapping of its shared-memory file or DoGet(ticket = id);
@@ -34,6 +35,12 @@ the node does not know (released, or lost with a node that died and came
 back) raises ObjectLost naming the id; a node that cannot be reached raises
 Unavailable. An object made by a task (Client.remote) is made again instead:
 see quiver.lineage. An object someone put cannot be, and is reported.
+
+Layer: above the wire (quiver._wire), below tasks, lineage and the Client.
+An ``Objects`` holds one Connection; reading objects in a UDF or a task uses
+this process's shared connection (quiver._wire.conn.shared). Importing this
+module installs quiver.get as the reader of ObjectRef task arguments
+(quiver._taskrows).
 """
 
 from __future__ import annotations
@@ -46,16 +53,19 @@ import secrets
 import struct
 import threading
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from . import _shm
+from . import _taskrows
+from ._wire import shm as _shm
+from ._wire.conn import Connection, shared
+from ._wire.session import SCHEMA as SESSION_SCHEMA
+from ._wire.session import SessionError
 from .errors import FunctionNotFound, ObjectLost, QuiverError, mapped_errors, translate
-from .session import SessionError
 
-__all__ = ["ObjectRef", "get", "clear_cache"]
+__all__ = ["ObjectRef", "Objects", "StoreResult", "get", "clear_cache"]
 
 OBJECTS_PATH = "objects"
 BLOB_COLUMN = "blob"
@@ -80,10 +90,10 @@ class ObjectRef:
     against its memory); they do not travel when a ref is pickled.
     """
 
-    __slots__ = ("id", "kind", "address", "rows", "nbytes", "_client", "_put", "_lineage")
+    __slots__ = ("id", "kind", "address", "rows", "nbytes", "_conn", "_put", "_lineage")
 
     def __init__(self, id: str, kind: str, address: str, rows: int | None = None,
-                 nbytes: int | None = None, client=None):
+                 nbytes: int | None = None, conn: Connection | None = None):
         if kind not in ("arrow", "pickle"):
             raise ValueError(f"quiver: an ObjectRef's kind is 'arrow' or 'pickle', not {kind!r}")
         self.id = id
@@ -91,8 +101,8 @@ class ObjectRef:
         self.address = address
         self.rows = rows
         self.nbytes = nbytes
-        # The Client that put it (its token, its connection), while it lives; not pickled.
-        self._client = weakref.ref(client) if client is not None else None
+        # The connection that put it (its token, its channel), while it lives; not pickled.
+        self._conn = weakref.ref(conn) if conn is not None else None
         self._put = None  # a put not yet answered, or a task still making it
         self._lineage = None  # the task that made it (quiver.lineage), for recomputing it
 
@@ -130,39 +140,85 @@ class ObjectRef:
 
     def release(self) -> None:
         """Drop the object from its node; a later get raises ObjectLost (so does a second release)."""
-        release(_client_of(self), [self])
+        release(_conn_of(self), [self])
 
 
-# Client-side operations; Client.put/get/release call these with themselves.
+class Objects:
+    """Objects on one connection's node: what Client.put/get/release do.
 
-def put(client, obj: Any) -> ObjectRef:
-    """Store obj on client's node: Arrow data as Arrow, anything else cloudpickled."""
-    if not isinstance(obj, (pa.Table, pa.RecordBatch)):
-        return _put_pickled(client, obj)
-    if isinstance(obj, pa.Table):
-        schema, batches = obj.schema, _put_batches(obj.to_batches())
-    else:
-        schema, batches = obj.schema, _put_batches([obj])
-    # Through shared memory where it can (quiver._shm: a large table, a client on the node's host).
-    answer = _shm.put(client, obj) or _do_put(client, schema, batches)
-    return ObjectRef(answer["id"], "arrow", client.address, rows=answer.get("rows"),
-                     nbytes=answer.get("bytes"), client=client)
+    queue_put(id, data) -> Future sends a small pickle without waiting (the
+    task dispatcher's queue, quiver.tasks); the Client passes it in.
+    """
+
+    def __init__(self, conn: Connection, queue_put: Callable[[str, bytes], Any]):
+        self.conn = conn
+        self._queue_put = queue_put
+
+    def put(self, obj: Any) -> ObjectRef:
+        """Store obj on the node: Arrow data as Arrow, anything else cloudpickled."""
+        conn = self.conn
+        if not isinstance(obj, (pa.Table, pa.RecordBatch)):
+            return self._put_pickled(obj)
+        if isinstance(obj, pa.Table):
+            schema, batches = obj.schema, _put_batches(obj.to_batches())
+        else:
+            schema, batches = obj.schema, _put_batches([obj])
+        # Through shared memory where it can (quiver._wire.shm: a large table, on the node's host).
+        answer = _shm.put(conn, obj) or _do_put(conn, schema, batches)
+        return ObjectRef(answer["id"], "arrow", conn.address, rows=answer.get("rows"),
+                         nbytes=answer.get("bytes"), conn=conn)
+
+    def _put_pickled(self, obj: Any) -> ObjectRef:
+        """A pickled object: over the session, without waiting, when small; else DoPut."""
+        conn = self.conn
+        try:
+            data = _dumps(obj)
+        except Exception as e:
+            raise TypeError(f"quiver: put cannot pickle {type(obj).__name__}: {e}") from e
+        if len(data) > SESSION_PUT_BYTES:
+            answer = _do_put(conn, BLOB_SCHEMA, _blob_batches(data))
+            return ObjectRef(answer["id"], "pickle", conn.address, rows=answer.get("rows"),
+                             nbytes=answer.get("bytes"), conn=conn)
+        ref = ObjectRef(secrets.token_hex(16), "pickle", conn.address, nbytes=len(data), conn=conn)
+        ref._put = _PutState(self._queue_put(ref.id, data))
+        return ref
+
+    def get(self, ref: ObjectRef) -> Any:
+        """Read ref (waited for) from the node, without the process cache; ObjectLost if lost."""
+        return fetch(self.conn, check_ref(ref).wait())[0]
+
+    def release(self, refs: list[ObjectRef]) -> None:
+        release(self.conn, refs)
 
 
-def _put_pickled(client, obj: Any) -> ObjectRef:
-    """A pickled object: over the session, without waiting, when small; else DoPut."""
+class StoreResult:
+    """A task's instruction to keep its result on its worker's node as object ``id``
+    (quiver.lineage): travels in the task's payload, called in the worker."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, id: str):
+        self.id = id
+
+    def __reduce__(self):
+        return (StoreResult, (self.id,))
+
+    def __call__(self, value) -> None:
+        try:
+            data = _dumps(value)
+        except Exception as e:
+            raise TypeError(f"cannot pickle the result ({type(value).__name__}): {e}") from e
+        batch = pa.RecordBatch.from_arrays([_one_row(memoryview(data))], schema=SESSION_SCHEMA)
+        try:
+            _process_conn(None).ask({"op": "put", "id": self.id}, batch)
+        except SessionError as e:
+            if e.code != "AlreadyExists":  # a retry, or a recomputation, of a task that stored it
+                raise
+
+
+def _dumps(value) -> bytes:
     import cloudpickle
-    try:
-        data = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as e:
-        raise TypeError(f"quiver: put cannot pickle {type(obj).__name__}: {e}") from e
-    if len(data) > SESSION_PUT_BYTES:
-        answer = _do_put(client, BLOB_SCHEMA, _blob_batches(data))
-        return ObjectRef(answer["id"], "pickle", client.address, rows=answer.get("rows"),
-                         nbytes=answer.get("bytes"), client=client)
-    ref = ObjectRef(secrets.token_hex(16), "pickle", client.address, nbytes=len(data), client=client)
-    ref._put = _PutState(client._tasks().put(ref.id, data))
-    return ref
+    return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class _PutState:
@@ -191,7 +247,7 @@ def get(ref_or_refs, *, client=None):
     """
     if isinstance(ref_or_refs, (list, tuple)):
         return [get(r, client=client) for r in ref_or_refs]
-    ref = _check_ref(ref_or_refs)
+    ref = check_ref(ref_or_refs)
     key = (ref.id, ref.address)
     with _cache_lock:
         if key in _cache:
@@ -203,7 +259,8 @@ def get(ref_or_refs, *, client=None):
             if key in _cache:
                 return _cache[key][0]
         try:
-            value, size = fetch(client or _local_client(ref), ref)
+            conn = _local_conn(ref) if client is None else getattr(client, "connection", client)
+            value, size = fetch(conn, ref)
             _cache_put(key, value, size)
         finally:
             with _cache_lock:
@@ -219,26 +276,26 @@ def clear_cache() -> None:
         _cache_bytes = 0
 
 
-def fetch(client, ref: ObjectRef) -> tuple[Any, int]:
-    """Read ref from client's node, falling back to the node the ref names; (value, bytes read)."""
+def fetch(conn: Connection, ref: ObjectRef) -> tuple[Any, int]:
+    """Read ref from conn's node, falling back to the node the ref names; (value, bytes read)."""
     try:
-        return _do_get(client, ref)
+        return _do_get(conn, ref)
     except ObjectLost:
-        if _same_node(client.address, ref.address):
+        if _same_node(conn.address, ref.address):
             raise
         # Not on this node: ask the node that stored it.
-        return _do_get(_process_client(ref.address), ref)
+        return _do_get(_process_conn(ref.address), ref)
 
 
-def release(client, refs: list[ObjectRef]) -> None:
-    """Drop refs from client's node, all requests sent before any answer is awaited."""
-    refs = [_check_ref(r) for r in refs]
+def release(conn: Connection, refs: list[ObjectRef]) -> None:
+    """Drop refs from conn's node, all requests sent before any answer is awaited."""
+    refs = [check_ref(r) for r in refs]
     for ref in refs:
         ref.wait()
     answers: list = []
     for ref in refs:
-        client._send({"op": "release", "id": ref.id}, lambda _d, a, ref=ref: answers.append((ref, a)))
-    client._wait_until(lambda: len(answers) == len(refs))
+        conn.send({"op": "release", "id": ref.id}, lambda _d, a, ref=ref: answers.append((ref, a)))
+    conn.wait_until(lambda: len(answers) == len(refs))
     for ref in refs:
         _forget((ref.id, ref.address))
     for ref, a in answers:
@@ -276,11 +333,10 @@ def _one_row(piece: memoryview) -> pa.Array:
     return pa.Array.from_buffers(_LARGE_BINARY, 1, [None, offsets, pa.py_buffer(piece)])
 
 
-def _do_put(client, schema: pa.Schema, batches) -> dict:
-    options = client._call_options(None, None, None, None)
+def _do_put(conn: Connection, schema: pa.Schema, batches) -> dict:
     descriptor = flight.FlightDescriptor.for_path(OBJECTS_PATH)
     with mapped_errors():
-        writer, reader = client._flight.do_put(descriptor, schema, options)
+        writer, reader = conn.flight.do_put(descriptor, schema, conn.plain)
     try:
         for batch in batches:
             writer.write_batch(batch)
@@ -311,13 +367,12 @@ def _do_put(client, schema: pa.Schema, batches) -> dict:
     return answer
 
 
-def _do_get(client, ref: ObjectRef) -> tuple[Any, int]:
+def _do_get(conn: Connection, ref: ObjectRef) -> tuple[Any, int]:
     if ref.kind == "pickle":
         try:
-            data, _ = client._ask({"op": "get", "id": ref.id})
+            data, _ = conn.ask({"op": "get", "id": ref.id})
         except FunctionNotFound as e:  # NOT_FOUND: an unknown object
-            raise ObjectLost(f"object {ref.id} is lost: the node at {client.address} does not hold it "
-                             f"(released, or lost with a node that stopped): {e.message}", ref.id) from e
+            raise _lost(conn, ref, e) from e
         except SessionError as e:
             if e.code != "FailedPrecondition":
                 raise
@@ -330,16 +385,14 @@ def _do_get(client, ref: ObjectRef) -> tuple[Any, int]:
                 return pickle.loads(body), len(body)
             return _unpickle_blob(pa.Table.from_batches([data]).rename_columns([BLOB_COLUMN]), ref)
     if ref.kind == "arrow":
-        mapped = _shm.get(client, ref)  # the object's file in shared memory, where it has one
+        mapped = _shm.get(conn, ref)  # the object's file in shared memory, where it has one
         if mapped is not None:
             return mapped
-    options = client._call_options(None, None, None, None)
     try:
         with mapped_errors():
-            table = client._flight.do_get(flight.Ticket(ref.id.encode()), options).read_all()
+            table = conn.flight.do_get(flight.Ticket(ref.id.encode()), conn.plain).read_all()
     except FunctionNotFound as e:  # NOT_FOUND on DoGet: an unknown object
-        raise ObjectLost(f"object {ref.id} is lost: the node at {client.address} does not hold it "
-                         f"(released, or lost with a node that stopped): {e.message}", ref.id) from e
+        raise _lost(conn, ref, e) from e
     if ref.kind == "arrow":
         return table, table.nbytes
     return _unpickle_blob(table, ref)
@@ -359,7 +412,12 @@ def _unpickle_blob(table: pa.Table, ref: ObjectRef) -> tuple[Any, int]:
     return pickle.loads(body), len(body)
 
 
-def _check_ref(ref) -> ObjectRef:
+def _lost(conn: Connection, ref: ObjectRef, e: QuiverError) -> ObjectLost:
+    return ObjectLost(f"object {ref.id} is lost: the node at {conn.address} does not hold it "
+                      f"(released, or lost with a node that stopped): {e.message}", ref.id)
+
+
+def check_ref(ref) -> ObjectRef:
     if not isinstance(ref, ObjectRef):
         raise TypeError(f"quiver: expected an ObjectRef (from Client.put), not {type(ref).__name__}")
     return ref
@@ -369,42 +427,32 @@ def _same_node(a: str, b: str) -> bool:
     return a.rstrip("/") == b.rstrip("/")
 
 
-# Per-process clients and cache.
+# Per-process connections and cache.
 
-_clients: dict[tuple, Any] = {}
-_clients_lock = threading.Lock()
 _cache: collections.OrderedDict = collections.OrderedDict()  # (id, address) -> (value, bytes)
 _cache_bytes = 0
 _cache_lock = threading.Lock()
 _fetch_locks: dict[tuple, threading.Lock] = {}
 
 
-def _process_client(address: str | None):
-    """This process's Client for address (None: $QUIVER_ADDRESS); made once per process."""
-    from .client import Client, resolve_address
-    token = os.environ.get("QUIVER_TOKEN") or None
-    location = resolve_address(address)
-    key = (location, token, os.getpid())
-    with _clients_lock:
-        c = _clients.get(key)
-        if c is None:
-            c = _clients[key] = Client(location, token=token)
-        return c
+def _process_conn(address: str | None) -> Connection:
+    """This process's shared connection to address (None: $QUIVER_ADDRESS), with $QUIVER_TOKEN."""
+    return shared(address, os.environ.get("QUIVER_TOKEN") or None)
 
 
-def _local_client(ref: ObjectRef):
+def _local_conn(ref: ObjectRef) -> Connection:
     """The node to read ref from: this worker's own ($QUIVER_ADDRESS), else the ref's."""
     if os.environ.get("QUIVER_ADDRESS"):
-        return _process_client(None)
-    return _client_of(ref)
+        return _process_conn(None)
+    return _conn_of(ref)
 
 
-def _client_of(ref: ObjectRef):
-    """The live Client that put ref (open), else this process's client for its address."""
-    c = ref._client() if ref._client is not None else None
-    if c is not None and not getattr(c, "_closed", False):
+def _conn_of(ref: ObjectRef) -> Connection:
+    """The live connection that put ref (open), else this process's connection to its address."""
+    c = ref._conn() if ref._conn is not None else None
+    if c is not None and not c.closed:
         return c
-    return _process_client(ref.address)
+    return _process_conn(ref.address)
 
 
 def _fetch_lock(key) -> threading.Lock:
@@ -433,3 +481,6 @@ def _forget(key) -> None:
         item = _cache.pop(key, None)
         if item is not None:
             _cache_bytes -= item[1]
+
+
+_taskrows.install_ref_reader(ObjectRef, get)

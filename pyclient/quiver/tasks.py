@@ -15,7 +15,7 @@
 How it runs. The function is registered once per Client (cloudpickled,
 content-addressed, kind "task", result type large_binary). Each submission is
 cloudpickled as (args, kwargs) into one row of a large_binary column and goes
-to the node over the Client's session (quiver.session: one long-lived stream,
+to the node over the connection's session (quiver._wire.session: one long-lived stream,
 no stream per call). A submission made while nothing is in flight is sent at
 once by the submitting thread; the rest pile up and a sender thread sends
 them as a few requests of many rows. The node runs each row as a job of its
@@ -24,7 +24,7 @@ rows packed into tasks of about 2 ms, never more than an even share of the
 request per worker), so slow tasks spread over every worker one by one and a
 thousand tiny ones cost a handful of worker round trips.
 
-In the worker ("task" kind, quiver.worker) each row is unpickled, ObjectRef
+In the worker ("task" kind, quiver._taskrows) each row is unpickled, ObjectRef
 arguments (top-level positional arguments and keyword values) are replaced by
 their objects (read from the worker's node once and cached by id in the worker
 process), the function runs, and the row's result is the cloudpickle of
@@ -50,7 +50,12 @@ deadlock, as in any fixed pool. Prefer one level of fan-out from the driver, or
 keep blocking parents below the worker count.
 
 Objects lost with a node are reported, not recomputed: see quiver.objects.
-Results come back in futures only; the node does not keep them.
+Results come back in futures only; the node does not keep them. What is sent
+again after a failure is decided by quiver._retry.
+
+Layer: a Dispatcher holds a Connection and a Registry (quiver._registry);
+it is below quiver.lineage, which installs itself as its ``recover`` hook,
+and below the Client facade.
 """
 
 from __future__ import annotations
@@ -59,29 +64,28 @@ import collections
 import concurrent.futures as cf
 import hashlib
 import pickle
-import queue
 import reprlib
 import threading
-import time
-import traceback
 import weakref
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable
 
 import pyarrow as pa
 
-from .errors import FunctionNotFound, QuiverError, UDFError, Unavailable
-from .objects import ObjectRef
-from .session import SCHEMA as SESSION_SCHEMA
-from .session import error as session_error
+from . import _retry
+from ._registry import Registry
+from ._taskrows import RESULT_TYPE
+from ._wire.conn import Connection
+from ._wire.session import SCHEMA as SESSION_SCHEMA
+from ._wire.session import error as session_error
+from .errors import QuiverError, UDFError
+from .objects import ObjectRef, StoreResult
 
-__all__ = ["Dispatcher", "run_task_rows"]
+__all__ = ["Dispatcher", "TaskFuture"]
 
 SPREAD = 8             # a backlog goes out as this many requests, about
 MAX_ROWS = 1000        # tasks per request at most
 MAX_CALL_BYTES = 64 << 20  # pickled arguments per request at most (one task alone may pass it)
 IDLE_S = 2.0           # the sender thread exits after this long without work
-MAP_WINDOW = 20_000    # map(): submitted but not yet yielded, at most
-RESULT_TYPE = pa.large_binary()
 _short = reprlib.Repr()
 _short.maxstring = 40
 _short.maxother = 40
@@ -130,15 +134,15 @@ class _Task:
 class TaskFuture(cf.Future):
     """A task's Future. ``result()`` and ``exception()`` without a timeout read
     the session's answers in the calling thread while nobody else does (see
-    quiver.session), which saves a thread hand-off per round trip."""
+    quiver._wire.session), which saves a thread hand-off per round trip."""
 
-    def __init__(self, client):
+    def __init__(self, conn: Connection):
         super().__init__()
-        self._client = client
+        self._conn = conn
 
     def _help(self) -> None:
         if not self.done():
-            self._client._wait_until(self.done)
+            self._conn.wait_until(self.done)
 
     def result(self, timeout=None):
         if timeout is None:
@@ -152,18 +156,22 @@ class TaskFuture(cf.Future):
 
 
 class Dispatcher:
-    """A Client's task queue, sent over the Client's session (quiver.session).
+    """A connection's task queue, sent over its session (quiver._wire.session).
 
-    A submission made while no request of this Client is in flight is sent
+    A submission made while no request of this dispatcher is in flight is sent
     at once by the submitting thread (the round trip of a lone task pays no
     thread hand-off). Others queue, and a sender thread (started on demand,
     gone after idle_s without work) sends what has piled up, a share of the
     backlog per request, so a thousand submit()s make a handful of requests.
-    Safe to use from any thread.
+    Safe to use from any thread. ``recover(ref)`` makes a lost argument object
+    again (quiver.lineage installs it); without it such a task fails.
     """
 
-    def __init__(self, client, max_rows: int | None = None, idle_s: float | None = None):
-        self._client = client
+    def __init__(self, conn: Connection, registry: Registry, max_rows: int | None = None,
+                 idle_s: float | None = None):
+        self.conn = conn
+        self._registry = registry
+        self.recover: Callable[[ObjectRef], None] | None = None
         self.max_rows = max_rows or MAX_ROWS
         self.idle_s = idle_s or IDLE_S
         self._cond = threading.Condition()
@@ -196,7 +204,7 @@ class Dispatcher:
             digest = hashlib.sha256(cloudpickle.dumps(fn)).hexdigest()[:16]
             qual = getattr(fn, "__qualname__", None) or type(fn).__name__
             name = f"task:{qual}:{digest}"
-            self._client.register(fn, name=name, returns=RESULT_TYPE, kind="task")
+            self._registry.register(fn, name=name, returns=RESULT_TYPE, kind="task")
             try:
                 self._names[fn] = name
             except TypeError:
@@ -214,18 +222,19 @@ class Dispatcher:
         import cloudpickle
         name = self.name_for(fn)
         try:
-            payload = cloudpickle.dumps((args, kwargs) if store is None else (args, kwargs, store),
+            payload = cloudpickle.dumps((args, kwargs) if store is None
+                                        else (args, kwargs, StoreResult(store)),
                                         protocol=pickle.HIGHEST_PROTOCOL)
         except QuiverError:
             raise  # an ObjectRef argument whose put failed
         except Exception as e:
             raise TypeError(f"quiver: cannot pickle the arguments of {getattr(fn, '__qualname__', fn)}: {e}") from e
-        return self._enqueue(_Task(name, payload, TaskFuture(self._client), fn, args, kwargs, retries))
+        return self._enqueue(_Task(name, payload, TaskFuture(self.conn), fn, args, kwargs, retries))
 
     def put(self, obj_id: str, data: bytes) -> cf.Future:
         """A future that is done when the node has stored data as object obj_id.
         Puts queue and go out like tasks: many objects in one request."""
-        task = _Task(None, data, TaskFuture(self._client), None, (), {})
+        task = _Task(None, data, TaskFuture(self.conn), None, (), {})
         task.obj_id = obj_id
         return self._enqueue(task)
 
@@ -329,8 +338,8 @@ class Dispatcher:
         name = live[0].name
         if name in self._stale:  # the node lost it (a restart): register again
             self._stale.discard(name)
-            self._client._forget(name)
-            self._client.register(live[0].fn, name=name, returns=RESULT_TYPE, kind="task")
+            self._registry.forget(name)
+            self._registry.register(live[0].fn, name=name, returns=RESULT_TYPE, kind="task")
         meta = {"op": "call", "fn": name, "jobs": True}
         if live[0].retries is not None:
             meta["retries"] = live[0].retries
@@ -343,7 +352,7 @@ class Dispatcher:
             self._in_flight += 1
         self.calls += 1
         try:
-            self._client._send(meta, lambda data, answer: self._settle(live, data, answer), batch)
+            self.conn.send(meta, lambda data, answer: self._settle(live, data, answer), batch)
         except QuiverError as e:
             self._settle(live, None, e)
 
@@ -369,14 +378,13 @@ class Dispatcher:
             self._fail(live, QuiverError(f"quiver: the node answered {len(rows)} results for {len(live)} tasks"))
             return
         for t, row in zip(live, rows):
-            lost = _resolve(t, row)
+            lost = _resolve(t, row, self.recover is not None)
             if lost is not None:  # an argument made by a task was lost: make it again, then retry
                 threading.Thread(target=self._recover, args=(t, lost), daemon=True).start()
 
     def _recover(self, t: _Task, lost: ObjectRef) -> None:
-        from .lineage import recompute
         try:
-            recompute(self._client, lost)
+            self.recover(lost)
         except BaseException as e:  # noqa: BLE001  the task fails with why
             t.future.set_exception(e)
             t.done()
@@ -393,16 +401,19 @@ class Dispatcher:
     def _failed(self, live: list[_Task], e: QuiverError) -> None:
         """A request failed as a whole: send again, or fail its futures."""
         retry = []
-        if isinstance(e, FunctionNotFound) and live[0].obj_id is None and not any(t.reregistered for t in live):
+        step = _retry.after_failure(e, tasks=len(live), is_put=live[0].obj_id is not None,
+                                    reregistered=any(t.reregistered for t in live),
+                                    resent=live[0].resent)
+        if step == _retry.REREGISTER:
             for t in live:  # the node forgot the function (it restarted): once more
                 t.reregistered = True
             self._stale.add(live[0].name)
             retry = live
-        elif len(live) > 1:
+        elif step == _retry.SPLIT:
             retry = live  # find the culprit: each task again as its own request
             for t in live:
                 t.alone = True
-        elif isinstance(e, Unavailable) and not live[0].resent:
+        elif step == _retry.RESEND:
             live[0].resent = True  # the session broke under it: once more on a new one
             retry = live
         with self._cond:
@@ -428,10 +439,11 @@ class Dispatcher:
             t.done()
 
 
-def _resolve(t: _Task, row) -> ObjectRef | None:
+def _resolve(t: _Task, row, can_recover: bool) -> ObjectRef | None:
     """Settle t's future from its result row. If the task failed because an
-    argument object made by a task was lost, leave it unsettled and return that
-    argument (once per task), for the dispatcher to make it again."""
+    argument object made by a task was lost (and can_recover), leave it
+    unsettled and return that argument (once per task), for the dispatcher
+    to make it again."""
     try:
         if row is None:
             raise QuiverError("the node returned no result")
@@ -448,9 +460,8 @@ def _resolve(t: _Task, row) -> ObjectRef | None:
         err = UDFError(f"{t.label()} raised {etype}: {message}\n\nRemote traceback:\n{tb}")
         err.remote_type, err.remote_message, err.remote_traceback = etype, message, tb
         err.remote_object_id = lost_id[0] if lost_id else None  # an ObjectLost's object
-        if not t.recovered:
-            from .lineage import lost_argument
-            lost = lost_argument([a for a in (*(t.args or ()), *(t.kwargs or {}).values())
+        if can_recover and not t.recovered:
+            lost = _retry.lost_argument([a for a in (*(t.args or ()), *(t.kwargs or {}).values())
                                   if isinstance(a, ObjectRef)], err)
             if lost is not None:
                 t.recovered = True
@@ -458,155 +469,3 @@ def _resolve(t: _Task, row) -> ObjectRef | None:
         t.future.set_exception(err)
     t.done()
     return None
-
-
-# The API Client exposes.
-
-class Options:
-    """Client.options(retries=N): submit, map and remote with settings of their own."""
-
-    def __init__(self, client, retries: int | None = None):
-        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
-                                    or not 0 <= retries <= 100):
-            raise ValueError(f"quiver: retries must be an integer from 0 to 100, not {retries!r}")
-        self._client = client
-        self.retries = retries
-
-    def submit(self, fn, /, *args, **kwargs) -> cf.Future:
-        """Client.submit with these options."""
-        return self._client._tasks().submit(fn, args, kwargs, retries=self.retries)
-
-    def map(self, fn, items, *more_items, ordered: bool = True) -> Iterator:
-        """Client.map with these options."""
-        return map_tasks(self._client._tasks(), fn, items, more_items, ordered=ordered, retries=self.retries)
-
-    def remote(self, fn, /, *args, **kwargs):
-        """Client.remote with these options."""
-        from .lineage import remote
-        return remote(self._client, fn, args, kwargs, retries=self.retries)
-
-
-def map_tasks(dispatcher: Dispatcher, fn: Callable, items: Iterable, more: tuple = (),
-              ordered: bool = True, window: int = MAP_WINDOW, retries: int | None = None) -> Iterator:
-    """fn(item) for every item (fn(a, b, ...) over several iterables zipped, like
-    the builtin map), as a generator. The first `window` tasks are submitted at
-    once, the rest as results are taken; closing the generator early cancels
-    the tasks not yet started."""
-    if window < 1:
-        raise ValueError("quiver: map's window must be at least 1")
-    it = iter(items) if not more else zip(items, *more)
-    in_order: collections.deque[cf.Future] = collections.deque()  # ordered
-    running: set[cf.Future] = set()                                # unordered
-    finished: queue.SimpleQueue = queue.SimpleQueue()              # unordered, as they finish
-
-    def refill() -> None:
-        while len(in_order) + len(running) < window:
-            try:
-                item = next(it)
-            except StopIteration:
-                return
-            fut = dispatcher.submit(fn, (item,) if not more else item, {}, retries=retries)
-            if ordered:
-                in_order.append(fut)
-            else:
-                running.add(fut)
-                fut.add_done_callback(finished.put)
-
-    refill()  # submit now, like Executor.map, not at the first next()
-
-    def results() -> Iterator:
-        try:
-            while in_order or running:
-                if ordered:
-                    fut = in_order.popleft()
-                else:
-                    fut = finished.get()
-                    running.discard(fut)
-                value = fut.result()
-                refill()
-                yield value
-        finally:
-            for f in (*in_order, *running):
-                f.cancel()
-
-    return results()
-
-
-def wait(futures, timeout: float | None = None, return_when: str = cf.ALL_COMPLETED):
-    """concurrent.futures.wait: (done, not_done) sets."""
-    return cf.wait(list(futures), timeout=timeout, return_when=return_when)
-
-
-# The worker's side: the "task" kind (quiver.worker calls this).
-
-def run_task_rows(fn: Callable, column: pa.Array) -> tuple[pa.Array, float]:
-    """Run fn once per row of column (each the pickle of (args, kwargs)).
-
-    Returns a large_binary array with one pickled outcome per row, and the
-    milliseconds spent in fn. Never raises for a row: each row's failure is
-    its own ("err", ...) outcome.
-    """
-    import cloudpickle
-
-    out = []
-    ms = 0.0
-    for payload in column.to_pylist():
-        start = None
-        try:
-            args, kwargs, *store = pickle.loads(payload)
-            args = [_resolve_ref(a) for a in args]
-            kwargs = {k: _resolve_ref(v) for k, v in kwargs.items()}
-            start = time.perf_counter()
-            value = fn(*args, **kwargs)
-            ms += (time.perf_counter() - start) * 1e3
-            start = None
-            if store:
-                _store(store[0], value)
-                value = None
-            try:
-                row = cloudpickle.dumps(("ok", value), protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as e:
-                raise TypeError(f"cannot pickle the result ({type(value).__name__}): {e}") from e
-        except BaseException as e:  # noqa: BLE001  (sys.exit in a task is that task's error)
-            if isinstance(e, KeyboardInterrupt):
-                raise
-            if start is not None:
-                ms += (time.perf_counter() - start) * 1e3
-            row = cloudpickle.dumps(("err", type(e).__name__, str(e), _task_traceback(e),
-                                     getattr(e, "object_id", None)))
-        out.append(row)
-    return pa.array(out, type=RESULT_TYPE), ms
-
-
-def _store(id: str, value) -> None:
-    """Keep a task's result on this worker's node as the pickled object id."""
-    import cloudpickle
-
-    from .objects import _one_row, _process_client
-    from .session import SCHEMA as SESSION_SCHEMA
-    from .session import SessionError
-    try:
-        data = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as e:
-        raise TypeError(f"cannot pickle the result ({type(value).__name__}): {e}") from e
-    batch = pa.RecordBatch.from_arrays([_one_row(memoryview(data))], schema=SESSION_SCHEMA)
-    try:
-        _process_client(None)._ask({"op": "put", "id": id}, batch)
-    except SessionError as e:
-        if e.code != "AlreadyExists":  # a retry, or a recomputation, of a task that stored it
-            raise
-
-
-def _resolve_ref(value):
-    if isinstance(value, ObjectRef):
-        from .objects import get
-        return get(value)
-    return value
-
-
-def _task_traceback(e: BaseException) -> str:
-    """The traceback from the user's code on (frames of this module left out)."""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(e), e, tb or e.__traceback__))

@@ -20,7 +20,8 @@ import pytest
 
 import quiver
 
-acc_module = importlib.import_module("quiver.accelerate")  # quiver.accelerate is also the function
+nodes_module = importlib.import_module("quiver._accel.nodes")
+policy_module = importlib.import_module("quiver._accel.policy")
 
 
 @pytest.fixture
@@ -337,7 +338,7 @@ def test_wrong_length_found_by_the_local_run(env):
 # No node.
 
 def test_fallback_local_warns_once(monkeypatch, tmp_path):
-    monkeypatch.setattr(acc_module, "_warned_fallback", False)
+    monkeypatch.setattr(nodes_module, "_warned_fallback", False)
     dead = f"grpc+unix://{tmp_path}/nothing.sock"
 
     @quiver.accelerate(address=dead)
@@ -363,7 +364,7 @@ def test_fallback_error_raises_unavailable(tmp_path):
 
 
 def test_fallback_local_for_iterators(monkeypatch, tmp_path):
-    monkeypatch.setattr(acc_module, "_warned_fallback", True)
+    monkeypatch.setattr(nodes_module, "_warned_fallback", True)
     setups = []
 
     @quiver.accelerate(address=f"grpc+unix://{tmp_path}/nothing.sock")
@@ -381,7 +382,7 @@ def test_fallback_local_for_iterators(monkeypatch, tmp_path):
 def test_cheap_function_goes_local_then_reprobes(node, monkeypatch, unix_client):
     monkeypatch.setenv("QUIVER_ADDRESS", node.unix)
     monkeypatch.delenv("QUIVER_ADAPTIVE", raising=False)
-    monkeypatch.setattr(acc_module, "REPROBE_EVERY", 5)
+    monkeypatch.setattr(policy_module, "REPROBE_EVERY", 5)
 
     @quiver.accelerate
     def cheap(x: pd.Series) -> pd.Series:
@@ -389,8 +390,7 @@ def test_cheap_function_goes_local_then_reprobes(node, monkeypatch, unix_client)
 
     x = pd.Series([1, 2, 3])
     cheap(x)
-    client = acc_module._node_for(impl(cheap).opts).client
-    if not (client.last_call_info or {}).get("work_ms"):
+    if not impl(cheap).last_work_ms:
         pytest.xfail("the node reports no work_ms in its batches' app_metadata yet")
     for _ in range(2 + 5 + 1):
         assert cheap(x).tolist() == [2, 3, 4]
@@ -413,8 +413,7 @@ def test_costly_function_stays_on_the_node(node, monkeypatch):
 
     for _ in range(CHEAP_STREAK := 3):
         assert slow(pd.Series(range(8))).tolist() == list(range(1, 9))
-    client = acc_module._node_for(impl(slow).opts).client
-    if not (client.last_call_info or {}).get("work_ms"):
+    if not impl(slow).last_work_ms:
         pytest.xfail("the node reports no work_ms in its batches' app_metadata yet")
     assert impl(slow).remote_batches == CHEAP_STREAK and impl(slow).local_batches == 0
 

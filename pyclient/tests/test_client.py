@@ -56,9 +56,9 @@ def test_connect_from_environment(clean_env, node):
 def test_token_from_environment(clean_env):
     clean_env.setenv("QUIVER_TOKEN", "secret")
     with quiver.connect("grpc://127.0.0.1:1") as c:  # connecting is lazy
-        assert c._auth == [(b"authorization", b"Bearer secret")]
+        assert c.connection.auth == [(b"authorization", b"Bearer secret")]
     with quiver.connect("grpc://127.0.0.1:1", token="given") as c:
-        assert c._auth == [(b"authorization", b"Bearer given")]
+        assert c.connection.auth == [(b"authorization", b"Bearer given")]
 
 
 def test_record_batch_gives_array(unix_client):
@@ -126,12 +126,12 @@ def test_options_are_accepted(unix_client):
 
 def test_one_flight_client_is_reused(node):
     with quiver.connect(node.unix) as c:
-        first = c._flight
+        first = c.connection.flight
         for _ in range(3):
             c.call("identity", pa.record_batch([pa.array([1])], names=["x"]))
             c.functions()
             c.status()
-        assert c._flight is first
+        assert c.connection.flight is first
 
 
 def test_on_error_null_gives_nulls_and_a_warning(client):

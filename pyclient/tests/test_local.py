@@ -1,5 +1,5 @@
 """quiver.connect() with no address: start a node for this machine, reuse it from other
-processes, stop it when the process that started it exits (quiver.local)."""
+processes, stop it when the process that started it exits (quiver._wire.local)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 
 import quiver
-from quiver import local
+from quiver._wire import local
 from nodeproc import quiver_bin
 
 # A process that connects, reports, and waits for a line on stdin before exiting.
 CLIENT = r"""
 import json, sys
 import quiver
-from quiver import local
+from quiver._wire import local
 c = quiver.connect()
 node = c.status()["nodes"][0]
 print(json.dumps({"address": c.address, "pid": node["pid"], "socket": node["socket"],

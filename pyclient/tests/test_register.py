@@ -128,26 +128,26 @@ def test_reregistering_is_free_and_a_new_version_replaces(node, client):
         return s + 2
 
     sent = []
-    action = client._action
+    action = client.connection.action
 
     def counting(kind, body=b""):
         sent.append(kind)
         return action(kind, body)
 
-    client._action = counting
+    client.connection.action = counting
     try:
         client.register(v1, name=name, returns="bigint")
         client.register(v1, name=name, returns="bigint")  # cached: nothing sent
         assert sent == ["register"]
     finally:
-        del client._action
+        del client.connection.action
     assert client.call(name, batch(a=[1])).to_pylist() == [2]
 
     with quiver.connect(node.tcp) as other:  # the node, too, knows it already
         other.register(v1, name=name, returns="bigint")
-        assert list(other._registered.values())[0]["replaced"] is False
+        assert list(other._functions.registered.values())[0]["replaced"] is False
         other.register(v2, name=name, returns="bigint")
-        assert list(other._registered.values())[0]["replaced"] is True
+        assert list(other._functions.registered.values())[0]["replaced"] is True
     assert client.call(name, batch(a=[1])).to_pylist() == [3]
 
 
@@ -201,22 +201,22 @@ def test_on_error_null(client):
     name = client.register(picky, name=unique("picky"), returns="bigint")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = client.call(name, batch(a=[1, 13, 3]), on_error="null", rows_per_task=1, retries=0)
+        out, info = client.call(name, batch(a=[1, 13, 3]), on_error="null", rows_per_task=1,
+                                retries=0, info=True)
     assert out.to_pylist() == [10, None, 30]
     assert any("unlucky" in str(w.message) for w in caught)
-    info = client.last_call_info
     assert info["nulled"] == 1, info
 
 
-def test_last_call_info_counts_work(client):
+def test_call_info_counts_work(client):
     def sleepy(s):
         import time
         time.sleep(0.02)
         return s
 
     name = client.register(sleepy, name=unique("sleepy"), returns="bigint")
-    client.call(name, batch(a=[1, 2]))
-    info = client.last_call_info
+    out, info = client.call(name, batch(a=[1, 2]), info=True)
+    assert out.to_pylist() == [1, 2]
     assert info["nulled"] == 0
     assert info["work_ms"] >= 15, info
 
@@ -234,14 +234,14 @@ class MetadataServer(flight.FlightServerBase):
             writer.write_with_metadata(chunk.data, pa.py_buffer(self.metadata[i % len(self.metadata)]))
 
 
-def test_last_call_info_sums_app_metadata():
+def test_call_info_sums_app_metadata():
     meta = [b'{"nulled": 2, "work_ms": 1.5}', b"", b'{"work_ms": 0.25}', b"not json"]
     with MetadataServer(meta) as server, quiver.Client(f"grpc://127.0.0.1:{server.port}") as c:
-        assert c.last_call_info is None
-        c.call("echo", pa.Table.from_batches([batch(a=[i]) for i in range(4)]))
-        assert c.last_call_info == {"nulled": 2, "work_ms": 1.75}
-        c.call("echo", batch(a=[1]))
-        assert c.last_call_info == {"nulled": 2, "work_ms": 1.5}
+        assert not hasattr(c, "last_call_info")
+        _, info = c.call("echo", pa.Table.from_batches([batch(a=[i]) for i in range(4)]), info=True)
+        assert info == {"nulled": 2, "work_ms": 1.75}
+        _, info = c.call("echo", batch(a=[1]), info=True)
+        assert info == {"nulled": 2, "work_ms": 1.5}
 
 
 def test_missing_module_in_the_worker_is_reported(client, tmp_path):

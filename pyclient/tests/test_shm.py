@@ -1,4 +1,4 @@
-"""Large Arrow tables through the node's shared-memory directory (quiver._shm) against
+"""Large Arrow tables through the node's shared-memory directory (quiver._wire.shm) against
 real nodes: round trips over the unix socket, files removed with their objects,
 DoGet for TCP clients, and the fallbacks to DoPut/DoGet."""
 
@@ -17,16 +17,16 @@ import pyarrow as pa
 import pytest
 
 import quiver
-from quiver import _shm
+from quiver._wire import shm as _shm
 from nodeproc import start_node, stop_node
 
 
 def shm_dir(client) -> str:
-    return json.loads(client._action("object_shm"))["dir"]
+    return json.loads(client.connection.action("object_shm"))["dir"]
 
 
 def located(client, ref) -> str:
-    return json.loads(client._action("object_locate", json.dumps({"id": ref.id}).encode()))["file"]
+    return json.loads(client.connection.action("object_locate", json.dumps({"id": ref.id}).encode()))["file"]
 
 
 def eventually(cond, timeout_s: float = 10.0) -> bool:
@@ -77,7 +77,7 @@ def test_put_get_through_shared_memory(unix_client, table):
         name = located(unix_client, ref)
         assert name and os.path.isfile(os.path.join(d, name))
         assert ref.nbytes == os.path.getsize(os.path.join(d, name))
-        mapped = _shm.get(unix_client, ref)
+        mapped = _shm.get(unix_client.connection, ref)
         assert mapped is not None, "get did not map the object's file"
         got = unix_client.get(ref)
         assert got.schema == table.schema and got.schema.metadata == table.schema.metadata
@@ -105,7 +105,7 @@ def test_a_small_table_goes_over_the_socket(unix_client):
 
 
 def test_a_tcp_client_reads_it_with_doget(unix_client, tcp_client, table):
-    assert _shm.shm_dir(tcp_client) == ""
+    assert _shm.shm_dir(tcp_client.connection) == ""
     assert shm_dir(tcp_client) == ""  # the node tells only clients on its socket
     with unix_client.put(table) as ref:
         assert located(unix_client, ref)
@@ -138,7 +138,7 @@ def test_a_file_gone_before_get_falls_back(unix_client, table):
     with unix_client.put(table) as ref:
         name = located(unix_client, ref)
         os.unlink(os.path.join(d, name))  # as if spilled between locate and open
-        assert _shm.get(unix_client, ref) is None
+        assert _shm.get(unix_client.connection, ref) is None
         assert unix_client.get(ref).equals(table)  # DoGet from the node's mapping
 
 
@@ -160,7 +160,7 @@ def node_without_shm():
 def test_a_node_without_shared_memory(node_without_shm, table):
     assert "shared memory are off" in node_without_shm.log.read_text()
     with quiver.connect(node_without_shm.unix) as c:
-        assert shm_dir(c) == "" and _shm.shm_dir(c) == ""
+        assert shm_dir(c) == "" and _shm.shm_dir(c.connection) == ""
         with c.put(table) as ref:
             assert c.get(ref).equals(table)
 
@@ -171,7 +171,7 @@ def test_adopt_refused_falls_back(node_without_shm, table):
     d = tempfile.mkdtemp(prefix="qshm-")
     try:
         with quiver.connect(node_without_shm.unix) as c:
-            _shm._dirs[c] = d
+            _shm._dirs[c.connection] = d
             with c.put(table) as ref:
                 assert os.listdir(d) == []
                 assert c.get(ref).equals(table)

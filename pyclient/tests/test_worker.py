@@ -249,13 +249,13 @@ def test_iterator_function(worker):
     assert col.to_pylist() == [2, 6, 9]
 
 
-def test_dataframe_kind_struct_in_and_out(worker):
+def test_struct_in_and_out_as_dataframes(worker):
     def swap(df):
         assert isinstance(df, pd.DataFrame) and list(df.columns) == ["a", "b"]
         return pd.DataFrame({"x": df["b"], "y": df["a"] * 2})
 
     ret = pa.struct([("x", pa.string()), ("y", pa.int64())])
-    worker.load("df", swap, ret, kind="dataframe")
+    worker.load("df", swap, ret, kind="series")
     arg = pa.array([{"a": 1, "b": "p"}, {"a": 2, "b": "q"}])
     _, col, _ = worker.task("df", arg)
     assert col.type == ret
@@ -534,7 +534,7 @@ def test_the_kinds_do_not_pin_the_arena(arena_worker):
             yield a * b
 
     w.load("it", it, pa.int64(), kind="iterator")
-    w.load("df", lambda df: df["x"], pa.int64(), kind="dataframe")
+    w.load("df", lambda df: df["x"], pa.int64(), kind="series")
     w.load("err", lambda a, b: 1 / 0, pa.int64())
     cols = (pa.array(np.arange(1000, dtype=np.int64)), pa.array(np.ones(1000, dtype=np.int64)))
     for t, fn in enumerate(["s", "a", "it", "err", "s"], 1):

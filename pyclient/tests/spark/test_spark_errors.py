@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 
 import quiver
-from quiver import local
+from quiver._wire import local
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

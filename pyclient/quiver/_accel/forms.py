@@ -1,9 +1,19 @@
-"""Helpers of quiver.accelerate for the value forms it handles: adapters for the
+"""The value forms accelerate handles: which form a call is, adapters for the
 Arrow-native forms, result-type widening, slicing and joining arguments and
-results, and pickling a function's module by value."""
+results, converting a node's result back to the call's form, and pickling a
+function's module by value.
+
+    form          the arguments                      the node runs it as
+    pandas        Series/DataFrames                  "series" (or "class")
+    arrow         pyarrow Arrays                     "arrow"
+    pandas_iter   an iterator of Series (or tuples)  "iterator"
+    arrow_iter    an iterator of Arrays (or tuples)  "arrow" (_ArrowIterAdapter)
+    batches       an iterator of RecordBatches       "arrow" (_RecordBatchAdapter)
+"""
 
 from __future__ import annotations
 
+import collections.abc
 import sys
 import sysconfig
 import threading
@@ -13,11 +23,70 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.types as pat
 
-from ._convert import pandas_to_arrow
-from .errors import UDFError
+from .._convert import arrow_to_pandas, pandas_to_arrow
+from .._util import concat_parts
+from ..errors import UDFError
 
 _ARROW_ARRAYS = (pa.Array, pa.ChunkedArray)
 _PANDAS_OBJS = (pd.Series, pd.DataFrame)
+
+_PANDAS, _ARROW, _PANDAS_ITER, _ARROW_ITER, _BATCHES = "pandas", "arrow", "pandas_iter", "arrow_iter", "batches"
+
+
+def _form_of(values) -> str | None:
+    if values and all(isinstance(v, _PANDAS_OBJS) for v in values):
+        return _PANDAS
+    if values and all(isinstance(v, _ARROW_ARRAYS) for v in values):
+        return _ARROW
+    return None
+
+
+def _item_form(item) -> tuple[str, list] | None:
+    """The form of one item of an input iterator, and its values (the arguments)."""
+    if isinstance(item, pa.RecordBatch):
+        return _BATCHES, list(item.columns)
+    values = list(item) if isinstance(item, tuple) else [item]
+    form = _form_of(values)
+    if form == _PANDAS:
+        return _PANDAS_ITER, values
+    if form == _ARROW:
+        return _ARROW_ITER, values
+    return None
+
+
+def _is_stream(x) -> bool:
+    return isinstance(x, collections.abc.Iterator) and not isinstance(x, (*_PANDAS_OBJS, *_ARROW_ARRAYS))
+
+
+def _remote_fn(fn, is_class: bool, form: str, item):
+    """(object to register, node kind) for a form."""
+    if form == _BATCHES:
+        return _RecordBatchAdapter(fn, tuple(item.schema.names)), "arrow"
+    if form == _ARROW_ITER:
+        return _ArrowIterAdapter(fn), "arrow"
+    if form == _ARROW:
+        return fn, "arrow"
+    if form == _PANDAS_ITER:
+        return fn, "iterator"
+    return fn, "class" if is_class else "series"
+
+
+def _from_arrow(form: str, out: pa.Array, values):
+    """A result as the call's form: a RecordBatch, an Array, or pandas with the input's index."""
+    if isinstance(out, pa.ChunkedArray):
+        out = out.combine_chunks()
+    if form == _BATCHES:
+        return pa.RecordBatch.from_struct_array(out)
+    if form in (_ARROW, _ARROW_ITER):
+        return out
+    result = arrow_to_pandas(out)
+    index = values[0].index
+    if len(index) == len(result):
+        result.index = index
+    if isinstance(result, pd.Series):
+        result.name = None  # not the node's internal function name
+    return result
+
 
 class _ArrowIterAdapter:
     """Iterator[pa.Array] -> Iterator[pa.Array] as fn(*arrays) -> Array, one task at a time."""
@@ -70,7 +139,7 @@ def _fn_name(fn) -> str:
 # Helpers.
 
 def _result_type(returns) -> pa.DataType:
-    from .types import to_arrow_type
+    from ..types import to_arrow_type
     return to_arrow_type(returns)
 
 
@@ -151,14 +220,7 @@ def _slice_item(item, start: int, rows: int):
     return _slice(item, start, rows)
 
 
-def _concat(parts: list):
-    if not parts:
-        return pd.Series([], dtype=object)
-    if len(parts) == 1:
-        return parts[0]
-    if all(isinstance(p, _ARROW_ARRAYS) for p in parts):
-        return pa.chunked_array(parts).combine_chunks()
-    return pd.concat(parts, ignore_index=True)
+_concat = concat_parts
 
 
 def _concat_batches(parts: list, schema: pa.Schema) -> pa.RecordBatch:

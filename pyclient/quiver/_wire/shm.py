@@ -25,13 +25,13 @@ import weakref
 
 import pyarrow as pa
 
-from .errors import InvalidArgument, QuiverError
+from ..errors import InvalidArgument, QuiverError
 
 MIN_BYTES = 1 << 20            # smaller tables go over the socket: a file costs more than it saves
 MAX_BATCH_BYTES = 16 << 20     # batches written as row slices of at most this (DoGet sends one per message)
 UNIX_PREFIX = "grpc+unix://"
 
-_dirs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Client -> the node's dir, "" for none
+_dirs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Connection -> the node's dir, "" for none
 _dirs_lock = threading.Lock()
 
 
@@ -39,31 +39,31 @@ def enabled() -> bool:
     return os.environ.get("QUIVER_SHM", "1").strip().lower() not in ("0", "off", "false", "no")
 
 
-def shm_dir(client) -> str:
-    """The node's shared-memory directory as this client can use it, or ""."""
-    if not enabled() or not client.address.startswith(UNIX_PREFIX):
+def shm_dir(conn) -> str:
+    """The node's shared-memory directory as this connection can use it, or ""."""
+    if not enabled() or not conn.address.startswith(UNIX_PREFIX):
         return ""
     with _dirs_lock:
-        d = _dirs.get(client)
+        d = _dirs.get(conn)
     if d is not None:
         return d
     try:
-        d = json.loads(client._action("object_shm")).get("dir") or ""
+        d = json.loads(conn.action("object_shm")).get("dir") or ""
     except (QuiverError, ValueError, AttributeError):
         d = ""  # a node that predates it, or an answer that is not JSON: no shared memory
     # Another mount namespace (a container sharing only the socket) has no such directory.
     if d and not (os.path.isabs(d) and os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK)):
         d = ""
     with _dirs_lock:
-        _dirs[client] = d
+        _dirs[conn] = d
     return d
 
 
-def put(client, obj) -> dict | None:
+def put(conn, obj) -> dict | None:
     """Store a Table or RecordBatch through shared memory: the node's PutResult, or None."""
     if obj.nbytes < MIN_BYTES:
         return None
-    d = shm_dir(client)
+    d = shm_dir(conn)
     if not d:
         return None
     name = "put-" + secrets.token_hex(16)
@@ -77,7 +77,7 @@ def put(client, obj) -> dict | None:
         _remove(path)
         raise
     try:
-        return json.loads(client._action("object_adopt", json.dumps({"file": name}).encode()))
+        return json.loads(conn.action("object_adopt", json.dumps({"file": name}).encode()))
     except InvalidArgument:
         _remove(path)  # the node removed it already
         raise
@@ -86,13 +86,13 @@ def put(client, obj) -> dict | None:
         return None
 
 
-def get(client, ref) -> tuple[pa.Table, int] | None:
+def get(conn, ref) -> tuple[pa.Table, int] | None:
     """Read an arrow object by mapping its file: (table, bytes), or None."""
-    d = shm_dir(client)
+    d = shm_dir(conn)
     if not d:
         return None
     try:
-        where = json.loads(client._action("object_locate", json.dumps({"id": ref.id}).encode()))
+        where = json.loads(conn.action("object_locate", json.dumps({"id": ref.id}).encode()))
         name = where.get("file") or ""
     except (QuiverError, ValueError, AttributeError):
         return None  # NOT_FOUND and the like: DoGet says it properly

@@ -32,12 +32,13 @@ import threading
 
 import pyarrow.flight as flight
 
-from .errors import Unavailable
+from ..errors import Unavailable
+from .address import SOCKET_NAME, run_dir
+from .conn import auth_headers
 
 __all__ = ["find_binary", "run_dir", "ensure_node", "started_node", "shutdown"]
 
 LOCK_NAME = "quiver.lock"
-SOCKET_NAME = "quiver.sock"
 PROBE_TIMEOUT_S = 2.0
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 45.0  # longer than the node's 30 s drain
@@ -47,20 +48,13 @@ _started: dict | None = None  # {"pid": starter pid, "bin": ..., "run_dir": ...}
 _atexit_registered = False
 
 
-def run_dir() -> str:
-    """The default run directory, as the node computes it."""
-    d = os.environ.get("QUIVER_RUN_DIR")
-    if not d and os.environ.get("XDG_RUNTIME_DIR"):
-        d = os.path.join(os.environ["XDG_RUNTIME_DIR"], "quiver")
-    return d or f"/tmp/quiver-{os.getuid()}"
-
-
 def find_binary() -> str | None:
     """$QUIVER_BIN, else quiver/_bin/quiver in this package, else quiver on PATH; None if none."""
     env = os.environ.get("QUIVER_BIN")
     if env:
         return env if os.access(env, os.X_OK) else None
-    bundled = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_bin", "quiver")
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # quiver/, above _wire/
+    bundled = os.path.join(package, "_bin", "quiver")
     if os.access(bundled, os.X_OK):
         return bundled
     return shutil.which("quiver")
@@ -68,7 +62,7 @@ def find_binary() -> str | None:
 
 def answers(address: str, token: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> bool:
     """Whether a node serves `address` (a Flight location): its health action answers."""
-    headers = [(b"authorization", b"Bearer " + token.encode())] if token else []
+    headers = auth_headers(token)
     try:
         client = flight.FlightClient(address)
     except Exception:

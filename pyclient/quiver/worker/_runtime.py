@@ -1,39 +1,4 @@
-"""The Python worker a quiver node runs: ``python -m quiver.worker``.
-
-It speaks docs/worker-protocol.md on file descriptor 3 (one end of a unix
-socketpair the node made): READY first, then LOAD (a registered blob) and TASK
-(an Arrow IPC stream of arguments) from the node, answered by RESULT (an IPC
-stream of one column, "result", of the registered type) or ERROR (the
-exception's type, message and traceback). It serves one task at a time and
-exits when fd 3 closes or on SHUTDOWN. Standard output and error stay the
-worker's own: whatever user code prints goes to the node's log, never into the
-protocol.
-
-The IPC streams live in the arena where they can: shared memory the node passes
-as file descriptor 4 and names by [offset, length] in the frame headers. The
-arguments are read from it without a copy; the result is written into it after
-them when it fits, else sent in the RESULT body. Arguments that user code still
-holds after its task ("pinned") are reported to the node, which then leaves the
-arena alone until they are let go.
-
-The blob is the cloudpickle of {"fn", "kind", "returns", "spark"}; the kinds:
-
-    series     fn(*series) -> Series (a DataFrame for a struct result)
-    dataframe  the same; struct arguments arrive as DataFrames either way
-    iterator   fn(iterator) -> iterator of Series; the input yields one item,
-               a Series (one argument) or a tuple of Series
-    arrow      fn(*pyarrow.Array) -> pyarrow.Array; no pandas at all
-    class      fn is a class: fn() once per worker at its first task, then
-               instance(*series) per task
-    task       Client.submit/map (quiver.tasks): one large_binary argument whose
-               rows are pickled (args, kwargs); fn(*args, **kwargs) once per
-               row, ObjectRef arguments resolved; one large_binary result row
-               per input row, the pickled ("ok", value) or ("err", ...): a task
-               that raises fails its own row, never the call
-
-Arguments and results convert with quiver._convert, the same functions the
-accelerate wrapper uses, so the function sees what Spark would hand it.
-"""
+"""The worker runtime: frames, the arena, and running a loaded function on a task's batch."""
 
 from __future__ import annotations
 
@@ -49,10 +14,12 @@ import time
 import traceback
 
 import cloudpickle  # noqa: F401  (unpickling a blob may need it; import it before READY)
-import pandas as pd
 import pyarrow as pa
 
-from ._convert import arrow_to_pandas, pandas_to_arrow
+from .._convert import arrow_to_pandas, pandas_to_arrow
+from .._options import KINDS
+from .._taskrows import run_task_rows
+from .._util import concat_parts, user_traceback
 
 LOAD, TASK, SHUTDOWN = 1, 2, 3
 READY, RESULT, ERROR = 10, 11, 12
@@ -64,7 +31,7 @@ CONTROL_FD = 3
 ARENA_FD = 4
 ARENA_ALIGN = 64  # where the result goes after the arguments
 EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC end-of-stream marker
-KINDS = ("series", "iterator", "dataframe", "arrow", "class", "task")
+_SKIP = frozenset({__file__})  # frames of the worker's own loop, left out of tracebacks
 
 
 class ProtocolError(Exception):
@@ -102,7 +69,7 @@ def load_blob(name: str, blob: bytes) -> _Function:
             raise ValueError(f"unknown function kind {kind!r}; expected one of {', '.join(KINDS)}")
         returns = spec.get("returns")
         if returns is not None and not isinstance(returns, pa.DataType):
-            from .types import to_arrow_type
+            from ..types import to_arrow_type
             returns = to_arrow_type(returns)
         f.fn, f.kind, f.returns = spec["fn"], kind, returns
         if returns is not None:
@@ -251,7 +218,7 @@ class Worker:
             if isinstance(e, KeyboardInterrupt):
                 raise
             return ERROR, {"task": task, "type": type(e).__name__, "message": str(e),
-                           "traceback": _user_traceback(e),
+                           "traceback": user_traceback(e, _SKIP),
                            "fn": f.name if f is not None else fn_id}, ()
 
     # The arena.
@@ -311,7 +278,6 @@ class Worker:
         """Run the function on a batch; return (Arrow result, ms in the function)."""
         kind = f.kind
         if kind == "task":
-            from .tasks import run_task_rows
             if batch.num_columns != 1:
                 raise TypeError(f"{f.name} is a task: it takes one column of pickled arguments, "
                                 f"got {batch.num_columns}")
@@ -332,7 +298,7 @@ class Worker:
                 item = args[0] if len(args) == 1 else tuple(args)
                 start = time.perf_counter()
                 parts = list(f.fn(iter((item,))))
-                result = _concat(parts)
+                result = concat_parts(parts)
             else:
                 start = time.perf_counter()
                 result = f.fn(*args)
@@ -346,26 +312,6 @@ class Worker:
         if len(result) != rows:
             raise ValueError(f"{f.name} returned {len(result)} rows for {rows} input rows")
         return pandas_to_arrow(result, f.returns, timezone=f.timezone), ms
-
-
-def _user_traceback(e: BaseException) -> str:
-    """The exception's traceback from the first frame outside this module: the
-    user's code (or the conversion that failed), not the worker's loop."""
-    tb = e.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(e), e, tb or e.__traceback__))
-
-
-def _concat(parts: list):
-    """One result from an iterator function's parts."""
-    if not parts:
-        return pd.Series([], dtype=object)
-    if len(parts) == 1:
-        return parts[0]
-    if all(isinstance(p, (pa.Array, pa.ChunkedArray)) for p in parts):
-        return pa.chunked_array(parts)
-    return pd.concat(parts, ignore_index=True)
 
 
 def _read_batch(body) -> pa.RecordBatch:
@@ -432,7 +378,3 @@ def main() -> int:
             sock.close()
         except OSError:
             pass
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
-"""A Client's session: one long-lived stream for many small requests.
+"""A connection's session: one long-lived stream for many small requests.
 
 A task, a small put or get costs a few microseconds of node work, far less
-than opening a gRPC stream, so a Client keeps one DoExchange open (descriptor
+than opening a gRPC stream, so a Connection (quiver._wire.conn) keeps one DoExchange open (descriptor
 CMD "session", docs/protocol.md "Sessions") and sends each request as one
 batch of a large_binary column with JSON app_metadata {"op", "req", ...}. The
 node answers each request with one batch carrying the same "req", in the
@@ -19,7 +19,7 @@ Writing. Requests are written by the threads that make them, one at a time;
 readers never write, so a node that stops reading (its window of requests
 is full) can always drain its answers. When the stream breaks (the node
 stopped or restarted), every request waiting on it fails with the error and
-the Client opens a new session for the next request.
+the connection opens a new session for the next request.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from .errors import QuiverError, Unavailable, from_code, translate
+from ..errors import QuiverError, Unavailable, from_code, translate
 
 __all__ = ["Session", "SessionError", "NotSent", "COMMAND", "SCHEMA"]
 
@@ -63,13 +63,12 @@ class NotSent(Unavailable):
 
 
 class Session:
-    """One session stream of a Client. Safe to use from any thread."""
+    """One session stream of a Connection. Safe to use from any thread."""
 
-    def __init__(self, client):
-        options = client._call_options(None, None, None, None)
+    def __init__(self, conn):
         try:
-            self._writer, self._reader = client._flight.do_exchange(
-                flight.FlightDescriptor.for_command(COMMAND), options)
+            self._writer, self._reader = conn.flight.do_exchange(
+                flight.FlightDescriptor.for_command(COMMAND), conn.plain)
             self._writer.begin(SCHEMA)
         except (pa.ArrowException, flight.FlightError) as e:
             raise translate(e) from e

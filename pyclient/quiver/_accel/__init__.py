@@ -1,0 +1,10 @@
+"""quiver.accelerate, in parts (imports point down this list):
+
+    decorator   accelerate(...) and the per-process state of an accelerated function
+    nodes       the nodes batches go to: whether each answers, over the shared connection
+    infer       the result type, inferred from local runs when ``returns`` is not given
+    forms       the call forms (pandas, Arrow, iterators, RecordBatches), adapters, slicing
+    policy      pure: run a batch here or on the node (fallback, the cheap-function switch)
+
+Conversions between pandas and Arrow are quiver._convert, shared with the worker.
+"""

@@ -1,0 +1,32 @@
+"""Small helpers that the worker side and the driver side share: traceback trimming and
+joining an iterator function's parts. Imports nothing of quiver."""
+
+from __future__ import annotations
+
+import traceback
+
+import pandas as pd
+import pyarrow as pa
+
+__all__ = ["user_traceback", "concat_parts"]
+
+
+def user_traceback(e: BaseException, skip: frozenset | set) -> str:
+    """e's formatted traceback from the first frame whose file is not in skip: the
+    user's code (or the conversion that failed), not quiver's own loop."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename in skip:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(e), e, tb or e.__traceback__))
+
+
+def concat_parts(parts: list):
+    """One result from an iterator function's parts: Series/DataFrames joined
+    (new index), Arrow arrays combined; an empty Series for none."""
+    if not parts:
+        return pd.Series([], dtype=object)
+    if len(parts) == 1:
+        return parts[0]
+    if all(isinstance(p, (pa.Array, pa.ChunkedArray)) for p in parts):
+        return pa.chunked_array(parts).combine_chunks()
+    return pd.concat(parts, ignore_index=True)
