@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 QUICK ?=
 
-.PHONY: setup build run run-builtins test test-go test-py bench lint clean
+.PHONY: setup build run run-builtins test test-go test-py test-e2e bench lint clean
 
 setup: $(VENV)/.installed build ## Python venv with pinned deps, Go modules, the binary
 
@@ -33,14 +33,17 @@ run-builtins: setup ## start a node, call every built-in on generated data, stop
 	QUIVER_ADDRESS=grpc+unix://$$rundir/quiver.sock $(PY) spark-jobs/builtins_demo.py && \
 	bin/quiver status --address grpc+unix://$$rundir/quiver.sock
 
-test: setup test-go test-py ## all tests
+test: setup test-go test-py test-e2e ## all tests
 
 test-go:
 	$(GO) vet ./...
 	QUIVER_PYTHON=$(CURDIR)/$(PY) $(GO) test -race -count=1 ./...
 
-test-py:
+test-py: ## the Python client's own tests, against a real node
 	QUIVER_BIN=$(CURDIR)/bin/quiver $(PY) -m pytest -q pyclient/tests
+
+test-e2e: ## test/: real PySpark, node processes started and restarted, the examples
+	QUIVER_BIN=$(CURDIR)/bin/quiver $(PY) -m pytest -q test
 
 bench: setup $(VENV)/.bench-installed ## the whole suite; rewrites bench/RESULTS.md and bench/charts/ (QUICK=1: small)
 	$(PY) bench/run_all.py $(if $(QUICK),--quick,)

@@ -302,17 +302,6 @@ def test_submit_rejects_what_it_cannot_send(tc):
         tc.submit(square, threading.Lock())
 
 
-def test_the_sweep_example_matches_its_serial_loop(task_node):
-    """spark-jobs/sweep.py, small: the task API's results equal the serial loop's."""
-    import subprocess
-    from pathlib import Path
-    script = Path(__file__).resolve().parents[2] / "spark-jobs" / "sweep.py"
-    run = subprocess.run([sys.executable, str(script), "--grid", "4", "--paths", "2000",
-                          "--address", task_node.unix], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "results identical" in run.stdout and "best: level=" in run.stdout, run.stdout
-
-
 def test_options_retries(tc, tmp_path):
     """retries=0: a task whose worker dies fails at once; the default retries it."""
     marker = str(tmp_path / "died")
