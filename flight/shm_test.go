@@ -37,7 +37,7 @@ type shmNode struct {
 // startShmNode starts a node of cfg whose store holds bound bytes and has
 // a shared-memory directory. Cleanup checks that closing the store leaves
 // no Arrow memory and removes the directory with its files.
-func startShmNode(t *testing.T, bound int64, cfg Config) *shmNode {
+func startShmNode(t testing.TB, bound int64, cfg Config) *shmNode {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	store, err := objectstore.New(objectstore.Config{MemoryBytes: bound, SpillDir: t.TempDir(), Mem: mem, ShmDir: t.TempDir()}, nil)
