@@ -3,11 +3,13 @@
 package flight
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/flight"
 
 	"github.com/quiver-udf/quiver/internal/shmtest"
 )
@@ -26,14 +28,19 @@ func BenchmarkObjectPutGet(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := getObject(ctx, c, pr.ID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		res.release()
-		if err := releaseObject(ctx, c, pr.ID); err != nil {
-			b.Fatal(err)
-		}
+		getAndRelease(b, ctx, c, pr.ID)
+	}
+}
+
+// getAndRelease reads the object id with DoGet, then releases it.
+func getAndRelease(b *testing.B, ctx context.Context, c flight.Client, id string) {
+	res, err := getObject(ctx, c, id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	res.release()
+	if err := releaseObject(ctx, c, id); err != nil {
+		b.Fatal(err)
 	}
 }
 
@@ -60,14 +67,7 @@ func BenchmarkObjectAdopt(b *testing.B) {
 		if _, err := locate(ctx, c, pr.ID); err != nil {
 			b.Fatal(err)
 		}
-		res, err := getObject(ctx, c, pr.ID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		res.release()
-		if err := releaseObject(ctx, c, pr.ID); err != nil {
-			b.Fatal(err)
-		}
+		getAndRelease(b, ctx, c, pr.ID)
 	}
 }
 
