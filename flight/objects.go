@@ -24,6 +24,9 @@ const ObjectsPath = "objects"
 // object id. The object is freed once no reader holds it either.
 const ActionObjectRelease = "object_release"
 
+// putFirst is what a DoPut stream starts with.
+const putFirst = `the descriptor PATH ["` + ObjectsPath + `"] and the schema`
+
 // errNoObjectStore: DoPut, DoGet or object_release on a node built without
 // an object store.
 var errNoObjectStore = errors.New("this node serves no objects (no object store)")
@@ -49,8 +52,7 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) (err error) {
 	if store == nil {
 		return errNoObjectStore
 	}
-	rdr, err := s.openInput(stream, store.Limit()+int64(s.cfg.MaxMessageBytes),
-		fmt.Sprintf("the descriptor PATH [%q] and the schema", ObjectsPath))
+	rdr, err := s.openInput(stream, store.Limit()+int64(s.cfg.MaxMessageBytes), putFirst)
 	if err != nil {
 		return err
 	}
