@@ -1,3 +1,5 @@
+// Tests of sessions: many small requests on one DoExchange, answered by
+// request number, with a Go client.
 package flight
 
 import (
