@@ -165,7 +165,8 @@ func (s *Store) Stats() Stats {
 }
 
 // Close stops the spiller, fails the puts and reads still waiting with
-// ErrClosed, releases every object's memory and removes the spill files.
+// ErrClosed, releases every object's memory, forgets what was published,
+// and removes the spill files and the shared-memory directory.
 // Handles become inert: Release does nothing, Pin fails, and Unpin does
 // nothing but for a pinned object with a release hook (Object.Free),
 // which is called at its last Unpin rather than under a reader. Data a
@@ -200,7 +201,7 @@ func (s *Store) Close() error {
 	s.files = nil
 	s.unlock()
 	s.pub.mu.Lock()
-	s.pub.m = nil // inert handles
+	s.pub.m = nil // their handles are inert now
 	s.pub.mu.Unlock()
 	err := os.RemoveAll(s.dir)
 	if s.shm.dir != nil {
