@@ -451,24 +451,3 @@ func TestCompressedBomb(t *testing.T) {
 	}
 	goodCall(t, ctx, c)
 }
-
-// TestBudgetAllocator: the reader's allocator refuses, by a panic the
-// reader recovers, to hold more than its budget at once.
-func TestBudgetAllocator(t *testing.T) {
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	a := newBudgetAllocator(mem, 100)
-	b1 := a.Allocate(60)
-	b1 = a.Reallocate(80, b1)
-	func() {
-		defer func() {
-			err, _ := recover().(error)
-			if !errors.Is(err, errMalformed) {
-				t.Fatalf("allocating past the budget: recovered %v, want errMalformed", err)
-			}
-		}()
-		a.Allocate(30)
-	}()
-	a.Free(b1)
-	a.Free(a.Allocate(100)) // the whole budget is back
-}

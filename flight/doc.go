@@ -1,27 +1,42 @@
 // Package flight is Quiver's Arrow Flight service: a thin adapter between
-// gRPC and the scheduler.
+// gRPC and the components below it. Each call decodes its request, hands
+// it to the scheduler, the catalog or the object store, and encodes the
+// answer; every error becomes a gRPC code in one place, status.go.
 //
-//   - DoExchange on descriptor PATH [name] calls a function: the columns of
-//     each input batch are its arguments; exactly one output batch comes back
-//     per input batch, in order. The output schema is sent as soon as the
-//     input schema is read, so lockstep clients work.
-//   - GetFlightInfo and ListFlights are the catalog, in the layout of the
-//     RisingWave and Databend external-UDF callers.
-//   - DoAction serves protocol_version, health and cluster_status.
-//   - DoPut on descriptor PATH ["objects"] stores a stream in the node's
-//     object store and answers its id; DoGet(ticket = id) streams it back;
-//     the object_release action drops the reference DoPut took (objects.go).
-//     Clients on the node's host may instead hand over a file in the node's
-//     shared-memory directory (object_adopt, object_locate; shm.go).
+//   - DoExchange on descriptor PATH [name] calls a function (exchange.go):
+//     the columns of each input batch are its arguments; exactly one output
+//     batch comes back per input batch, in order. The output schema is sent
+//     as soon as the input schema is read, so lockstep clients work
+//     (writer.go).
 //   - DoExchange on descriptor CMD "session" is a session (session.go): one
 //     long-lived stream of many small requests (call, put, get, release),
 //     each answered by request number as it finishes: how the task API
 //     avoids a stream per task.
+//   - GetFlightInfo and ListFlights are the catalog (catalog.go), in the
+//     layout of the RisingWave and Databend external-UDF callers.
+//   - DoAction (actions.go) serves protocol_version, health, cluster_status,
+//     register and drop (register.go), and the object actions.
+//   - Objects (objects.go): DoPut on descriptor PATH ["objects"] stores a
+//     stream in the object store and answers its id; DoGet(ticket = id)
+//     streams it back; object_release drops the reference DoPut took. The
+//     store keeps those references (objectstore.Store.Publish) and checks
+//     capacity; this package only reads and answers.
+//   - Shared memory (shm.go), for callers on the node's unix socket:
+//     object_shm says where the store's directory is, object_adopt has the
+//     store adopt a file a client wrote there, object_locate says which
+//     file holds an object. The directory, the files and their checks are
+//     the store's (objectstore.Config.ShmDir).
 //
-// Call options travel as gRPC headers (headers.go). Every error is mapped to
-// a gRPC code in one place, status.go. A Server serves one gRPC server on
-// any number of listeners (TCP and a unix socket at once); Shutdown drains
-// calls in flight. With Config.Recorder set, the input batches of every
-// call are also recorded (internal/record, quiver start --record).
-// docs/protocol.md is the reference for client writers.
+// Client input is never trusted: every IPC message header is checked by
+// internal/ipccheck before arrow-go reads it, the reader of one call holds
+// a bounded amount of memory, and every batch is validated before use
+// (input.go, source.go). Call options travel as gRPC headers (headers.go).
+//
+// A Server is built from a Config (the object store, the worker pool, a
+// recorder and TLS included) before it serves; it serves one gRPC server
+// on any number of listeners (TCP and a unix socket at once). Shutdown
+// drains calls in flight; the caller then closes what it passed in Config.
+// With Config.Recorder set, the input batches of every call are also
+// recorded (internal/record, quiver start --record). docs/protocol.md is
+// the reference for client writers.
 package flight

@@ -2,12 +2,9 @@
 package flight
 
 import (
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 
 	"github.com/quiver-udf/quiver/scheduler"
 )
@@ -67,24 +64,9 @@ func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err e
 const readBudget = 4
 
 // openReader reads the first messages of an exchange up to the schema.
-func openReader(stream flight.FlightService_DoExchangeServer, s *Server) (rdr *flight.Reader, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			rdr, err = nil, fmt.Errorf("%w: reading the input schema: %v", errMalformed, r)
-		}
-	}()
-	in := &checkedStream{DataStreamReader: stream, maxBody: s.cfg.MaxMessageBytes}
-	mem := newBudgetAllocator(s.cfg.Mem, readBudget*int64(s.cfg.MaxMessageBytes)+s.cfg.Recorder.QueueBytes())
-	rdr, err = flight.NewRecordReader(in, ipc.WithAllocator(mem))
-	switch {
-	case err == nil:
-		return rdr, nil
-	case errors.Is(err, io.EOF):
-		return nil, fmt.Errorf("%w: the stream ended before an input schema; send the descriptor PATH [name] and the schema of the arguments", errMalformed)
-	case isStreamEnd(err):
-		return nil, err
-	}
-	return nil, fmt.Errorf("%w: reading the input schema: %v", errMalformed, err)
+func openReader(stream flight.FlightService_DoExchangeServer, s *Server) (*flight.Reader, error) {
+	return s.openInput(stream, readBudget*int64(s.cfg.MaxMessageBytes)+s.cfg.Recorder.QueueBytes(),
+		"the descriptor PATH [name] and the schema of the arguments")
 }
 
 // functionName returns the function a descriptor names: PATH [name].

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/quiver-udf/quiver/internal/ipccheck"
 	"github.com/quiver-udf/quiver/scheduler"
 	"github.com/quiver-udf/quiver/udf"
 )
@@ -324,27 +325,10 @@ func drained(mem *memory.CheckedAllocator) bool {
 
 // hasCompressedBatch reports whether a message is a record or dictionary
 // batch with a compressed body.
-func hasCompressedBatch(msgs []*flight.FlightData) (found bool) {
-	defer func() {
-		if recover() != nil {
-			found = false
-		}
-	}()
+func hasCompressedBatch(msgs []*flight.FlightData) bool {
 	for _, m := range msgs {
-		b := fbuf(m.DataHeader)
-		msg, err := b.deref(0)
-		if err != nil {
-			continue
-		}
-		kind, _ := b.fieldU8(msg, 1)
-		tab, ok, _ := b.table(msg, 2)
-		if ok && kind == 2 { // DictionaryBatch: its data is a RecordBatch
-			tab, ok, _ = b.table(tab, 1)
-		}
-		if ok && (kind == 2 || kind == 3) {
-			if _, compressed, _ := b.table(tab, 3); compressed {
-				return true
-			}
+		if ipccheck.Compressed(m.DataHeader) {
+			return true
 		}
 	}
 	return false

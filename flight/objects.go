@@ -7,14 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/quiver-udf/quiver/internal/ipccheck"
 	"github.com/quiver-udf/quiver/objectstore"
 )
 
@@ -24,6 +23,9 @@ const ObjectsPath = "objects"
 // ActionObjectRelease drops the reference a DoPut holds; its body is the
 // object id. The object is freed once no reader holds it either.
 const ActionObjectRelease = "object_release"
+
+// putFirst is what a DoPut stream starts with.
+const putFirst = `the descriptor PATH ["` + ObjectsPath + `"] and the schema`
 
 // errNoObjectStore: DoPut, DoGet or object_release on a node built without
 // an object store.
@@ -39,40 +41,6 @@ type PutResult struct {
 // blobSchema is how DoGet sends a blob object: one row, one column.
 var blobSchema = arrow.NewSchema([]arrow.Field{{Name: "blob", Type: arrow.BinaryTypes.LargeBinary}}, nil)
 
-// objectRefs holds the reference each DoPut took, by id, until
-// object_release drops it. The zero value is ready.
-type objectRefs struct {
-	mu  sync.Mutex
-	m   map[objectstore.ID]*objectstore.Handle
-	shm shmFiles // objects held as files in shared memory (shm.go)
-}
-
-func (o *objectRefs) add(h *objectstore.Handle) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.m == nil {
-		o.m = make(map[objectstore.ID]*objectstore.Handle)
-	}
-	o.m[h.ID()] = h
-}
-
-// has reports whether id's reference is held.
-func (o *objectRefs) has(id objectstore.ID) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	_, ok := o.m[id]
-	return ok
-}
-
-// take removes and returns id's reference, or nil.
-func (o *objectRefs) take(id objectstore.ID) *objectstore.Handle {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	h := o.m[id]
-	delete(o.m, id)
-	return h
-}
-
 // DoPut stores the stream it receives, under descriptor PATH ["objects"],
 // as a new object, and answers one PutResult with JSON PutResult.
 func (s *Server) DoPut(stream flight.FlightService_DoPutServer) (err error) {
@@ -84,7 +52,7 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) (err error) {
 	if store == nil {
 		return errNoObjectStore
 	}
-	rdr, err := openPutReader(stream, s, store.Limit())
+	rdr, err := s.openInput(stream, store.Limit()+int64(s.cfg.MaxMessageBytes), putFirst)
 	if err != nil {
 		return err
 	}
@@ -92,17 +60,12 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) (err error) {
 	if err := objectsDescriptor(rdr.LatestFlightDescriptor()); err != nil {
 		return err
 	}
-	recs, err := readObject(rdr, store.Limit())
-	defer func() {
-		for _, rec := range recs {
-			rec.Release()
-		}
-	}()
-	if err != nil {
+	obj := store.Collect(rdr.Schema())
+	defer obj.Release()
+	if err := readObject(rdr, &obj); err != nil {
 		return err
 	}
-	obj := objectstore.Batches(rdr.Schema(), recs)
-	h, err := store.Put(stream.Context(), obj)
+	h, err := obj.Put(stream.Context())
 	if err != nil {
 		return err
 	}
@@ -111,46 +74,16 @@ func (s *Server) DoPut(stream flight.FlightService_DoPutServer) (err error) {
 	})
 }
 
-// publish holds h's reference until object_release and answers the put
-// with send(JSON PutResult). If the answer cannot be sent, the reference is
-// dropped: the client never learnt the id.
+// publish has the store hold h's reference until object_release, and
+// answers the put with send(JSON PutResult).
 func (s *Server) publish(h *objectstore.Handle, rows int64, send func([]byte) error) error {
-	body, err := json.Marshal(PutResult{ID: string(h.ID()), Rows: rows, Bytes: h.Size()})
-	if err != nil {
-		h.Release()
-		return err
-	}
-	// Held before the answer, so that a release right after it finds it.
-	s.objects.add(h)
-	if err := send(body); err != nil {
-		if h := s.objects.take(h.ID()); h != nil {
-			h.Release()
+	return s.cfg.Objects.Publish(h, func() error {
+		body, err := json.Marshal(PutResult{ID: string(h.ID()), Rows: rows, Bytes: h.Size()})
+		if err != nil {
+			return err
 		}
-		return err
-	}
-	return nil
-}
-
-// openPutReader reads a DoPut stream up to its schema. Its allocator holds
-// at most the store's memory and one more message.
-func openPutReader(stream flight.FlightService_DoPutServer, s *Server, limit int64) (rdr *flight.Reader, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			rdr, err = nil, fmt.Errorf("%w: reading the schema: %v", errMalformed, r)
-		}
-	}()
-	in := &checkedStream{DataStreamReader: stream, maxBody: s.cfg.MaxMessageBytes}
-	mem := newBudgetAllocator(s.cfg.Mem, limit+int64(s.cfg.MaxMessageBytes))
-	rdr, err = flight.NewRecordReader(in, ipc.WithAllocator(mem))
-	switch {
-	case err == nil:
-		return rdr, nil
-	case errors.Is(err, io.EOF):
-		return nil, fmt.Errorf("%w: the stream ended before a schema; send the descriptor PATH [%q] and the schema", errMalformed, ObjectsPath)
-	case isStreamEnd(err):
-		return nil, err
-	}
-	return nil, fmt.Errorf("%w: reading the schema: %v", errMalformed, err)
+		return send(body)
+	})
 }
 
 // objectsDescriptor checks DoPut's descriptor.
@@ -164,35 +97,31 @@ func objectsDescriptor(d *flight.FlightDescriptor) error {
 	return nil
 }
 
-// readObject reads every batch, validated and retained, and fails with
-// ErrOverCapacity as soon as they outgrow the store. The caller releases
-// the batches returned, even with an error.
-func readObject(rdr *flight.Reader, limit int64) (recs []arrow.RecordBatch, err error) {
+// readObject reads every batch, validated, into obj, which fails with
+// ErrOverCapacity as soon as they outgrow the store.
+func readObject(rdr *flight.Reader, obj *objectstore.Collector) (err error) {
+	n := 0
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: batch %d: %v", errMalformed, len(recs), r)
+			err = fmt.Errorf("%w: batch %d: %v", errMalformed, n, r)
 		}
 	}()
-	var size int64
-	for rdr.Next() {
+	for ; rdr.Next(); n++ {
 		rec := rdr.RecordBatch()
-		if err := validateBatch(rec); err != nil {
-			return recs, fmt.Errorf("%w: batch %d: %v", errMalformed, len(recs), err)
+		if err := ipccheck.Batch(rec); err != nil {
+			return fmt.Errorf("%w: batch %d: %v", errMalformed, n, err)
 		}
-		rec.Retain()
-		recs = append(recs, rec)
-		if size += objectstore.Batches(rec.Schema(), []arrow.RecordBatch{rec}).Size(); size > limit {
-			return recs, fmt.Errorf("%w: the object passes %d bytes at batch %d, more than the store's memory (%d bytes)",
-				objectstore.ErrOverCapacity, size, len(recs)-1, limit)
+		if err := obj.Add(rec); err != nil {
+			return err
 		}
 	}
 	if err := rdr.Err(); err != nil && !errors.Is(err, io.EOF) {
 		if isStreamEnd(err) {
-			return recs, err
+			return err
 		}
-		return recs, fmt.Errorf("%w: batch %d: %v", errMalformed, len(recs), err)
+		return fmt.Errorf("%w: batch %d: %v", errMalformed, n, err)
 	}
-	return recs, nil
+	return nil
 }
 
 // DoGet streams the object the ticket names (its id): the schema, then its
@@ -253,10 +182,5 @@ func (s *Server) releaseObject(body []byte) error {
 	if s.cfg.Objects == nil {
 		return errNoObjectStore
 	}
-	h := s.objects.take(objectstore.ID(body))
-	if h == nil {
-		return fmt.Errorf("%w: %q: no object, or its DoPut reference was released already", objectstore.ErrNotFound, body)
-	}
-	h.Release()
-	return nil
+	return s.cfg.Objects.Unpublish(objectstore.ID(body))
 }

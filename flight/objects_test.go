@@ -23,7 +23,7 @@ import (
 // startObjectNode starts a node with an object store of bound bytes. The
 // store and the node share a checked allocator; cleanup shuts the node
 // down, closes the store, and checks that no Arrow memory is left.
-func startObjectNode(t *testing.T, bound int64) (*testNode, *objectstore.Store) {
+func startObjectNode(t testing.TB, bound int64) (*testNode, *objectstore.Store) {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	store, err := objectstore.New(objectstore.Config{MemoryBytes: bound, SpillDir: t.TempDir(), Mem: mem}, nil)

@@ -50,8 +50,11 @@ type Config struct {
 	// Recorder, when set, records the input batches of every call (quiver
 	// start --record); the caller owns it and closes it after Shutdown.
 	Recorder *record.Recorder
-	// Objects serves DoPut, DoGet and object_release; nil refuses them
-	// (Unimplemented). The caller owns it and closes it after Shutdown.
+	// Objects serves DoPut, DoGet, object_release and the session's
+	// objects, and, where it has a shared-memory directory
+	// (objectstore.Config.ShmDir), object_adopt and object_locate to
+	// callers on the unix socket. Nil refuses them (Unimplemented). The
+	// caller owns it and closes it after Shutdown.
 	Objects *objectstore.Store
 }
 
@@ -78,7 +81,6 @@ type Server struct {
 	grpc     *grpc.Server
 	started  time.Time
 	draining atomic.Bool
-	objects  objectRefs    // the references DoPut took, until object_release
 	drain    chan struct{} // closed when Shutdown starts: sessions end
 	sessions atomic.Int64  // session streams open now
 	drainMu  sync.Once
@@ -215,7 +217,7 @@ func (s *Server) ClusterStatus() ClusterStatus {
 	if s.cfg.Objects != nil {
 		st := s.cfg.Objects.Stats()
 		n.ObjectStore = &st
-		n.ShmDir = s.objects.shm.path()
+		n.ShmDir = s.cfg.Objects.ShmDir()
 	}
 	n.Sessions = s.sessions.Load()
 	return ClusterStatus{Nodes: []NodeStatus{n}}

@@ -43,8 +43,6 @@ const (
 var (
 	// errSessionSchema: a session's input is not one large_binary column.
 	errSessionSchema = errors.New("a session's input schema is one large_binary column")
-	// errDuplicateID: a put under an id the node already holds.
-	errDuplicateID = errors.New("an object has this id already")
 	// errTooLargeForSession: a get whose answer would not fit one message.
 	errTooLargeForSession = errors.New("too large for a session answer")
 )
@@ -335,30 +333,8 @@ func (ss *session) putMany(ctx context.Context, ids []string, col *array.LargeBi
 // empty), held until released like DoPut's objects; it returns the id and
 // what the object counts against the store.
 func (ss *session) store(ctx context.Context, id string, parts ...[]byte) (string, int64, error) {
-	store := ss.s.cfg.Objects
-	oid := objectstore.ID(id)
-	if id == "" {
-		oid = objectstore.NewID()
-	} else if ss.s.objects.has(oid) {
-		return "", 0, fmt.Errorf("%w: %q", errDuplicateID, id)
-	}
-	var n int
-	for _, p := range parts {
-		n += len(p)
-	}
-	if int64(n) > store.Limit() {
-		return "", 0, fmt.Errorf("%w: a blob of %d bytes, more than the store's memory (%d bytes)", objectstore.ErrOverCapacity, n, store.Limit())
-	}
-	blob := make([]byte, 0, n)
-	for _, p := range parts {
-		blob = append(blob, p...)
-	}
-	h, err := store.PutWithID(ctx, oid, objectstore.Blob(blob))
-	if err != nil {
-		return "", 0, err
-	}
-	ss.s.objects.add(h)
-	return string(oid), h.Size(), nil
+	oid, size, err := ss.s.cfg.Objects.PublishBlob(ctx, objectstore.ID(id), parts...)
+	return string(oid), size, err
 }
 
 // acquire takes a reference to the object a get names. Only an object
@@ -368,11 +344,7 @@ func (ss *session) acquire(req sessionRequest) (*objectstore.Handle, error) {
 	if ss.s.cfg.Objects == nil {
 		return nil, errNoObjectStore
 	}
-	id := objectstore.ID(req.ID)
-	if !ss.s.objects.has(id) {
-		return nil, fmt.Errorf("%w: %q", objectstore.ErrNotFound, req.ID)
-	}
-	return ss.s.cfg.Objects.Acquire(id)
+	return ss.s.cfg.Objects.AcquirePublished(objectstore.ID(req.ID))
 }
 
 // get answers a blob object as one row (a stream object of one

@@ -1,3 +1,5 @@
+// Tests of sessions: many small requests on one DoExchange, answered by
+// request number, with a Go client.
 package flight
 
 import (
@@ -39,13 +41,13 @@ func (a sessionAnswer) code() string {
 
 // testSession is a session stream opened by a Go client.
 type testSession struct {
-	t      *testing.T
+	t      testing.TB
 	stream flight.FlightService_DoExchangeClient
 	w      *flight.Writer
 	rdr    *flight.Reader
 }
 
-func openSession(t *testing.T, ctx context.Context, c flight.Client, schema *arrow.Schema) *testSession {
+func openSession(t testing.TB, ctx context.Context, c flight.Client, schema *arrow.Schema) *testSession {
 	t.Helper()
 	stream, err := c.DoExchange(ctx)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 
+	"github.com/quiver-udf/quiver/internal/ipccheck"
 	"github.com/quiver-udf/quiver/internal/record"
 )
 
@@ -37,7 +38,7 @@ func (s *source) Next() (rec arrow.RecordBatch, err error) {
 		return nil, io.EOF
 	}
 	rec = s.rdr.RecordBatch()
-	if err := validateBatch(rec); err != nil {
+	if err := ipccheck.Batch(rec); err != nil {
 		return nil, fmt.Errorf("%w: batch %d: %v", errMalformed, s.n, err)
 	}
 	s.n++

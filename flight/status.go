@@ -44,9 +44,9 @@ func codeOf(err error) codes.Code {
 		return codes.Unavailable
 	case errors.Is(err, errUnknownAction), errors.Is(err, errNoObjectStore):
 		return codes.Unimplemented
-	case errors.Is(err, errShmOff): // pyarrow raises FAILED_PRECONDITION as ArrowInvalid, like INVALID_ARGUMENT
+	case errors.Is(err, errShmOff), errors.Is(err, objectstore.ErrNoShm): // pyarrow raises FAILED_PRECONDITION as ArrowInvalid, like INVALID_ARGUMENT
 		return codes.Unimplemented
-	case errors.Is(err, errDuplicateID):
+	case errors.Is(err, objectstore.ErrExists):
 		return codes.AlreadyExists
 	case errors.Is(err, errTooLargeForSession):
 		return codes.FailedPrecondition

@@ -35,9 +35,16 @@ type Config struct {
 	// at least this many bytes (compressed), then a new file starts. Zero
 	// means 64 MiB.
 	SpillFileBytes int64
-	// Mem allocates the batches of objects read back from disk. Nil means
-	// memory.DefaultAllocator.
+	// Mem allocates the batches of objects read back from disk, and what
+	// compressed batches of an adopted file inflate to while it is
+	// checked. Nil means memory.DefaultAllocator.
 	Mem memory.Allocator
+	// ShmDir is the directory (DefaultShmParent, say) in which the store
+	// makes its private shared-memory directory, from which Adopt takes
+	// files; the store removes it on Close. Empty means none: Adopt fails
+	// with ErrNoShm. Where it cannot be made, the store logs why and
+	// serves without one.
+	ShmDir string
 }
 
 func (c *Config) validate() error {

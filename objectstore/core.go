@@ -8,120 +8,6 @@ import (
 	"fmt"
 )
 
-// objState is where an object's data is.
-type objState uint8
-
-const (
-	stateMemory  objState = iota // in memory (and maybe on disk too)
-	stateWriting                 // in memory; the spiller is writing its copy
-	stateDisk                    // on disk only
-	stateReading                 // on disk; room reserved; the spiller is reading it back
-)
-
-func (s objState) String() string {
-	return [...]string{"mem", "writing", "disk", "reading"}[s]
-}
-
-// meta is the core's record of one object. The shell holds the data.
-type meta struct {
-	id      ID
-	size    int64
-	refs    int
-	pins    int
-	state   objState
-	onDisk  bool          // seg holds a copy (objects never change, so a copy stays valid)
-	seg     segment       // where the copy is, when onDisk
-	lru     *list.Element // position in core.lru while in memory (memory, writing)
-	restore *request      // the restore waiting or reading, if any
-	freed   bool          // the last reference was released
-}
-
-// segment is one object's copy in a spill file.
-type segment struct {
-	file   int
-	off, n int64 // n: compressed bytes
-}
-
-// reqState is how far a request for room went.
-type reqState uint8
-
-const (
-	reqQueued  reqState = iota // waiting for room
-	reqGranted                 // restores: room reserved, waiting for or being read
-	reqDone                    // puts: admitted; restores: in memory, pinned for the readers
-	reqFailed                  // err says why
-)
-
-// request asks for room: a put that did not fit at once, or the restore
-// of an object on disk.
-type request struct {
-	seq     uint64
-	put     bool
-	id      ID
-	size    int64
-	m       *meta // restores: the object; puts: the object once admitted
-	dup     bool  // puts: the id existed when admitted and got a reference instead
-	pinners int   // restores: pins wanted by the readers waiting for it
-	state   reqState
-	err     error
-}
-
-// finished reports whether the request will not change any more.
-func (r *request) finished() bool { return r.state == reqDone || r.state == reqFailed }
-
-// fileMeta is the core's record of one spill file. The file takes new
-// objects while it is core.cur.
-type fileMeta struct {
-	size int64 // bytes written, dead segments included
-	live int   // objects whose copy is in it
-}
-
-// evKind is a consequence the shell applies (or a scenario prints).
-type evKind uint8
-
-const (
-	evAdmit   evKind = iota // a queued put was admitted: r.m (r.dup: it existed)
-	evRefuse                // a queued request failed: r.err
-	evRestore               // a restore finished: r.m is in memory, pinned for r.pinners
-	evSpill                 // m's copy is written: release its memory
-	evKeep                  // m's copy is written, but m was pinned meanwhile: it stays
-	evDrop                  // release m's memory: it has a copy on disk already
-	evFree                  // m's last reference was released: release its memory, if held
-	evDelete                // file has no live object (and no write in flight): delete it
-)
-
-type event struct {
-	kind evKind
-	m    *meta
-	r    *request
-	file int
-}
-
-// jobKind is the spiller's next I/O.
-type jobKind uint8
-
-const (
-	jobNone  jobKind = iota
-	jobWrite         // write m's copy at off in file
-	jobRead          // read m back from m.seg
-)
-
-type job struct {
-	kind jobKind
-	m    *meta
-	file int
-	off  int64
-}
-
-// outcome of put and pin.
-type outcome uint8
-
-const (
-	outDone outcome = iota // admitted, or pinned
-	outDup                 // put: the id exists; a reference was added to it
-	outWait                // queued: wait for the request to finish
-)
-
 // errCanceled marks a request its waiter gave up.
 var errCanceled = errors.New("objectstore: request canceled")
 
@@ -166,9 +52,8 @@ func (c *core) put(id ID, size int64) (outcome, *meta, *request, error) {
 		m.refs++
 		return outDup, m, nil, nil
 	}
-	if size > c.bound {
-		return 0, nil, nil, fmt.Errorf("%w: object %s of %d bytes is larger than the store's memory (%d bytes)",
-			ErrOverCapacity, id, size, c.bound)
+	if err := checkSize(id, size, c.bound); err != nil {
+		return 0, nil, nil, err
 	}
 	if len(c.queue) == 0 && c.used+size <= c.bound {
 		return outDone, c.add(id, size), nil, nil
@@ -178,6 +63,21 @@ func (c *core) put(id ID, size int64) (outcome, *meta, *request, error) {
 		return 0, nil, nil, err
 	}
 	return outWait, nil, c.enqueue(&request{put: true, id: id, size: size}), nil
+}
+
+// checkSize is the store's one test of an object's size against its
+// memory: an object larger than the memory never fits, however much is
+// spilled, and fails with ErrOverCapacity. id names the object in the
+// error when it has one.
+func checkSize(id ID, size, bound int64) error {
+	if size <= bound {
+		return nil
+	}
+	what := "an object"
+	if id != "" {
+		what = "object " + string(id)
+	}
+	return fmt.Errorf("%w: %s of %d bytes is larger than the store's memory (%d bytes)", ErrOverCapacity, what, size, bound)
 }
 
 // lookup returns the live object id names, or nil.
@@ -589,90 +489,4 @@ func (c *core) live(m *meta, verb string) {
 	if m.freed {
 		panic(fmt.Sprintf("objectstore: object %s %s after its last reference was released", m.id, verb))
 	}
-}
-
-// Stats is a snapshot of a store.
-type Stats struct {
-	// Objects is the number of live objects, in memory or on disk.
-	Objects int `json:"objects"`
-	// MemoryBytes is the store's accounting of memory (objects held and
-	// room reserved for restores); it never exceeds MemoryLimitBytes.
-	MemoryBytes int64 `json:"memory_bytes"`
-	// MemoryLimitBytes is Config.MemoryBytes.
-	MemoryLimitBytes int64 `json:"memory_limit_bytes"`
-	// MemoryPeakBytes is the highest MemoryBytes since the store started.
-	MemoryPeakBytes int64 `json:"memory_peak_bytes"`
-	// SpilledObjects and SpilledBytes: objects only on disk, and their size
-	// in memory.
-	SpilledObjects int   `json:"spilled_objects"`
-	SpilledBytes   int64 `json:"spilled_bytes"`
-	// SpillFiles and SpillFileBytes: files on disk and their compressed
-	// bytes, freed objects' segments included until the file is deleted.
-	SpillFiles     int   `json:"spill_files"`
-	SpillFileBytes int64 `json:"spill_file_bytes"`
-	// Waiting is the number of puts and restores waiting for room.
-	Waiting int `json:"waiting"`
-	// SpillsTotal counts objects written to disk, RestoresTotal objects
-	// read back, DropsTotal objects taken out of memory that had a copy
-	// on disk already (no write).
-	SpillsTotal   int64 `json:"spills_total"`
-	RestoresTotal int64 `json:"restores_total"`
-	DropsTotal    int64 `json:"drops_total"`
-}
-
-func (c *core) stats() Stats {
-	s := Stats{Objects: len(c.objs), MemoryBytes: c.used, MemoryLimitBytes: c.bound, MemoryPeakBytes: c.peak,
-		SpillFiles: len(c.files), Waiting: len(c.queue), SpillsTotal: c.spills, RestoresTotal: c.restores,
-		DropsTotal: c.drops}
-	for _, m := range c.objs {
-		if m.state == stateDisk {
-			s.SpilledObjects++
-			s.SpilledBytes += m.size
-		}
-	}
-	for _, f := range c.files {
-		s.SpillFileBytes += f.size
-	}
-	return s
-}
-
-// check verifies the core's invariants; tests call it after every step.
-func (c *core) check() error {
-	var used int64
-	inMem := 0
-	live := make(map[int]int)
-	for id, m := range c.objs {
-		if m.id != id || m.freed || m.refs <= 0 || m.pins < 0 {
-			return fmt.Errorf("object %s: id %s freed=%v refs=%d pins=%d", id, m.id, m.freed, m.refs, m.pins)
-		}
-		switch m.state {
-		case stateMemory, stateWriting:
-			used += m.size
-			inMem++
-			if m.lru == nil {
-				return fmt.Errorf("object %s in memory but not in the LRU list", id)
-			}
-		case stateReading:
-			used += m.size
-		case stateDisk:
-			if !m.onDisk {
-				return fmt.Errorf("object %s on disk without a copy", id)
-			}
-		}
-		if m.onDisk {
-			live[m.seg.file]++
-		}
-	}
-	if used != c.used || c.used > c.bound || c.used < 0 {
-		return fmt.Errorf("used %d, objects add up to %d, bound %d", c.used, used, c.bound)
-	}
-	if inMem != c.lru.Len() {
-		return fmt.Errorf("%d objects in memory, %d in the LRU list", inMem, c.lru.Len())
-	}
-	for n, f := range c.files {
-		if f.live != live[n] {
-			return fmt.Errorf("file %d: live %d, objects in it %d", n, f.live, live[n])
-		}
-	}
-	return nil
 }

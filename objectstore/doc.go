@@ -25,10 +25,39 @@
 // memory bound means physical memory only once callers release theirs.
 // Data returned by Pin belongs to the store and is valid until Unpin.
 //
+// # Objects clients hold: publication
+//
+// A client that puts an object over the network holds it by id, not by
+// handle. Publish keeps a handle's reference on the client's behalf and
+// tells the client the id (if that answer fails, the reference is dropped:
+// the client never learnt the id); Unpublish drops it when the client
+// releases the id; AcquirePublished finds only objects still published.
+// PublishBlob joins a blob's parts and publishes it under a given or new
+// id. Collect gathers the batches of an object as they arrive and refuses
+// them as soon as they outgrow the store, before the rest arrives. The
+// store is the one place that compares an object's size with its memory.
+//
+// # Shared memory: adopted files
+//
+// With Config.ShmDir set, the store makes a private directory there
+// (user-only, named quiver-UID-*, flock-ed while the store lives, so that
+// the next store to start removes the directories of nodes that died) and
+// removes it with its files on Close. Adopt takes a file a client on the
+// host wrote there: it must be a regular file of the node's user with one
+// link, holding an Arrow IPC stream that internal/ipccheck accepts; it is
+// mapped read-only and becomes a stream object whose bytes are the file,
+// and the file is the store's from then on. Locate says which file holds
+// an object while its bytes are that file (not after a spill). A file
+// Adopt refuses is deleted, unless it is a directory or another user's.
+//
+//	h, rows, err := store.Adopt(ctx, name, maxMessage) // ErrInvalidObject, ErrOverCapacity, ErrNoShm
+//	file, size, err := store.Locate(h.ID())
+//
 // # Memory the store does not own: release hooks
 //
 // An object's bytes may be memory the store did not allocate, such as a
-// file mapped from shared memory (the Flight layer's object_adopt). Its
+// file mapped from shared memory (Adopt, whose hook unmaps and deletes
+// the file). Its
 // Object.Free is then the store's to call, exactly once, outside the lock,
 // when the store lets go of that memory: the object is freed, spilled or
 // dropped at Close, or the put fails or stores nothing. It is never called
@@ -70,6 +99,9 @@
 // data; one spiller goroutine does all spill I/O, writes and reads alike,
 // one object at a time, so spill I/O is bounded; callers that wait (a put
 // for room, a pin for a read) wait on a channel, never under the lock.
-// Every method of Store and Handle is safe for concurrent use. Close stops
-// the spiller and waits for it.
+// Every method of Store and Handle is safe for concurrent use; a Collector
+// belongs to one goroutine. Close stops the spiller and waits for it. The
+// files: core*.go the state machine, store.go the shell, spiller.go its
+// goroutine, spill.go the file format, publish.go, collect.go, adopt.go
+// and shmdir.go what clients hold and send.
 package objectstore

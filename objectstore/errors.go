@@ -12,6 +12,12 @@ var (
 	// ErrClosed: the store is closed.
 	ErrClosed = errors.New("objectstore: closed")
 	// ErrInvalidObject: an object or id the store cannot take (batches of
-	// another schema than the object's, an empty id).
+	// another schema than the object's, an empty id, a file to adopt that
+	// is not a valid Arrow IPC stream or not a plain file of the node's).
 	ErrInvalidObject = errors.New("objectstore: invalid object")
+	// ErrExists: an object is published under this id already.
+	ErrExists = errors.New("objectstore: an object has this id already")
+	// ErrNoShm: the store has no shared-memory directory to adopt files
+	// from.
+	ErrNoShm = errors.New("objectstore: no shared-memory directory")
 )

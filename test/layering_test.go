@@ -31,6 +31,7 @@ var allowed = map[string][]string{
 	"internal/ipccheck": {},
 	"internal/rundir":   {},
 	"internal/scenario": {},
+	"internal/shmtest":  {},
 	"test":              {},
 }
 

@@ -61,8 +61,8 @@ type Config struct {
 	SpillDir string
 	// ShmDir is where the node makes its private shared-memory directory,
 	// through which clients on this host put and get large objects
-	// (flight.OpenShmDir); empty means /dev/shm, "none" none. Where it cannot
-	// be made, the node serves without it.
+	// (objectstore.Config.ShmDir); empty means /dev/shm, "none" none. Where
+	// it cannot be made, the node serves without it.
 	ShmDir string
 	// Ready, if set, is called once the listeners are bound, with the real
 	// TCP address (port 0 resolved) and the socket path.
@@ -115,16 +115,50 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	fcfg := flight.Config{Token: cfg.Token, MaxMessageBytes: cfg.MaxMessageBytes, Version: cfg.Version, Socket: cfg.Socket}
+	if cfg.TLSCert != "" {
+		creds, err := credentials.NewServerTLSFromFile(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return fmt.Errorf("node: TLS: %w", err)
+		}
+		fcfg.TLS = creds
+	}
+	if cfg.Record != "" {
+		// The queue may hold one largest message: every batch can be recorded.
+		queue := int64(cfg.MaxMessageBytes)
+		if queue == 0 {
+			queue = flight.DefaultMaxMessageBytes
+		}
+		rec, err := record.New(record.Config{Dir: cfg.Record, MaxBytes: cfg.RecordMaxBytes, QueueBytes: queue}, log.Named("record"))
+		if err != nil {
+			return err
+		}
+		// Closed after the server has drained (deferred calls run last first).
+		defer rec.Close()
+		fcfg.Recorder = rec
+		log.Info("recording calls", zap.String("dir", cfg.Record), zap.Int64("max_bytes", rec.MaxBytes()))
+	}
+	objects, err := objectstore.New(objectstore.Config{MemoryBytes: cfg.ObjectStoreMemory, SpillDir: cfg.SpillDir,
+		ShmDir: shmParent(cfg.ShmDir)}, log.Named("objects"))
+	if err != nil {
+		return err
+	}
+	// Closed after the server has drained (deferred calls run last first).
+	defer objects.Close()
+	fcfg.Objects = objects
+	// Bound after everything that touches the system; what follows fails
+	// only on a bad configuration. The workers' environment names the
+	// node's TCP address, known once bound (port 0).
 	lis, err := listen(cfg)
 	if err != nil {
 		return err
 	}
+	defer lis.close()
 	var pool *udf.WorkerPool
 	if cfg.Workers >= 0 {
-		pcfg := udf.PoolConfig{Workers: cfg.Workers, Python: cfg.Python, Output: os.Stderr, Env: workerEnv(cfg, lis)}
+		pcfg := udf.PoolConfig{Workers: cfg.Workers, Python: cfg.Python, Output: os.Stderr, Env: workerEnv(cfg, lis.tcpAddr())}
 		pool, err = udf.NewWorkerPool(pcfg, log.Named("workers"))
 		if err != nil {
-			closeAll(lis)
 			return err
 		}
 		defer pool.Close()
@@ -140,61 +174,14 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	sched, err := scheduler.New(scheduler.Config{Executors: executors}, log.Named("scheduler"))
 	if err != nil {
-		closeAll(lis)
 		return err
 	}
 	defer sched.Close()
-	// Removed after the object store is closed (deferred calls run last
-	// first): the store's objects unmap and delete their files first.
-	shm := openShm(cfg.ShmDir, log)
-	if shm != nil {
-		defer shm.Close()
-	}
-	objects, err := objectstore.New(objectstore.Config{MemoryBytes: cfg.ObjectStoreMemory, SpillDir: cfg.SpillDir}, log.Named("objects"))
-	if err != nil {
-		closeAll(lis)
-		return err
-	}
-	// Closed after the server has drained (deferred calls run last first).
-	defer objects.Close()
-	fcfg := flight.Config{Token: cfg.Token, MaxMessageBytes: cfg.MaxMessageBytes, Version: cfg.Version,
-		Socket: cfg.Socket, Workers: pool, Objects: objects}
-	if cfg.Record != "" {
-		// The queue may hold one largest message: every batch can be recorded.
-		queue := int64(cfg.MaxMessageBytes)
-		if queue == 0 {
-			queue = flight.DefaultMaxMessageBytes
-		}
-		rec, err := record.New(record.Config{Dir: cfg.Record, MaxBytes: cfg.RecordMaxBytes, QueueBytes: queue}, log.Named("record"))
-		if err != nil {
-			closeAll(lis)
-			return err
-		}
-		// Closed after the server has drained (deferred calls run last first).
-		defer rec.Close()
-		fcfg.Recorder = rec
-		log.Info("recording calls", zap.String("dir", cfg.Record), zap.Int64("max_bytes", rec.MaxBytes()))
-	}
-	if cfg.TLSCert != "" {
-		if fcfg.TLS, err = credentials.NewServerTLSFromFile(cfg.TLSCert, cfg.TLSKey); err != nil {
-			closeAll(lis)
-			return fmt.Errorf("node: TLS: %w", err)
-		}
-	}
-	var tcpAddr string
-	if cfg.Listen != "" {
-		tcpAddr = lis[0].Addr().String()
-		fcfg.Address = tcpAddr
-	}
+	fcfg.Workers = pool
+	fcfg.Address = lis.tcpAddr()
 	srv, err := flight.New(fcfg, sched, udf.NewBuiltinCatalog(), log.Named("flight"))
 	if err != nil {
-		closeAll(lis)
 		return err
-	}
-	shmPath := ""
-	if shm != nil {
-		shmPath = shm.Path
-		srv.EnableShm(shmPath)
 	}
 	errc := make(chan error, len(lis))
 	for _, l := range lis {
@@ -204,12 +191,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if pool != nil {
 		workers = pool.Size()
 	}
-	log.Info("serving", zap.String("tcp", tcpAddr), zap.String("socket", cfg.Socket),
+	log.Info("serving", zap.String("tcp", lis.tcpAddr()), zap.String("socket", cfg.Socket),
 		zap.Int("executors", sched.Executors()), zap.Int("python_workers", workers),
 		zap.Int64("object_store_bytes", objects.Limit()), zap.String("spill_dir", objects.Dir()),
-		zap.String("shm_dir", shmPath))
+		zap.String("shm_dir", objects.ShmDir()))
 	if cfg.Ready != nil {
-		cfg.Ready(tcpAddr, cfg.Socket)
+		cfg.Ready(lis.tcpAddr(), cfg.Socket)
 	}
 	var serveErr error
 	select {
@@ -220,41 +207,34 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
 	srv.Shutdown(dctx)
-	if cfg.Socket != "" {
-		_ = os.Remove(cfg.Socket)
-	}
 	log.Info("stopped")
 	return serveErr
 }
 
-// openShm makes the node's shared-memory directory in parent (empty:
-// /dev/shm; "none": none), or returns nil, saying why, where it cannot.
-func openShm(parent string, log *zap.Logger) *flight.ShmDir {
-	switch parent {
+// shmParent is where the object store makes its shared-memory directory:
+// the node's ShmDir, with "" meaning the default and "none" none.
+func shmParent(dir string) string {
+	switch dir {
 	case "none":
-		return nil
+		return ""
 	case "":
-		parent = flight.DefaultShmParent
+		return objectstore.DefaultShmParent
 	}
-	shm, err := flight.OpenShmDir(parent)
-	if err != nil {
-		log.Warn("objects through shared memory are off; clients on this host use DoPut and DoGet", zap.Error(err))
-		return nil
-	}
-	return shm
+	return dir
 }
 
 // workerEnv tells Python workers how to reach their own node, so that code
-// in a task or UDF can call quiver.connect() (nested tasks, quiver.get).
-func workerEnv(cfg Config, lis []net.Listener) []string {
+// in a task or UDF can call quiver.connect() (nested tasks, quiver.get):
+// over the socket when there is one, else at the bound TCP address tcp.
+func workerEnv(cfg Config, tcp string) []string {
 	addr := ""
 	switch {
 	case cfg.Socket != "":
 		addr = "grpc+unix://" + cfg.Socket
 	case cfg.TLSCert != "":
-		addr = "grpc+tls://" + lis[0].Addr().String()
+		addr = "grpc+tls://" + tcp
 	default:
-		addr = "grpc://" + lis[0].Addr().String()
+		addr = "grpc://" + tcp
 	}
 	env := []string{"QUIVER_ADDRESS=" + addr}
 	if cfg.Token != "" {
@@ -263,9 +243,13 @@ func workerEnv(cfg Config, lis []net.Listener) []string {
 	return env
 }
 
+// listeners are the node's bound listeners: TCP first (if any), then the
+// unix socket.
+type listeners []net.Listener
+
 // listen binds TCP first (if any), then the unix socket.
-func listen(cfg Config) ([]net.Listener, error) {
-	var lis []net.Listener
+func listen(cfg Config) (listeners, error) {
+	var lis listeners
 	if cfg.Listen != "" {
 		l, err := net.Listen("tcp", cfg.Listen)
 		if err != nil {
@@ -276,12 +260,30 @@ func listen(cfg Config) ([]net.Listener, error) {
 	if cfg.Socket != "" {
 		l, err := listenUnix(cfg.Socket)
 		if err != nil {
-			closeAll(lis)
+			lis.close()
 			return nil, err
 		}
 		lis = append(lis, l)
 	}
 	return lis, nil
+}
+
+// tcpAddr is the bound TCP address (port 0 resolved), or "".
+func (lis listeners) tcpAddr() string {
+	for _, l := range lis {
+		if l.Addr().Network() == "tcp" {
+			return l.Addr().String()
+		}
+	}
+	return ""
+}
+
+// close closes every listener; the socket's file goes with its listener.
+// Serving closes them too, at Shutdown: closing them again does nothing.
+func (lis listeners) close() {
+	for _, l := range lis {
+		l.Close()
+	}
 }
 
 // listenUnix binds a user-only socket, replacing a stale one but never a
@@ -308,10 +310,4 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	return l, nil
-}
-
-func closeAll(lis []net.Listener) {
-	for _, l := range lis {
-		l.Close()
-	}
 }
