@@ -171,7 +171,7 @@ func withWorker(t *testing.T, p *WorkerPool, fn func(w *pyWorker)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	w, err := p.acquire(ctx)
+	w, err := p.acquire(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
