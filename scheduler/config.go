@@ -29,7 +29,8 @@ type Config struct {
 	// MaxCalls is the number of calls served at once; one more fails with
 	// ErrOverCapacity. Zero means 256.
 	MaxCalls int
-	// QueueDepth is the capacity of the shared task queue. Zero means 4096.
+	// QueueDepth is the capacity of each lane's task queue (native,
+	// workers). Zero means 4096.
 	QueueDepth int
 	// Mem allocates result arrays. Nil means memory.DefaultAllocator.
 	Mem memory.Allocator
