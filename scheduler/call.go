@@ -102,7 +102,7 @@ type call struct {
 	ctx     context.Context
 	core    *Core
 	batches map[int]*batch
-	name    string     // the function's
+	name    string     // the function's name
 	lane    Lane       // where its tasks queue
 	costed  udf.Costed // the function, when it measures its work; else nil
 	cost    *costCell  // its cost, when costed
@@ -206,7 +206,8 @@ func (c *call) admit(rec arrow.RecordBatch) error {
 
 // taskRows picks the task size for a batch: the caller's, else from the
 // function's measured cost when it measures one (its equivalent cost per
-// row at this batch's size), else the native default.
+// row at this batch's size), else the native default, spread over as many
+// tasks as the node runs at once.
 func (c *call) taskRows(rows int64) int64 {
 	if c.b.Opts.RowsPerTask > 0 {
 		return c.b.Opts.RowsPerTask
@@ -218,7 +219,7 @@ func (c *call) taskRows(rows int64) int64 {
 		}
 		return TaskRowsByCost(rows, ns, c.costed.Parallelism())
 	}
-	return TaskRows(rows, 0, c.s.cfg.Executors)
+	return TaskRows(rows, 0, c.s.Executors())
 }
 
 // flush assembles batch seq's output, emits it and frees the batch.
