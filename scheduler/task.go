@@ -75,6 +75,9 @@ func (c *call) runTask(rec arrow.RecordBatch, seq, idx int, r Range) taskResult 
 func (c *call) evalRetrying(rec arrow.RecordBatch, r Range, row bool) (arrow.Array, int, Action, error) {
 	for attempt := 1; ; attempt++ {
 		col, err := c.eval(rec, r)
+		if err == nil {
+			return col, attempt, Done, nil
+		}
 		act := Decide(Attempt{Failure: Classify(err, c.ctx.Err()), Attempts: attempt, Row: row,
 			Retries: c.b.Opts.Retries, OnError: c.b.Opts.OnError})
 		if act != Retry {
