@@ -3,6 +3,7 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 
@@ -51,7 +52,13 @@ func (s *Scheduler) Run(ctx context.Context, b *Bound, src Source, emit Emit) er
 		defer cancelT()
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &call{s: s, b: b, ctx: ctx, core: NewCore(s.cfg.Window), batches: map[int]*batch{}}
+	c := &call{s: s, b: b, ctx: ctx, core: NewCore(s.cfg.Window), batches: map[int]*batch{}, name: b.Func.Name()}
+	if cf, ok := b.Func.(udf.Costed); ok {
+		c.costed, c.cost = cf, s.costOf(cf.ID())
+		if s.cfg.Workers > 0 {
+			c.lane = LaneWorkers
+		}
+	}
 	c.inbox.signal = make(chan struct{}, 1)
 	in := make(chan input)
 	go readInput(ctx, src, in)
@@ -95,6 +102,10 @@ type call struct {
 	ctx     context.Context
 	core    *Core
 	batches map[int]*batch
+	name    string     // the function's name
+	lane    Lane       // where its tasks queue
+	costed  udf.Costed // the function, when it measures its work; else nil
+	cost    *costCell  // its cost, when costed
 
 	outstanding int // tasks submitted whose results are not yet taken
 	inbox       inbox
@@ -166,18 +177,23 @@ func (c *call) collect() error {
 	return first
 }
 
-// admit cuts rec into tasks and queues them on the pool.
+// admit cuts rec into tasks and queues each where placement says, in its
+// lane of the pool.
 func (c *call) admit(rec arrow.RecordBatch) error {
 	rows := rec.NumRows()
 	ranges := Split(rows, c.taskRows(rows))
 	seq := c.core.Admit(len(ranges))
 	bt := &batch{rec: rec, ranges: ranges, results: make([]taskResult, len(ranges))}
 	c.batches[seq] = bt
+	jobs := c.s.pool.lanes[c.lane].jobs
 	for i, r := range ranges {
 		idx, r := i, r
-		j := func() { c.inbox.put(c.s.runTask(c.ctx, c.b, bt.rec, seq, idx, r)) }
+		if d := c.s.cfg.Placement.Place(c.s.pool.snapshot(c.lane), TaskInfo{Func: c.name, Rows: r.Len}); !d.Local() {
+			return fmt.Errorf("%w: %s", ErrNoPeers, d.Peer)
+		}
+		j := func() { c.inbox.put(c.runTask(bt.rec, seq, idx, r)) }
 		select {
-		case c.s.pool.jobs <- j:
+		case jobs <- j:
 			c.outstanding++
 			c.s.stats.tasksActive.Add(1)
 			c.s.stats.tasks.Add(1)
@@ -189,19 +205,21 @@ func (c *call) admit(rec arrow.RecordBatch) error {
 }
 
 // taskRows picks the task size for a batch: the caller's, else from the
-// function's measured cost when it has one, else the native default.
+// function's measured cost when it measures one (its equivalent cost per
+// row at this batch's size), else the native default, spread over as many
+// tasks as the node runs at once.
 func (c *call) taskRows(rows int64) int64 {
 	if c.b.Opts.RowsPerTask > 0 {
 		return c.b.Opts.RowsPerTask
 	}
-	if cf, ok := c.b.Func.(udf.Costed); ok {
-		ns, _ := cf.CostPerRow()
+	if c.costed != nil {
+		ns := c.cost.estimate().AvgPerRowNs(rows)
 		if c.b.Opts.Independent {
-			return IndependentTaskRows(rows, ns, cf.Parallelism())
+			return IndependentTaskRows(rows, ns, c.costed.Parallelism())
 		}
-		return TaskRowsByCost(rows, ns, cf.Parallelism())
+		return TaskRowsByCost(rows, ns, c.costed.Parallelism())
 	}
-	return TaskRows(rows, 0, c.s.cfg.Executors)
+	return TaskRows(rows, 0, c.s.Executors())
 }
 
 // flush assembles batch seq's output, emits it and frees the batch.

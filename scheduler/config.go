@@ -14,6 +14,13 @@ type Config struct {
 	// Executors is the number of executor goroutines for native functions.
 	// Zero means runtime.GOMAXPROCS(0).
 	Executors int
+	// Workers is the number of tasks of Python functions (udf.Costed) run
+	// at once: the size of the worker pool they run on. Such tasks queue
+	// against it, not against the executors. Zero means they run on the
+	// executors like native functions.
+	Workers int
+	// Placement decides where each task runs. Nil means Local: here.
+	Placement Placement
 	// Window is the number of input batches one call may hold at once (read,
 	// running or waiting to be written). Zero means 2. It bounds a call's
 	// memory: a client that sends faster than the node computes is slowed by
@@ -22,14 +29,15 @@ type Config struct {
 	// MaxCalls is the number of calls served at once; one more fails with
 	// ErrOverCapacity. Zero means 256.
 	MaxCalls int
-	// QueueDepth is the capacity of the shared task queue. Zero means 4096.
+	// QueueDepth is the capacity of each lane's task queue (native,
+	// workers). Zero means 4096.
 	QueueDepth int
 	// Mem allocates result arrays. Nil means memory.DefaultAllocator.
 	Mem memory.Allocator
 }
 
 func (c *Config) validate() error {
-	if c.Executors < 0 || c.Window < 0 || c.MaxCalls < 0 || c.QueueDepth < 0 {
+	if c.Executors < 0 || c.Workers < 0 || c.Window < 0 || c.MaxCalls < 0 || c.QueueDepth < 0 {
 		return errors.New("scheduler: negative limit in Config")
 	}
 	if c.Executors == 0 {
@@ -44,11 +52,14 @@ func (c *Config) validate() error {
 	if c.QueueDepth == 0 {
 		c.QueueDepth = 4096
 	}
+	if c.Placement == nil {
+		c.Placement = Local{}
+	}
 	if c.Mem == nil {
 		c.Mem = memory.DefaultAllocator
 	}
-	if c.Executors > 1<<16 {
-		return fmt.Errorf("scheduler: %d executors is more than makes sense", c.Executors)
+	if c.Executors > 1<<16 || c.Workers > 1<<16 {
+		return fmt.Errorf("scheduler: %d executors and %d workers is more than makes sense", c.Executors, c.Workers)
 	}
 	return nil
 }

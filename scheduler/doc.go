@@ -1,24 +1,61 @@
 // Package scheduler decides where and when a call's work runs.
 //
 // A call is a stream of input record batches for one function. For every
-// input batch the scheduler cuts zero-copy slices of RowsPerTask rows (a
-// task each), runs them on a bounded pool of executors shared by all calls,
-// and re-sequences the results into exactly one output batch with the same
-// number of rows, emitted in input order.
+// input batch the scheduler cuts zero-copy slices of rows (a task each),
+// runs them on a bounded pool shared by all calls, and re-sequences the
+// results into exactly one output batch with the same number of rows,
+// emitted in input order.
 //
-// The decisions live in plain functions and one state machine without
-// clocks, goroutines or I/O: Split (how to cut a batch), TaskRows (the
-// default task size) and Core (which batches may be admitted, which are
-// complete and may be emitted, in order). They are tested from scenario
-// files in testdata/. The goroutines around them are a thin shell:
+// # The deterministic core
 //
-//   - Pool owns the executor goroutines; Close waits for them.
+// The decisions live in plain functions and small state machines without
+// clocks, goroutines or I/O, each tested from scenario files in testdata/
+// (scenario_test.go says the commands):
+//
+//   - Split, TaskRows, TaskRowsByCost, IndependentTaskRows: how to cut a
+//     batch into tasks (split.txt, cost.txt).
+//   - Core: which batches a call may admit (its window), which are
+//     complete and may be emitted, in order (sequence.txt, random.txt,
+//     errors.txt).
+//   - CostEstimator: what a function's task costs, a fixed part per task
+//     plus a part per row, fitted robustly (Theil-Sen) over its last
+//     CostWindow measured tasks (cost.txt). Sizing takes its equivalent
+//     cost per row at the batch's size, Cost.AvgPerRowNs; the fixed part
+//     is there for sizing that wants it.
+//   - Classify and Decide: the retry budget. A task whose executor died
+//     (udf.ErrWorkerDied) runs again up to CallOptions.Retries more times;
+//     a function's own failure never does, and under OnErrorNull its rows
+//     are isolated and the failed ones made null; a bad result is never
+//     retried; after the call ended nothing is (retry.txt).
+//   - Placement: where each task runs. Place(Snapshot, TaskInfo) returns a
+//     Decision, "here" or "on peer X". It is consulted once per task as
+//     the task is dispatched, with the state of the task's lane. The only
+//     implementation today is Local (always here), and a node sends no
+//     task to a peer yet: a Decision naming one fails the call with
+//     ErrNoPeers (placement.txt). The cluster's placement fills this seam:
+//     a pure function of local state, peer views and the task.
+//
+// # The shell
+//
+// The goroutines around the core are thin:
+//
+//   - The pool has one lane per kind of capacity, each a queue and its
+//     goroutines: Config.Executors for native functions, Config.Workers
+//     for functions of the Python worker pool (udf.Costed). A Python task
+//     waits in its lane's queue, not on a native executor, and its lane
+//     runs as many tasks as there are workers, so it finds a worker at
+//     once. Close waits for every goroutine of both lanes.
 //   - Scheduler.Run drives one call: a reader goroutine pulls input batches
 //     (only while the call's window has room, which is the backpressure on
-//     the input stream), the calling goroutine owns the Core, submits tasks
-//     and writes output batches. When the call's context ends (the client
-//     went away, a deadline passed), queued tasks are skipped and Run waits
-//     for the running ones before it returns, so no Arrow memory outlives it.
+//     the input stream), the calling goroutine owns the Core, asks
+//     placement, submits tasks and writes output batches. When the call's
+//     context ends (the client went away, a deadline passed), queued tasks
+//     are skipped and Run waits for the running ones before it returns, so
+//     no Arrow memory outlives it.
+//   - Each task applies Decide to its evaluations. A function that
+//     measures its work (udf.Costed.EvalWork) reports each task to its
+//     estimator, one per function ID shared by all calls (Scheduler.Cost
+//     reads it); the udf package keeps no estimate.
 //
 // Memory: a call holds at most Window input batches and their results; the
 // scheduler holds at most MaxCalls calls. Input batches are retained by Run

@@ -1,4 +1,5 @@
-// Pool: the executor goroutines shared by every call.
+// Pool: the goroutines that run every call's tasks, in one lane per kind
+// of capacity (native cores, Python workers).
 package scheduler
 
 import (
@@ -8,28 +9,60 @@ import (
 // job is one unit of work on the pool. run must not block on the caller.
 type job func()
 
-// pool runs jobs on a fixed number of goroutines.
-type pool struct {
-	jobs chan job
-	wg   sync.WaitGroup
+// Lane is a kind of capacity a task runs against.
+type Lane int
+
+const (
+	// LaneNative runs native functions, one task per executor (core).
+	LaneNative Lane = iota
+	// LaneWorkers runs functions of the Python worker pool (udf.Costed),
+	// one task per worker: a task queued for a worker holds no executor.
+	LaneWorkers
+	lanes
+)
+
+func (l Lane) String() string { return [...]string{"native", "workers"}[l] }
+
+// lane is one queue and the goroutines that serve it.
+type lane struct {
+	jobs  chan job
+	slots int
 }
 
-func newPool(executors, depth int) *pool {
-	p := &pool{jobs: make(chan job, depth)}
-	p.wg.Add(executors)
-	for i := 0; i < executors; i++ {
-		go func() {
-			defer p.wg.Done()
-			for j := range p.jobs {
-				j()
-			}
-		}()
+// pool runs jobs on a fixed number of goroutines per lane.
+type pool struct {
+	lanes [lanes]lane
+	wg    sync.WaitGroup
+}
+
+// newPool starts executors goroutines on the native lane and workers on
+// the workers lane, each lane queueing up to depth jobs.
+func newPool(executors, workers, depth int) *pool {
+	p := &pool{}
+	for l, n := range [lanes]int{executors, workers} {
+		p.lanes[l] = lane{jobs: make(chan job, depth), slots: n}
+		p.wg.Add(n)
+		for i := 0; i < n; i++ {
+			go func(jobs <-chan job) {
+				defer p.wg.Done()
+				for j := range jobs {
+					j()
+				}
+			}(p.lanes[l].jobs)
+		}
 	}
 	return p
 }
 
+// snapshot is what placement sees of lane l now.
+func (p *pool) snapshot(l Lane) Snapshot {
+	return Snapshot{Lane: l, Slots: p.lanes[l].slots, Queued: len(p.lanes[l].jobs)}
+}
+
 // close stops accepting jobs and waits for the queued ones to finish.
 func (p *pool) close() {
-	close(p.jobs)
+	for l := range p.lanes {
+		close(p.lanes[l].jobs)
+	}
 	p.wg.Wait()
 }

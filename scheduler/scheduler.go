@@ -14,6 +14,9 @@ type Scheduler struct {
 	cfg  Config
 	log  *zap.Logger
 	pool *pool
+	// costs holds a *costCell per function id (udf.Costed.ID): what the
+	// function's tasks cost, shared by every call of it.
+	costs sync.Map
 
 	mu     sync.Mutex
 	closed bool
@@ -36,6 +39,7 @@ type counters struct {
 
 // Stats is a snapshot of the scheduler's counters.
 type Stats struct {
+	// Executors counts the goroutines that run tasks, of both lanes.
 	Executors   int   `json:"executors"`
 	CallsActive int   `json:"inflight_calls"`
 	TasksActive int64 `json:"inflight_tasks"`
@@ -56,11 +60,12 @@ func New(cfg Config, log *zap.Logger) (*Scheduler, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Scheduler{cfg: cfg, log: log, pool: newPool(cfg.Executors, cfg.QueueDepth)}, nil
+	return &Scheduler{cfg: cfg, log: log, pool: newPool(cfg.Executors, cfg.Workers, cfg.QueueDepth)}, nil
 }
 
-// Executors is the number of executor goroutines.
-func (s *Scheduler) Executors() int { return s.cfg.Executors }
+// Executors is the number of goroutines that run tasks: the executors for
+// native functions and one per Python worker.
+func (s *Scheduler) Executors() int { return s.cfg.Executors + s.cfg.Workers }
 
 // Stats returns a snapshot of the counters.
 func (s *Scheduler) Stats() Stats {
@@ -68,7 +73,7 @@ func (s *Scheduler) Stats() Stats {
 	active := s.active
 	s.mu.Unlock()
 	return Stats{
-		Executors:   s.cfg.Executors,
+		Executors:   s.Executors(),
 		CallsActive: active,
 		TasksActive: s.stats.tasksActive.Load(),
 		CallsTotal:  s.stats.callsTotal.Load(),

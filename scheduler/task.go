@@ -1,10 +1,8 @@
-// One task: evaluate a function on a slice of a batch; assemble a batch's
-// task results into its output batch.
+// One task: evaluate a function on a slice of a batch, retrying as Decide
+// says; assemble a batch's task results into its output batch.
 package scheduler
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,8 +10,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/zap"
-
-	"github.com/quiver-udf/quiver/udf"
 )
 
 // TaskError is a task that failed: which function, which batch and rows.
@@ -52,47 +48,50 @@ func (r *taskResult) release() {
 	}
 }
 
-// runTask evaluates b's function on rows r of rec.
-func (s *Scheduler) runTask(ctx context.Context, b *Bound, rec arrow.RecordBatch, seq, idx int, r Range) taskResult {
+// runTask evaluates the call's function on rows r of rec.
+func (c *call) runTask(rec arrow.RecordBatch, seq, idx int, r Range) taskResult {
 	res := taskResult{seq: seq, idx: idx}
-	if err := ctx.Err(); err != nil {
+	if err := c.ctx.Err(); err != nil {
 		res.err = err
 		return res
 	}
 	start := time.Now()
-	col, attempts, err := s.evalRetrying(ctx, b, rec, r)
-	if err != nil && b.Opts.OnError == OnErrorNull && ctx.Err() == nil && !retryable(err) {
-		col, res.errs, err = s.evalRows(ctx, b, rec, r)
+	col, attempts, act, err := c.evalRetrying(rec, r, false)
+	if act == Isolate {
+		col, res.errs, err = c.evalRows(rec, r)
 	}
 	res.work = time.Since(start)
 	if err != nil {
-		res.err = &TaskError{Func: b.Func.Name(), Batch: seq, Rows: r, Attempts: attempts, Err: err}
+		res.err = &TaskError{Func: c.name, Batch: seq, Rows: r, Attempts: attempts, Err: err}
 		return res
 	}
 	res.col = col
 	return res
 }
 
-// retryable reports whether a task that failed with err may run again: its
-// executor died; the function itself did not fail.
-func retryable(err error) bool { return errors.Is(err, udf.ErrWorkerDied) }
-
-// evalRetrying runs eval, again on a fresh executor after one died, up to
-// Opts.Retries more times.
-func (s *Scheduler) evalRetrying(ctx context.Context, b *Bound, rec arrow.RecordBatch, r Range) (arrow.Array, int, error) {
+// evalRetrying evaluates rows r of rec (one row alone when row is set) as
+// often as Decide says to, and returns the last evaluation, how many were
+// made, and what Decide says follows it.
+func (c *call) evalRetrying(rec arrow.RecordBatch, r Range, row bool) (arrow.Array, int, Action, error) {
 	for attempt := 1; ; attempt++ {
-		col, err := s.eval(ctx, b, rec, r)
-		if err == nil || !retryable(err) || attempt > b.Opts.Retries || ctx.Err() != nil {
-			return col, attempt, err
+		col, err := c.eval(rec, r)
+		if err == nil {
+			return col, attempt, Done, nil
 		}
-		s.stats.retries.Add(1)
-		s.log.Warn("retrying a task whose executor died", zap.String("func", b.Func.Name()),
+		act := Decide(Attempt{Failure: Classify(err, c.ctx.Err()), Attempts: attempt, Row: row,
+			Retries: c.b.Opts.Retries, OnError: c.b.Opts.OnError})
+		if act != Retry {
+			return col, attempt, act, err
+		}
+		c.s.stats.retries.Add(1)
+		c.s.log.Warn("retrying a task whose executor died", zap.String("func", c.name),
 			zap.Int64("offset", r.Offset), zap.Int64("rows", r.Len), zap.Int("attempt", attempt), zap.Error(err))
 	}
 }
 
-// eval runs the function over rows r of rec and checks the result.
-func (s *Scheduler) eval(ctx context.Context, b *Bound, rec arrow.RecordBatch, r Range) (arrow.Array, error) {
+// eval runs the function over rows r of rec and checks the result. A
+// function that measures its work reports it to the function's cost.
+func (c *call) eval(rec arrow.RecordBatch, r Range) (arrow.Array, error) {
 	args := make([]arrow.Array, rec.NumCols())
 	for i := range args {
 		args[i] = array.NewSlice(rec.Column(i), r.Offset, r.Offset+r.Len)
@@ -102,21 +101,33 @@ func (s *Scheduler) eval(ctx context.Context, b *Bound, rec arrow.RecordBatch, r
 			a.Release()
 		}
 	}()
-	col, err := b.Func.Eval(ctx, s.cfg.Mem, args)
+	var (
+		col arrow.Array
+		err error
+	)
+	if c.costed != nil {
+		var work time.Duration
+		if col, work, err = c.costed.EvalWork(c.ctx, c.s.cfg.Mem, args); err == nil {
+			c.cost.observe(r.Len, work)
+		}
+	} else {
+		col, err = c.b.Func.Eval(c.ctx, c.s.cfg.Mem, args)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if int64(col.Len()) != r.Len || !arrow.TypeEqual(col.DataType(), b.OutType) {
+	if int64(col.Len()) != r.Len || !arrow.TypeEqual(col.DataType(), c.b.OutType) {
 		got := fmt.Sprintf("%d rows of %s", col.Len(), col.DataType())
 		col.Release()
-		return nil, fmt.Errorf("%w: %s returned %s, want %d rows of %s", ErrBadResult, b.Func.Name(), got, r.Len, b.OutType)
+		return nil, fmt.Errorf("%w: %s returned %s, want %d rows of %s", ErrBadResult, c.name, got, r.Len, c.b.OutType)
 	}
 	return col, nil
 }
 
 // evalRows isolates failing rows: it evaluates each row of r alone, making
 // the failed ones null and recording their messages.
-func (s *Scheduler) evalRows(ctx context.Context, b *Bound, rec arrow.RecordBatch, r Range) (arrow.Array, []string, error) {
+func (c *call) evalRows(rec arrow.RecordBatch, r Range) (arrow.Array, []string, error) {
+	mem := c.s.cfg.Mem
 	parts := make([]arrow.Array, 0, r.Len)
 	defer func() {
 		for _, p := range parts {
@@ -125,21 +136,21 @@ func (s *Scheduler) evalRows(ctx context.Context, b *Bound, rec arrow.RecordBatc
 	}()
 	errs := make([]string, r.Len)
 	for i := int64(0); i < r.Len; i++ {
-		if err := ctx.Err(); err != nil {
+		if err := c.ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		col, _, err := s.evalRetrying(ctx, b, rec, Range{Offset: r.Offset + i, Len: 1})
-		if err != nil {
-			if errors.Is(err, ErrBadResult) || retryable(err) {
-				return nil, nil, err
-			}
+		col, _, act, err := c.evalRetrying(rec, Range{Offset: r.Offset + i, Len: 1}, true)
+		switch act {
+		case Fail:
+			return nil, nil, err
+		case NullRow:
 			errs[i] = err.Error()
-			col = array.MakeArrayOfNull(s.cfg.Mem, b.OutType, 1)
-			s.stats.nulledRows.Add(1)
+			col = array.MakeArrayOfNull(mem, c.b.OutType, 1)
+			c.s.stats.nulledRows.Add(1)
 		}
 		parts = append(parts, col)
 	}
-	col, err := concat(parts, s.cfg.Mem)
+	col, err := concat(parts, mem)
 	return col, errs, err
 }
 

@@ -1,5 +1,5 @@
 // Package udf says what runs and how: the function catalog, signatures and
-// type checks, and the native Go kernels.
+// type checks, the native Go kernels, and the Python worker pool.
 //
 // A Func is a vectorized function over Arrow arrays. Bind checks the argument
 // types of a call once (naming the argument position, the expected and the
@@ -13,4 +13,16 @@
 //
 // Adding a native function is one file that implements Func and one line in
 // builtins.go.
+//
+// Python functions (PyFunc) run on a WorkerPool of `python -m quiver.worker`
+// processes (docs/worker-protocol.md). A PyFunc is Costed: EvalWork reports
+// the time its worker spent in the function, and the scheduler, which owns
+// the estimate, sizes tasks and runs them against the pool's Size. The pool
+// is safe for concurrent use; one mutex guards its idle workers and the
+// callers waiting for one. It remembers which functions each worker has
+// loaded, and PickWorker, a pure function of the idle workers and the
+// task's function (scenarios in testdata/pick.txt), chooses a worker that
+// has it warm, so that a function and a class's instance stay where they
+// were loaded. A released worker goes to the longest waiting caller first.
+// A worker that dies is replaced; Close stops them all.
 package udf

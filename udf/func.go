@@ -3,6 +3,7 @@ package udf
 
 import (
 	"context"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -61,13 +62,19 @@ func checkTypes(name string, want []arrow.DataType, args []arrow.DataType) error
 	return nil
 }
 
-// Costed is implemented by functions that measure their own cost, so that
-// the scheduler can size their tasks: heavy functions fan out over every
-// worker, cheap ones run as few tasks as possible.
+// Costed is implemented by functions that run on the Python worker pool
+// and measure their work, so that the scheduler can run their tasks against
+// the pool's capacity and size them by cost: heavy functions fan out over
+// every worker, cheap ones run as few tasks as possible. The function only
+// reports; the scheduler keeps the estimate.
 type Costed interface {
-	// CostPerRow is the smoothed time per row in nanoseconds; ok is false
-	// before the first measurement.
-	CostPerRow() (ns float64, ok bool)
+	Func
+	// ID names what the function costs: functions with one ID (the content
+	// address of their code) cost the same.
+	ID() string
 	// Parallelism is how many tasks of the function can run at once.
 	Parallelism() int
+	// EvalWork is Eval that also returns the time the function's own code
+	// spent on the arguments (in a worker, without transport or queueing).
+	EvalWork(ctx context.Context, mem memory.Allocator, args []arrow.Array) (arrow.Array, time.Duration, error)
 }

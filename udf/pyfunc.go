@@ -9,9 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
-	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -27,8 +26,6 @@ type PyFunc struct {
 	blob []byte
 	ret  arrow.DataType
 	pool *WorkerPool
-
-	costNs atomic.Uint64 // float64 bits: smoothed ns per row in the function; 0 = not measured
 }
 
 // BlobID is the content address of a blob: the first 16 bytes of its
@@ -74,6 +71,13 @@ func (f *PyFunc) Bind(args []arrow.DataType) (arrow.DataType, error) {
 
 // Eval ships the arguments to a worker as Arrow IPC and reads the result.
 func (f *PyFunc) Eval(ctx context.Context, mem memory.Allocator, args []arrow.Array) (arrow.Array, error) {
+	col, _, err := f.EvalWork(ctx, mem, args)
+	return col, err
+}
+
+// EvalWork is Eval that also returns the time the worker spent in the
+// function.
+func (f *PyFunc) EvalWork(ctx context.Context, mem memory.Allocator, args []arrow.Array) (arrow.Array, time.Duration, error) {
 	rows := 0
 	if len(args) > 0 {
 		rows = args[0].Len()
@@ -95,33 +99,9 @@ func (f *PyFunc) Eval(ctx context.Context, mem memory.Allocator, args []arrow.Ar
 		if errors.As(err, &pe) {
 			pe.Func = f.name
 		}
-		return nil, err
+		return nil, 0, err
 	}
-	if rows > 0 {
-		f.observe(float64(res.WorkMs) * 1e6 / float64(rows))
-	}
-	return col, nil
-}
-
-// observe folds one measurement of ns per row into the smoothed cost.
-func (f *PyFunc) observe(ns float64) {
-	for {
-		old := f.costNs.Load()
-		cur := math.Float64frombits(old)
-		next := ns
-		if cur > 0 {
-			next = 0.7*cur + 0.3*ns
-		}
-		if f.costNs.CompareAndSwap(old, math.Float64bits(next)) {
-			return
-		}
-	}
-}
-
-// CostPerRow is the measured time per row in the function, if any.
-func (f *PyFunc) CostPerRow() (ns float64, ok bool) {
-	ns = math.Float64frombits(f.costNs.Load())
-	return ns, ns > 0
+	return col, time.Duration(res.WorkMs * 1e6), nil
 }
 
 // Parallelism is the number of workers that can run its tasks at once.

@@ -3,13 +3,12 @@
 package udf
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,9 +57,15 @@ func (c *PoolConfig) validate() error {
 // WorkerPool runs Python tasks on worker processes. It is safe for
 // concurrent use; Close stops every worker.
 type WorkerPool struct {
-	cfg  PoolConfig
-	log  *zap.Logger
-	idle chan *pyWorker
+	cfg PoolConfig
+	log *zap.Logger
+
+	// mu guards the idle workers and the callers waiting for one. idle[i]
+	// is what PickWorker sees of idleW[i].
+	mu      sync.Mutex
+	idle    []WorkerView
+	idleW   []*pyWorker
+	waiters []chan *pyWorker // FIFO; each receives at most one worker
 
 	ctx    context.Context // cancelled by Close: stops starts in progress
 	cancel context.CancelFunc
@@ -93,7 +98,7 @@ func NewWorkerPool(cfg PoolConfig, log *zap.Logger) (*WorkerPool, error) {
 		log = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &WorkerPool{cfg: cfg, log: log, idle: make(chan *pyWorker, cfg.Workers), ctx: ctx, cancel: cancel}
+	p := &WorkerPool{cfg: cfg, log: log, ctx: ctx, cancel: cancel}
 	for i := 0; i < cfg.Workers; i++ {
 		p.spawn(0)
 	}
@@ -105,7 +110,10 @@ func (p *WorkerPool) Size() int { return p.cfg.Workers }
 
 // Stats returns a snapshot.
 func (p *WorkerPool) Stats() PoolStats {
-	return PoolStats{Workers: p.alive.Load(), Starting: p.starting.Load(), Idle: len(p.idle),
+	p.mu.Lock()
+	idle := len(p.idle)
+	p.mu.Unlock()
+	return PoolStats{Workers: p.alive.Load(), Starting: p.starting.Load(), Idle: idle,
 		Restarts: p.restarts.Load(), Tasks: p.tasks.Load()}
 }
 
@@ -133,7 +141,7 @@ func (p *WorkerPool) spawn(delay time.Duration) {
 				}
 				p.startErr.Store(nil)
 				p.alive.Add(1)
-				p.idle <- w
+				p.put(w)
 				return
 			}
 			if p.ctx.Err() != nil {
@@ -146,43 +154,107 @@ func (p *WorkerPool) spawn(delay time.Duration) {
 	}()
 }
 
-// acquire takes an idle worker, waiting while all are busy or starting.
-// When no worker is alive and starting them fails, it gives up with
-// ErrNoWorkers rather than wait for a start that may never succeed.
-func (p *WorkerPool) acquire(ctx context.Context) (*pyWorker, error) {
-	select {
-	case w := <-p.idle:
-		if w.alive() {
-			return w, nil
-		}
-		p.replace(w)
-	default:
-	}
-	check := time.NewTicker(100 * time.Millisecond)
-	defer check.Stop()
+// acquire takes the idle worker PickWorker chooses for a task of fn,
+// waiting while all are busy or starting. When no worker is alive and
+// starting them fails, it gives up with ErrNoWorkers rather than wait for a
+// start that may never succeed.
+func (p *WorkerPool) acquire(ctx context.Context, fn string) (*pyWorker, error) {
 	for {
-		select {
-		case <-check.C:
-			if errp := p.startErr.Load(); errp != nil && p.alive.Load() == 0 {
-				return nil, fmt.Errorf("%w: %v", ErrNoWorkers, *errp)
-			}
-		case w := <-p.idle:
+		p.mu.Lock()
+		if i := PickWorker(p.idle, fn); i >= 0 {
+			w := p.idleW[i]
+			p.removeIdle(i)
+			p.mu.Unlock()
 			if w.alive() {
 				return w, nil
 			}
 			p.replace(w)
+			continue
+		}
+		wait := make(chan *pyWorker, 1)
+		p.waiters = append(p.waiters, wait)
+		p.mu.Unlock()
+		w, err := p.await(ctx, wait)
+		if err != nil {
+			return nil, err
+		}
+		if w.alive() {
+			return w, nil
+		}
+		p.replace(w)
+	}
+}
+
+// await waits for put to hand a worker to wait, which acquire queued.
+func (p *WorkerPool) await(ctx context.Context, wait chan *pyWorker) (*pyWorker, error) {
+	check := time.NewTicker(100 * time.Millisecond)
+	defer check.Stop()
+	for {
+		var err error
+		select {
+		case w := <-wait:
+			return w, nil
+		case <-check.C:
+			if errp := p.startErr.Load(); errp != nil && p.alive.Load() == 0 {
+				err = fmt.Errorf("%w: %v", ErrNoWorkers, *errp)
+			}
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			err = ctx.Err()
 		case <-p.ctx.Done():
-			return nil, fmt.Errorf("%w: the pool is closed", ErrNoWorkers)
+			err = fmt.Errorf("%w: the pool is closed", ErrNoWorkers)
+		}
+		if err != nil {
+			p.giveUp(wait)
+			return nil, err
 		}
 	}
+}
+
+// giveUp withdraws wait from the waiters; a worker handed to it meanwhile
+// goes back to the pool.
+func (p *WorkerPool) giveUp(wait chan *pyWorker) {
+	p.mu.Lock()
+	if i := slices.Index(p.waiters, wait); i >= 0 {
+		p.waiters = slices.Delete(p.waiters, i, i+1)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	p.release(<-wait)
+}
+
+// put hands a ready worker to the longest waiting caller, or makes it idle.
+func (p *WorkerPool) put(w *pyWorker) {
+	p.mu.Lock()
+	if p.ctx.Err() != nil { // closed: Close stops the idle workers it finds, not this one
+		p.mu.Unlock()
+		p.replace(w)
+		return
+	}
+	if len(p.waiters) > 0 {
+		wait := p.waiters[0]
+		p.waiters = slices.Delete(p.waiters, 0, 1)
+		p.mu.Unlock()
+		wait <- w
+		return
+	}
+	p.idle = append(p.idle, WorkerView{ID: w.id, Warm: w.loaded})
+	p.idleW = append(p.idleW, w)
+	p.mu.Unlock()
+}
+
+// removeIdle drops idle worker i; p.mu is held.
+func (p *WorkerPool) removeIdle(i int) {
+	last := len(p.idle) - 1
+	p.idle[i], p.idleW[i] = p.idle[last], p.idleW[last]
+	p.idle[last], p.idleW[last] = WorkerView{}, nil
+	p.idle, p.idleW = p.idle[:last], p.idleW[:last]
 }
 
 // release returns a healthy worker to the pool, or replaces a dead one.
 func (p *WorkerPool) release(w *pyWorker) {
 	if w.alive() && p.ctx.Err() == nil {
-		p.idle <- w
+		p.put(w)
 		return
 	}
 	p.replace(w)
@@ -229,7 +301,7 @@ type Result struct {
 // ends while the task runs, the worker is killed (a Python function cannot
 // be interrupted) and replaced.
 func (p *WorkerPool) Run(ctx context.Context, t Task) (Result, error) {
-	w, err := p.acquire(ctx)
+	w, err := p.acquire(ctx, t.FnID)
 	if err != nil {
 		return Result{}, err
 	}
@@ -272,168 +344,12 @@ const CancelGrace = time.Second
 func (p *WorkerPool) Close() {
 	p.cancel()
 	p.wg.Wait()
-	for {
-		select {
-		case w := <-p.idle:
-			w.shutdown(2 * time.Second)
-			p.alive.Add(-1)
-		default:
-			return
-		}
+	p.mu.Lock()
+	idle := p.idleW
+	p.idle, p.idleW = nil, nil
+	p.mu.Unlock()
+	for _, w := range idle {
+		w.shutdown(2 * time.Second)
+		p.alive.Add(-1)
 	}
-}
-
-// run sends LOAD if needed and TASK, and reads the answer.
-func (w *pyWorker) run(t Task) (Result, error) {
-	hdr := taskHeader{Fn: t.FnID}
-	body, err := w.placeArgs(t, &hdr)
-	if err != nil {
-		return Result{}, err // the arguments could not be encoded; nothing was sent
-	}
-	used := 0 // the arena bytes this task used
-	if hdr.Arena != nil {
-		used = int(hdr.Arena[1])
-	}
-	if !w.loaded[t.FnID] {
-		if err := writeFrame(w.conn, frameLoad, map[string]string{"fn": t.FnID, "name": t.Name}, t.Blob); err != nil {
-			return Result{}, w.died(err)
-		}
-		w.loaded[t.FnID] = true
-	}
-	w.seq++
-	hdr.Task = w.seq
-	if err := writeFrame(w.conn, frameTask, hdr, body); err != nil {
-		return Result{}, w.died(err)
-	}
-	// Only a whole RESULT frame makes the arena's bytes a result: a worker
-	// that dies mid-task is end-of-file here, whatever it left in the arena.
-	f, err := readFrame(w.r)
-	if err != nil {
-		return Result{}, w.died(err)
-	}
-	switch f.kind {
-	case frameResult:
-		var h struct {
-			Task   uint64   `json:"task"`
-			Rows   int64    `json:"rows"`
-			Ms     float64  `json:"ms"`
-			Arena  []uint64 `json:"arena"`
-			Pinned bool     `json:"pinned"`
-		}
-		if err := f.decodeHeader(&h); err != nil {
-			return Result{}, w.died(err)
-		}
-		if h.Task != w.seq {
-			return Result{}, w.died(fmt.Errorf("%w: RESULT for task %d, want %d", ErrProtocol, h.Task, w.seq))
-		}
-		data := f.body
-		if h.Arena != nil {
-			if len(f.body) > 0 {
-				return Result{}, w.died(fmt.Errorf("%w: RESULT with both an arena range and a body", ErrProtocol))
-			}
-			if data, err = w.arena.span(h.Arena); err != nil {
-				return Result{}, w.died(err)
-			}
-			used = max(used, int(h.Arena[0]+h.Arena[1]))
-		}
-		res := Result{Rows: h.Rows, WorkMs: h.Ms}
-		switch {
-		case t.Decode != nil:
-			err = t.Decode(data) // copies out of the arena before the worker's next task
-		case h.Arena != nil:
-			res.IPC = bytes.Clone(data)
-		default:
-			res.IPC = data
-		}
-		w.afterTask(used, h.Pinned)
-		return res, err
-	case frameError:
-		var h struct {
-			Task   uint64 `json:"task"`
-			Pinned bool   `json:"pinned"`
-			PyError
-		}
-		if err := json.Unmarshal(f.header, &h); err != nil {
-			return Result{}, w.died(fmt.Errorf("%w: bad ERROR header: %v", ErrProtocol, err))
-		}
-		if h.Task != w.seq {
-			return Result{}, w.died(fmt.Errorf("%w: ERROR for task %d, want %d", ErrProtocol, h.Task, w.seq))
-		}
-		w.afterTask(used, h.Pinned)
-		pe := h.PyError
-		return Result{}, &pe
-	}
-	return Result{}, w.died(fmt.Errorf("%w: answer of kind %d to a task", ErrProtocol, f.kind))
-}
-
-// placeArgs writes the task's arguments into the arena, growing it up to
-// arenaMax, and names them in hdr; arguments that cannot go there (no arena,
-// past arenaMax, or the worker still holds earlier arguments it read from
-// the arena) are returned as the frame body.
-func (w *pyWorker) placeArgs(t Task, hdr *taskHeader) ([]byte, error) {
-	a := w.arena
-	if a != nil {
-		hdr.ArenaSize = a.size() // the worker may put its result there either way
-	}
-	if a == nil || w.pinned {
-		if t.Encode == nil {
-			return t.Args, nil
-		}
-		var buf bytes.Buffer
-		err := t.Encode(&buf)
-		return buf.Bytes(), err
-	}
-	args := t.Args
-	if t.Encode != nil {
-		aw := arenaWriter{mem: a.mem}
-		if err := t.Encode(&aw); err != nil {
-			return nil, err
-		}
-		if aw.spill == nil {
-			a.fit(aw.n) // room for a result as large, for the worker
-			hdr.Arena, hdr.ArenaSize = []uint64{0, uint64(aw.n)}, a.size()
-			return nil, nil
-		}
-		args = aw.spill.Bytes() // did not fit: grow, then copy them in once
-	}
-	if !a.fit(len(args)) {
-		return args, nil
-	}
-	copy(a.mem, args)
-	hdr.Arena, hdr.ArenaSize = []uint64{0, uint64(len(args))}, a.size()
-	return nil, nil
-}
-
-// afterTask records what the task left in the arena: whether the worker
-// still holds arguments it read from there (then the arena is left alone
-// until it says otherwise), and the pages it touched, which are trimmed
-// when this task needed fewer than an earlier one.
-func (w *pyWorker) afterTask(used int, pinned bool) {
-	w.pinned = pinned
-	if w.arena == nil {
-		return
-	}
-	w.arena.used(used)
-	if !pinned {
-		w.arena.trim(used)
-	}
-}
-
-type taskHeader struct {
-	Task      uint64   `json:"task"`
-	Fn        string   `json:"fn"`
-	Arena     []uint64 `json:"arena,omitempty"`      // [offset, length] of the arguments in the arena
-	ArenaSize int      `json:"arena_size,omitempty"` // the arena's size now: the worker remaps when it grew
-}
-
-// PyError is an exception raised by a Python function in a worker.
-type PyError struct {
-	Func      string `json:"fn"`
-	Type      string `json:"type"`
-	Message   string `json:"message"`
-	Traceback string `json:"traceback"`
-}
-
-func (e *PyError) Error() string {
-	return fmt.Sprintf("%s raised %s: %s\nRemote traceback:\n%s", e.Func, e.Type, e.Message, e.Traceback)
 }

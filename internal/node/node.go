@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"go.uber.org/zap"
@@ -163,16 +162,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		}
 		defer pool.Close()
 	}
-	// A Python task holds an executor while its worker runs, so there is
-	// one executor per worker on top of those for native kernels.
-	executors := cfg.Executors
-	if executors == 0 {
-		executors = runtime.GOMAXPROCS(0)
-	}
+	// Python tasks run against the workers, native ones against the cores.
+	scfg := scheduler.Config{Executors: cfg.Executors}
 	if pool != nil {
-		executors += pool.Size()
+		scfg.Workers = pool.Size()
 	}
-	sched, err := scheduler.New(scheduler.Config{Executors: executors}, log.Named("scheduler"))
+	sched, err := scheduler.New(scfg, log.Named("scheduler"))
 	if err != nil {
 		return err
 	}
