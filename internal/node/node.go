@@ -1,6 +1,4 @@
-// Package node wires one Quiver node from a Config: listeners, scheduler,
-// catalog and Flight server, and runs it until its context ends, then
-// drains.
+// Wiring: the node's Config, its checks, and Run.
 package node
 
 import (
