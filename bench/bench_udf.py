@@ -34,7 +34,6 @@ import math
 import multiprocessing
 import os
 import shutil
-import platform
 import shlex
 import subprocess
 import sys
@@ -45,6 +44,8 @@ import warnings
 
 import pandas as pd
 import pyarrow as pa
+
+from machine import load, machine, proc_cpu_s, proc_ppid, self_cpu_s  # noqa: F401  (machine, load: run_all)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 try:
@@ -152,11 +153,11 @@ class Node:
 
     def cpu_s(self) -> tuple[float, float]:
         """CPU seconds used so far by the node process and by its live Python workers (Linux /proc)."""
-        node, workers = _proc_cpu_s(self.proc.pid), 0.0
+        node, workers = proc_cpu_s(self.proc.pid), 0.0
         try:
             for pid in os.listdir("/proc"):
-                if pid.isdigit() and _proc_ppid(int(pid)) == self.proc.pid:
-                    workers += _proc_cpu_s(int(pid))
+                if pid.isdigit() and proc_ppid(int(pid)) == self.proc.pid:
+                    workers += proc_cpu_s(int(pid))
         except OSError:
             pass
         return node, workers
@@ -169,29 +170,6 @@ class Node:
             self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.run_dir, ignore_errors=True)
-
-
-def _proc_stat(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
-def _proc_cpu_s(pid: int) -> float:
-    st = _proc_stat(pid)  # fields from state on: utime and stime are the 12th and 13th
-    return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK") if len(st) > 12 else 0.0
-
-
-def _proc_ppid(pid: int) -> int:
-    st = _proc_stat(pid)
-    return int(st[1]) if len(st) > 1 else -1
-
-
-def _self_cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system
 
 
 # Spark.
@@ -339,9 +317,9 @@ def part_overhead(client, node: Node, tasks: int, calls: int, cores: int) -> dic
     one = pa.record_batch([pa.array([1], pa.int64())], names=["x"])
     for key, name in (("series", ident), ("arrow", ident_arrow)):
         client.call(name, big.slice(0, cores * 8), rows_per_task=1)  # warm
-        node0, workers0, self0 = *node.cpu_s(), _self_cpu_s()
+        node0, workers0, self0 = *node.cpu_s(), self_cpu_s()
         t, res = _timed(lambda: client.call(name, big, rows_per_task=1))
-        node1, workers1, self1 = *node.cpu_s(), _self_cpu_s()
+        node1, workers1, self1 = *node.cpu_s(), self_cpu_s()
         assert res.equals(big.column(0)), f"{name} changed its input"
         out[f"batch_{key}_us"] = t / tasks * 1e6
         out[f"batch_{key}_cpu"] = tuple((b - a) / tasks * 1e6 for a, b in
@@ -367,30 +345,6 @@ def part_overhead(client, node: Node, tasks: int, calls: int, cores: int) -> dic
     out["calls_par_us"] = (time.perf_counter() - start) / (per_thread * threads_n) * 1e6
     out["threads"] = threads_n
     return out
-
-
-# Report.
-
-def machine() -> str:
-    model = ""
-    mem_gib = 0.0
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-        with open("/proc/meminfo") as f:
-            mem_gib = int(next(line for line in f if line.startswith("MemTotal")).split()[1]) / 2**20
-    except (OSError, StopIteration):
-        pass
-    return (f"{os.cpu_count()} cores{f' ({model})' if model else ''}, {mem_gib:.0f} GiB, "
-            f"{platform.system()} {platform.machine()}, Python {platform.python_version()}, "
-            f"pyarrow {pa.__version__}, pandas {pd.__version__}")
-
-
-def load() -> str:
-    try:
-        return " ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "?"
 
 
 def main() -> int:

@@ -14,6 +14,12 @@ import pandas as pd
 
 from bench_udf import heavy_row  # the calibrated ~1 ms per-row function
 
+# Each Spark Python worker that calls ray.init(address="auto") is a Ray job of its own with its own
+# Ray workers. With Ray's defaults (soft limit of num_cpus idle workers, idle ones killed after 1 s)
+# the jobs keep killing each other's workers, and every task waits for a new worker process
+# (observed: model scoring 31 s instead of ~1 s). Let idle workers live, as a tuned cluster would.
+RAY_SYSTEM_CONFIG = {"num_workers_soft_limit": 8, "idle_worker_killing_time_threshold_ms": 600_000}
+
 MODEL_FEATURES = 6
 
 # Heavy per-row work. The loop count is bound into each UDF (heavy_udf(n)).
