@@ -4,11 +4,13 @@ GO ?= go
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+PKG_VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' pyclient/quiver/__init__.py)
+# The binary reports the package's version, plus the commit it was built from.
+VERSION ?= $(PKG_VERSION)+$(shell git describe --always --dirty 2>/dev/null || echo dev)
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 QUICK ?=
 
-.PHONY: setup build run run-builtins test test-go test-py test-e2e bench lint clean
+.PHONY: setup build wheel run run-builtins test test-go test-py test-e2e bench lint clean
 
 setup: $(VENV)/.installed build ## Python venv with pinned deps, Go modules, the binary
 
@@ -22,6 +24,9 @@ build: ## bin/quiver
 	$(GO) mod download
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o bin/quiver ./cmd/quiver
 	mkdir -p pyclient/quiver/_bin && cp bin/quiver pyclient/quiver/_bin/quiver.tmp && mv pyclient/quiver/_bin/quiver.tmp pyclient/quiver/_bin/quiver
+
+wheel: $(VENV)/.installed ## dist/: platform wheels (Linux x86_64 and aarch64) with the node's binary inside
+	$(PY) pyclient/build_wheels.py --out dist
 
 run: setup ## the main job: a heavy PySpark pandas UDF on skewed data, plain and accelerated
 	$(PY) spark-jobs/demo.py
@@ -57,4 +62,4 @@ lint: ## gofmt and go vet
 	$(GO) vet ./...
 
 clean:
-	rm -rf bin $(VENV)
+	rm -rf bin dist $(VENV)

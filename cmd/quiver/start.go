@@ -85,7 +85,7 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 	fl.StringVar(&f.runDir, "run-dir", rundir.Default(), "directory for the socket, pid and log files (user-only)")
 	fl.IntVar(&f.executors, "executors", 0, "native executor goroutines (default: one per core)")
 	fl.IntVar(&f.workers, "workers", 0, "Python worker processes (default: one per core; -1 for none)")
-	fl.StringVar(&f.python, "python", "python3", "interpreter for Python workers; it must import quiver")
+	fl.StringVar(&f.python, "python", workerPython(), "interpreter for Python workers; it must import quiver (default: $QUIVER_PYTHON, else python3)")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the token clients must send")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate (PEM)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
@@ -155,4 +155,14 @@ func newLogger(level string) (*zap.Logger, error) {
 	cfg.OutputPaths = []string{"stderr"}
 	cfg.Sampling = nil
 	return cfg.Build()
+}
+
+// workerPython is the default interpreter of Python workers: $QUIVER_PYTHON,
+// which the quiver command of an installed wheel sets to the interpreter it
+// was installed with, else python3.
+func workerPython() string {
+	if p := os.Getenv("QUIVER_PYTHON"); p != "" {
+		return p
+	}
+	return "python3"
 }
