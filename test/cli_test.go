@@ -214,3 +214,71 @@ func echo(t *testing.T, addr string, rows int) {
 		t.Fatalf("identity returned %d rows for %d", got, rows)
 	}
 }
+
+// waitGone waits until process pid has exited, failing the test at hang.
+func waitGone(t *testing.T, pid int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(hang)
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: node %d still runs after %s", what, pid, hang)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestWatchPIDEndsTheNodeWithItsOwner(t *testing.T) {
+	bin := buildQuiver(t)
+	dir := runDir(t)
+	owner := exec.Command("sleep", "300")
+	if err := owner.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Process.Kill()
+	out, err := quiver(t, bin, "start", "--run-dir", dir, "--listen", "", "--workers", "-1",
+		"--watch-pid", strconv.Itoa(owner.Process.Pid))
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	pid := readPID(t, dir)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	echo(t, "grpc+unix://"+filepath.Join(dir, "quiver.sock"), 5)
+	if err := owner.Process.Kill(); err != nil { // as kill -9 would
+		t.Fatal(err)
+	}
+	_ = owner.Wait()
+	waitGone(t, pid, "owner killed")
+	if _, err := os.Stat(filepath.Join(dir, "quiver.sock")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left behind: %v", err)
+	}
+}
+
+func TestIdleExitWaitsForTheLastClient(t *testing.T) {
+	const idle = 3 * time.Second
+	bin := buildQuiver(t)
+	dir := runDir(t)
+	out, err := quiver(t, bin, "start", "--run-dir", dir, "--listen", "", "--workers", "-1",
+		"--idle-exit", idle.String())
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	pid := readPID(t, dir)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+
+	// A client that keeps its connection keeps the node, past the idle time.
+	c, err := dial.Client("grpc+unix://" + filepath.Join(dir, "quiver.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := c.DoAction(ctx, &flight.Action{Type: "health"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2*idle + time.Second)
+	if syscall.Kill(pid, 0) != nil {
+		t.Fatalf("the node exited after %s with a client connected", 2*idle+time.Second)
+	}
+	c.Close()
+	waitGone(t, pid, "last client gone")
+}

@@ -149,3 +149,54 @@ def test_explicit_address_never_starts_a_node(local_env, run_dir, tmp_path):
     c = quiver.connect(f"grpc+unix://{tmp_path}/nothing.sock")  # lazy, as before
     assert c.address.endswith("nothing.sock")
     assert not os.path.exists(os.path.join(run_dir, "quiver.pid"))
+
+
+def test_a_starter_killed_with_sigkill_leaves_no_node(local_env):
+    """No atexit runs under kill -9: the node watches its starter and ends itself."""
+    p = spawn(local_env)
+    r = report(p)
+    assert r["started"]
+    p.kill()
+    p.wait(30)
+    assert gone(r["pid"]), "the node outlived a starter killed with SIGKILL"
+
+
+# A Spark application whose pandas UDF calls quiver.connect() inside a task, with no node
+# running: the Spark Python worker starts one. It prints the node's pid and stops.
+SPARK_APP = r"""
+import json, os, sys
+import pandas as pd
+from pyspark.sql import SparkSession
+from pyspark.sql.functions import pandas_udf
+
+spark = (SparkSession.builder.master("local[1]").appName("autostart")
+         .config("spark.ui.enabled", "false").config("spark.driver.host", "127.0.0.1")
+         .config("spark.driver.bindAddress", "127.0.0.1").getOrCreate())
+
+@pandas_udf("long")
+def node_pid(x: pd.Series) -> pd.Series:
+    import quiver
+    from quiver._wire import local
+    c = quiver.connect()
+    pid = c.status()["nodes"][0]["pid"]
+    assert local.started_node() is not None, "this task did not start the node"
+    return pd.Series([pid] * len(x))
+
+pid = spark.range(1).select(node_pid("id")).collect()[0][0]
+print(json.dumps({"pid": pid}), flush=True)
+spark.stop()
+"""
+
+
+def test_a_node_started_in_a_spark_task_ends_when_idle(local_env):
+    pytest.importorskip("pyspark")
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        pytest.skip("PySpark needs Java 17 or later")
+    env = dict(local_env, PYSPARK_PYTHON=sys.executable, QUIVER_IDLE_EXIT="2s")
+    app = subprocess.run([sys.executable, "-c", SPARK_APP], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert app.returncode == 0, app.stdout + app.stderr[-4000:]
+    pid = json.loads(app.stdout.strip().splitlines()[-1])["pid"]
+    # The application is over and its workers are gone: nothing holds a connection, so
+    # the node ends after its idle time, though nobody stopped it.
+    assert gone(pid), "a node started in a Spark task outlived its application"

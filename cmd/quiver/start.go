@@ -24,7 +24,8 @@ type startFlags struct {
 	record, spillDir, shmDir          string
 	recordMax, objectMemory           int64
 	executors, workers, maxMessage    int
-	drain                             time.Duration
+	drain, idleExit                   time.Duration
+	watchPID                          int
 	block                             bool
 }
 
@@ -97,6 +98,8 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 	fl.StringVar(&f.shmDir, "shm-dir", "", "where the node makes its private shared-memory directory for large objects of local clients (default /dev/shm); \"none\" for none")
 	fl.DurationVar(&f.drain, "drain-timeout", 30*time.Second, "how long SIGTERM waits for calls in flight")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.IntVar(&f.watchPID, "watch-pid", 0, "drain and exit once this process is gone (0: none)")
+	fl.DurationVar(&f.idleExit, "idle-exit", 0, "drain and exit after this long without a client connection (0: never)")
 	fl.BoolVar(&f.block, "block", false, "stay in the foreground; print a ready line on stdout when serving")
 	return cmd
 }
@@ -119,6 +122,8 @@ func (f startFlags) config(cmd *cobra.Command) (node.Config, error) {
 		ObjectStoreMemory: f.objectMemory,
 		SpillDir:          f.spillDir,
 		ShmDir:            f.shmDir,
+		WatchPID:          f.watchPID,
+		IdleExit:          f.idleExit,
 		Ready: func(tcp, socket string) {
 			fmt.Fprintf(cmd.OutOrStdout(), "quiver ready tcp=%s unix=%s\n", tcp, socket)
 		},

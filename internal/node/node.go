@@ -61,6 +61,14 @@ type Config struct {
 	// (objectstore.Config.ShmDir); empty means /dev/shm, "none" none. Where
 	// it cannot be made, the node serves without it.
 	ShmDir string
+	// WatchPID, when not zero, is a process the node serves: the node drains
+	// and exits once that process is gone (a driver killed with kill -9
+	// leaves no node behind).
+	WatchPID int
+	// IdleExit, when not zero, ends the node once it has had no client
+	// connection for that long (a node started on demand does not outlive
+	// its users). Zero means never.
+	IdleExit time.Duration
 	// Ready, if set, is called once the listeners are bound, with the real
 	// TCP address (port 0 resolved) and the socket path.
 	Ready func(tcp, socket string)
@@ -90,6 +98,9 @@ func (c *Config) validate() error {
 	}
 	if c.ObjectStoreMemory < 0 {
 		return errors.New("node: negative --object-store-memory")
+	}
+	if c.WatchPID < 0 || c.IdleExit < 0 {
+		return errors.New("node: negative --watch-pid or --idle-exit")
 	}
 	return nil
 }
@@ -176,10 +187,15 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	cl := newClients()
 	errc := make(chan error, len(lis))
 	for _, l := range lis {
-		go func(l net.Listener) { errc <- srv.Serve(l) }(l)
+		go func(l net.Listener) { errc <- srv.Serve(cl.wrap(l)) }(l)
 	}
+	lctx, stopWatch := context.WithCancel(ctx)
+	ended, watched := watchLifetime(lctx, cfg, cl)
+	defer watched()
+	defer stopWatch()
 	workers := 0
 	if pool != nil {
 		workers = pool.Size()
@@ -195,6 +211,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	select {
 	case <-ctx.Done():
 	case serveErr = <-errc:
+	case why := <-ended:
+		log.Info("ending by itself", zap.String("why", why))
 	}
 	log.Info("draining", zap.Duration("timeout", cfg.DrainTimeout))
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)

@@ -7,9 +7,16 @@ looks for a node on the default unix socket (``quiver.sock`` in the run
 directory: $QUIVER_RUN_DIR, else $XDG_RUNTIME_DIR/quiver, else
 /tmp/quiver-<uid>). If none answers it starts one, detached, serving only that
 socket, with Python workers on this interpreter (``sys.executable``), and stops
-it when this process exits. Other processes of the same user on the machine
-(Spark's Python workers, a second notebook) find it on the same socket and
-reuse it; they never stop it.
+it when this process exits; the node also ends by itself if this process dies
+without exiting (``--watch-pid``: a driver killed with kill -9 leaves no node).
+Other processes of the same user on the machine (Spark's Python workers, a
+second notebook) find it on the same socket and reuse it; they never stop it.
+
+Started from inside a Spark task (a Spark Python worker, which Spark may kill at
+any time and which other workers share the node with), the node is not tied to
+the starting process: it ends once no client has been connected for
+$QUIVER_IDLE_EXIT (default 60s; ``--idle-exit``), so it never outlives the
+application that used it.
 
 The binary is $QUIVER_BIN, else ``quiver/_bin/quiver`` inside this package
 (``make setup`` puts it there), else ``quiver`` on PATH. Concurrent starters
@@ -42,6 +49,7 @@ LOCK_NAME = "quiver.lock"
 PROBE_TIMEOUT_S = 2.0
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 45.0  # longer than the node's 30 s drain
+IDLE_EXIT = "60s"      # a node started from a Spark task ends after this long without a client
 
 _lock = threading.Lock()
 _started: dict | None = None  # {"pid": starter pid, "bin": ..., "run_dir": ...} when this process started a node
@@ -135,7 +143,10 @@ def _start(directory: str) -> None:
             f"{os.path.join(directory, SOCKET_NAME)} and there is no quiver binary to start one: "
             "set QUIVER_BIN, run `make setup` (it installs quiver/_bin/quiver), put `quiver` on "
             "PATH, or pass an address / set QUIVER_ADDRESS")
-    args = [binary, "start", "--listen=", "--run-dir", directory, "--python", sys.executable]
+    in_task = _in_spark_task()
+    lifetime = (["--idle-exit", os.environ.get("QUIVER_IDLE_EXIT") or IDLE_EXIT] if in_task
+                else ["--watch-pid", str(os.getpid())])
+    args = [binary, "start", "--listen=", "--run-dir", directory, "--python", sys.executable, *lifetime]
     try:
         proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=START_TIMEOUT_S)
@@ -148,9 +159,19 @@ def _start(directory: str) -> None:
         raise Unavailable(f"quiver: could not start a local node (`{' '.join(args)}` exited "
                           f"{proc.returncode}):\n{proc.stdout.strip()}")
     _started = {"pid": os.getpid(), "bin": binary, "run_dir": directory}
-    if not _atexit_registered:
+    if not _atexit_registered and not in_task:  # other workers may still use it: idle exit ends it
         atexit.register(shutdown)
         _atexit_registered = True
+
+
+def _in_spark_task() -> bool:
+    """Whether this process runs a Spark task now (a Spark Python worker): without
+    importing pyspark where the caller did not."""
+    tc = sys.modules.get("pyspark.taskcontext")
+    try:
+        return tc is not None and tc.TaskContext.get() is not None
+    except Exception:  # a pyspark too different to ask
+        return False
 
 
 def _make_private_dir(directory: str) -> None:
