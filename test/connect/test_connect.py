@@ -69,3 +69,10 @@ def test_a_raising_udf_fails_the_query_with_its_message(connect):
     fast = pandas_udf("double")(quiver.accelerate(boom))
     with pytest.raises(Exception, match="connect says no"):
         connect.range(10).select(fast(F.col("id").cast("double"))).collect()
+
+
+def test_setup_cluster_says_a_connect_session_has_no_sparkcontext(connect):
+    import quiver.spark
+
+    with pytest.raises(quiver.QuiverError, match="classic SparkSession"):
+        quiver.spark.setup_cluster(connect)

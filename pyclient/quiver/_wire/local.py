@@ -30,6 +30,7 @@ so exactly one of them starts the node and the others connect to it.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import os
 import shutil
@@ -43,7 +44,8 @@ from ..errors import Unavailable
 from .address import SOCKET_NAME, run_dir
 from .conn import auth_headers
 
-__all__ = ["find_binary", "run_dir", "ensure_node", "started_node", "shutdown"]
+__all__ = ["find_binary", "run_dir", "ensure_node", "started_node", "shutdown", "host_lock",
+           "start_detached", "answers"]
 
 LOCK_NAME = "quiver.lock"
 PROBE_TIMEOUT_S = 2.0
@@ -93,24 +95,40 @@ def ensure_node(token: str | None = None) -> str:
     Raises Unavailable when no node answers and none can be started (no binary,
     or it failed to start: the message quotes its output).
     """
+    global _started, _atexit_registered
     directory = run_dir()
     address = "grpc+unix://" + os.path.join(directory, SOCKET_NAME)
     if answers(address, token):
         return address
+    with host_lock(directory):
+        if answers(address, token):
+            return address  # another process started it while we waited
+        in_task = _in_spark_task()
+        lifetime = (["--idle-exit", os.environ.get("QUIVER_IDLE_EXIT") or IDLE_EXIT] if in_task
+                    else ["--watch-pid", str(os.getpid())])
+        binary = start_detached(directory, ["--listen=", "--python", sys.executable, *lifetime])
+        _started = {"pid": os.getpid(), "bin": binary, "run_dir": directory}
+        if not _atexit_registered and not in_task:  # other workers may still use it: idle exit ends it
+            atexit.register(shutdown)
+            _atexit_registered = True
+    if not answers(address, token, timeout=10):
+        raise Unavailable(f"quiver: started a local node in {directory}, but it does not answer on "
+                          f"{address}; see {os.path.join(directory, 'quiver.log')}")
+    return address
+
+
+@contextlib.contextmanager
+def host_lock(directory: str):
+    """Held by one thread of one process of this user at a time, per run directory:
+    who starts (or stops) the node of that directory."""
     with _lock:  # threads of this process; the file lock covers other processes
         _make_private_dir(directory)
         fd = os.open(os.path.join(directory, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            if answers(address, token):
-                return address  # another process started it while we waited
-            _start(directory)
+            yield
         finally:
             os.close(fd)  # releases the lock
-    if not answers(address, token, timeout=10):
-        raise Unavailable(f"quiver: started a local node in {directory}, but it does not answer on "
-                          f"{address}; see {os.path.join(directory, 'quiver.log')}")
-    return address
 
 
 def started_node() -> dict | None:
@@ -133,9 +151,9 @@ def shutdown() -> None:
         pass
 
 
-def _start(directory: str) -> None:
-    """Start a detached node serving only the socket in `directory`; hold the lock while calling."""
-    global _started, _atexit_registered
+def start_detached(directory: str, args: list[str]) -> str:
+    """Run `quiver start --run-dir directory *args` (a detached node; the caller holds
+    host_lock) and return the binary's path; Unavailable, quoting its output, if it fails."""
     binary = find_binary()
     if binary is None:
         raise Unavailable(
@@ -143,25 +161,19 @@ def _start(directory: str) -> None:
             f"{os.path.join(directory, SOCKET_NAME)} and there is no quiver binary to start one: "
             "set QUIVER_BIN, run `make setup` (it installs quiver/_bin/quiver), put `quiver` on "
             "PATH, or pass an address / set QUIVER_ADDRESS")
-    in_task = _in_spark_task()
-    lifetime = (["--idle-exit", os.environ.get("QUIVER_IDLE_EXIT") or IDLE_EXIT] if in_task
-                else ["--watch-pid", str(os.getpid())])
-    args = [binary, "start", "--listen=", "--run-dir", directory, "--python", sys.executable, *lifetime]
+    cmd = [binary, "start", "--run-dir", directory, *args]
     try:
-        proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=START_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        raise Unavailable(f"quiver: `{' '.join(args)}` did not finish in {START_TIMEOUT_S:.0f}s; "
+        raise Unavailable(f"quiver: `{' '.join(cmd)}` did not finish in {START_TIMEOUT_S:.0f}s; "
                           f"see {os.path.join(directory, 'quiver.log')}") from None
     except OSError as e:
         raise Unavailable(f"quiver: cannot run {binary}: {e}") from e
     if proc.returncode != 0:
-        raise Unavailable(f"quiver: could not start a local node (`{' '.join(args)}` exited "
+        raise Unavailable(f"quiver: could not start a local node (`{' '.join(cmd)}` exited "
                           f"{proc.returncode}):\n{proc.stdout.strip()}")
-    _started = {"pid": os.getpid(), "bin": binary, "run_dir": directory}
-    if not _atexit_registered and not in_task:  # other workers may still use it: idle exit ends it
-        atexit.register(shutdown)
-        _atexit_registered = True
+    return binary
 
 
 def _in_spark_task() -> bool:
