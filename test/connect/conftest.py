@@ -1,4 +1,4 @@
-"""A Spark Connect server of the test session's own (pyspark's bin/spark-submit running
+"""A Spark Connect server of the test module's own (pyspark's bin/spark-submit running
 SparkConnectServer on local[2], bound to loopback on a free port), and a Connect session
 to it. Its Python workers run this interpreter and find the test node through
 QUIVER_ADDRESS, set in the server's environment (local mode: workers inherit it)."""
@@ -38,7 +38,7 @@ def wait_for_port(port: int, proc: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"the Connect server did not listen within {START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def connect_server(node):
     pyspark = pytest.importorskip("pyspark")
     pytest.importorskip("grpc")
@@ -79,10 +79,18 @@ def connect_server(node):
         shutil.rmtree(work, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def connect(connect_server):
+    """A Connect session for this module's tests. Making one switches this process's PySpark to
+    Connect mode through environment variables (pandas_udf and friends then build Connect
+    UDFs); they are restored when the module ends, so later tests get classic sessions."""
     from pyspark.sql import SparkSession
 
+    saved = dict(os.environ)
     spark = SparkSession.builder.remote(connect_server).getOrCreate()
-    yield spark
-    spark.stop()
+    try:
+        yield spark
+    finally:
+        spark.stop()
+        os.environ.clear()
+        os.environ.update(saved)
