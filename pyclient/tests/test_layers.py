@@ -23,7 +23,7 @@ LAYERS = [
     ("facade", ["quiver"]),
     ("accelerate", ["quiver._accel.decorator"]),
     ("accelerate parts", ["quiver._accel.nodes", "quiver._accel.infer"]),
-    ("accelerate forms", ["quiver._accel.forms"]),
+    ("accelerate forms", ["quiver._accel.forms", "quiver._accel.pickled"]),
     ("accelerate policy", ["quiver._accel", "quiver._accel.policy"]),
     ("client", ["quiver.client"]),
     ("lineage", ["quiver.lineage"]),
@@ -33,6 +33,7 @@ LAYERS = [
     ("wire", ["quiver._wire", "quiver._wire.*"]),
     ("worker", ["quiver.worker", "quiver.worker.*"]),
     ("task rows", ["quiver._taskrows"]),
+    ("task context", ["quiver._taskcontext"]),
     ("conversion", ["quiver._convert"]),
     ("types", ["quiver.types"]),
     ("helpers", ["quiver._util", "quiver._options", "quiver._retry"]),
@@ -41,7 +42,7 @@ LAYERS = [
 
 # What the worker may reach: its own package and the leaves below it.
 WORKER = "worker"
-WORKER_MAY_REACH = {"worker", "task rows", "conversion", "types", "helpers", "errors"}
+WORKER_MAY_REACH = {"worker", "task rows", "task context", "conversion", "types", "helpers", "errors"}
 
 
 def module_name(path: pathlib.Path) -> str:
