@@ -89,6 +89,8 @@ def test_integer_column_labels_survive(env):
     want, got, impl = run(split, names, rows_per_task=1)
     assert list(got.columns) == [0, 1]
     pd.testing.assert_frame_equal(got, want)
+    # One piece per task, joined: each column is one Arrow chunk again, as Spark needs.
+    assert all(isinstance(pa.Array.from_pandas(got[c]), pa.Array) for c in got.columns)
 
 
 def test_pickled_class_and_iterator_forms(env):

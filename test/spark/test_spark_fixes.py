@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("pyspark")
 
 from pyspark import TaskContext
+from pyspark import cloudpickle as pyspark_cloudpickle
 from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
@@ -25,7 +26,10 @@ from pyspark.sql.types import (
 import quiver
 from test_spark_types import compare, series
 
+# Spark's and the node's workers cannot import this module: ship it by value, with both
+# picklers (pyspark pickles UDFs with its own copy of cloudpickle).
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
+pyspark_cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
 

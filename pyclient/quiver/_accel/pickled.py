@@ -97,9 +97,33 @@ def unpickle(column, index):
             parts.append(pickle.loads(value))
     shape = next((p for p in parts if isinstance(p, pd.DataFrame)), None)
     result = concat_parts([_nulls(p, shape) if isinstance(p, int) else p for p in parts])
+    if len(parts) > 1:
+        result = _one_chunk(result)
     if len(result) == len(index):
         result.index = index
     return result
+
+
+def _one_chunk(result):
+    """pd.concat leaves pyarrow-backed columns (pandas' "str") in chunks, which Spark's
+    conversion refuses; a function's own result has one: rebuild those columns."""
+    if isinstance(result, pd.DataFrame):
+        chunked = [c for c in range(result.shape[1]) if _chunked(result.iloc[:, c])]
+        if chunked:
+            result = result.copy()
+            for c in chunked:
+                result.isetitem(c, _rebuilt(result.iloc[:, c]))
+        return result
+    return _rebuilt(result) if _chunked(result) else result
+
+
+def _chunked(s: pd.Series) -> bool:
+    data = getattr(s.array, "_pa_array", None)
+    return isinstance(data, pa.ChunkedArray) and data.num_chunks > 1
+
+
+def _rebuilt(s: pd.Series) -> pd.Series:
+    return pd.Series(pd.array(s.to_numpy(), dtype=s.dtype), index=s.index, name=s.name)
 
 
 def _nulls(n: int, shape):
