@@ -27,6 +27,7 @@ __all__ = ["TaskContext", "ResourceInformation", "task_context", "from_spark", "
            "header_value", "running", "HEADER"]
 
 HEADER = b"quiver-task-context"
+MAX_HEADER = 8 << 10  # bytes: well within gRPC's metadata limits and the node's 64 KiB
 
 _FIELDS = ("stageId", "partitionId", "attemptNumber", "taskAttemptId", "cpus")
 
@@ -110,9 +111,19 @@ def from_spark() -> dict | None:
 
 def headers() -> tuple:
     """The call's task context header, ((HEADER, value),), when this runs in a Spark task;
-    else ()."""
+    else (). Past MAX_HEADER bytes the largest local properties are left out (Spark's
+    callSite.long can be a stack trace): the call must not fail for them."""
     values = from_spark()
-    return ((HEADER, header_value(values)),) if values is not None else ()
+    if values is None:
+        return ()
+    value = header_value(values)
+    props = values["localProperties"]
+    for key in sorted(props, key=lambda k: len(str(props[k])), reverse=True):
+        if len(value) <= MAX_HEADER:
+            break
+        del props[key]
+        value = header_value(values)
+    return ((HEADER, value),)
 
 
 def header_value(values: dict) -> bytes:

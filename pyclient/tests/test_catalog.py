@@ -180,3 +180,24 @@ def test_bad_task_context_is_invalid(node):
 def test_no_task_context_outside_a_task():
     assert quiver.task_context() is None
     assert quiver.TaskContext.get() is None
+
+
+def test_task_context_header_from_spark():
+    from pyspark.taskcontext import TaskContext
+    from quiver import _taskcontext
+
+    big = "x" * (_taskcontext.MAX_HEADER + 1)
+    tc = object.__new__(TaskContext)
+    TaskContext.__init__(tc, stageId=2, partitionId=1, attemptNumber=0, taskAttemptId=9, cpus=1,
+                         localProperties={"keep": "v", "callSite.long": big}, resources={})
+    TaskContext._setTaskContext(tc)
+    try:
+        ((key, value),) = _taskcontext.headers()
+        assert quiver.task_context().partitionId() == 1
+    finally:
+        TaskContext._setTaskContext(None)
+    values = json.loads(value)
+    assert key == b"quiver-task-context" and len(value) <= _taskcontext.MAX_HEADER
+    assert values["localProperties"] == {"keep": "v"}  # the largest property is left out
+    assert (values["stageId"], values["partitionId"], values["taskAttemptId"]) == (2, 1, 9)
+    assert _taskcontext.headers() == ()
