@@ -38,13 +38,17 @@ run-builtins: setup ## start a node, call every built-in on generated data, stop
 	QUIVER_ADDRESS=grpc+unix://$$rundir/quiver.sock $(PY) spark-jobs/builtins_demo.py && \
 	bin/quiver status --address grpc+unix://$$rundir/quiver.sock
 
-test: setup test-go test-py test-e2e ## all tests
+test: setup $(VENV)/.test-installed test-go test-py test-e2e ## all tests
+
+$(VENV)/.test-installed: test/requirements.txt $(VENV)/.installed ## test-only deps (Databend's UDF client)
+	$(PY) -m pip install -q --disable-pip-version-check -r test/requirements.txt
+	touch $@
 
 test-go:
 	$(GO) vet ./...
 	QUIVER_PYTHON=$(CURDIR)/$(PY) $(GO) test -race -count=1 ./...
 
-test-py: ## the Python client's own tests, against a real node
+test-py: $(VENV)/.test-installed ## the Python client's own tests, against a real node
 	QUIVER_BIN=$(CURDIR)/bin/quiver $(PY) -m pytest -q pyclient/tests
 
 test-e2e: ## test/: real PySpark, node processes started and restarted, the examples

@@ -30,7 +30,8 @@
 // Client input is never trusted: every IPC message header is checked by
 // internal/ipccheck before arrow-go reads it, the reader of one call holds
 // a bounded amount of memory, and every batch is validated before use
-// (input.go, source.go). Call options travel as gRPC headers (headers.go).
+// (input.go, source.go). Call options travel as gRPC headers (headers.go),
+// the caller's task context (quiver-task-context, a JSON object) among them.
 //
 // A Server is built from a Config (the object store, the worker pool, a
 // recorder and TLS included) before it serves; it serves one gRPC server

@@ -3,6 +3,7 @@ package flight
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"time"
 
@@ -18,12 +19,16 @@ const (
 	HeaderRetries     = "quiver-retries"
 	HeaderOnError     = "quiver-on-error"
 	HeaderTimeoutMs   = "quiver-timeout-ms"
+	// HeaderTaskContext is the caller's task context, a JSON object that
+	// Python functions receive with each task (docs/protocol.md).
+	HeaderTaskContext = "quiver-task-context"
 )
 
 // Limits on header values.
 const (
 	maxRowsPerTask = 1 << 31
 	maxRetries     = 100
+	maxTaskContext = 64 << 10
 )
 
 // callOptions reads the call options from ctx's incoming metadata.
@@ -49,7 +54,26 @@ func callOptions(ctx context.Context) (scheduler.CallOptions, error) {
 	if o.OnError, err = scheduler.ParseOnError(lastHeader(md, HeaderOnError)); err != nil {
 		return o, err
 	}
+	if o.TaskContext, err = taskContextHeader(lastHeader(md, HeaderTaskContext)); err != nil {
+		return o, err
+	}
 	return o, nil
+}
+
+// taskContextHeader checks a task context header: a JSON object of at most
+// maxTaskContext bytes; absent is nil.
+func taskContextHeader(v string) ([]byte, error) {
+	if v == "" {
+		return nil, nil
+	}
+	if len(v) > maxTaskContext {
+		return nil, udf.Invalidf("header %s has %d bytes, at most %d are allowed", HeaderTaskContext, len(v), maxTaskContext)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(v), &obj); err != nil || obj == nil {
+		return nil, udf.Invalidf("header %s must be a JSON object, got %.40q", HeaderTaskContext, v)
+	}
+	return []byte(v), nil
 }
 
 // intHeader parses header key as an integer in [lo, hi]; absent is 0.

@@ -17,7 +17,7 @@ import (
 
 // Actions that change the catalog.
 const (
-	ActionRegister = "register" // body: u32 LE J | J bytes JSON | blob; result JSON Registered
+	ActionRegister = "register" // body: u32 LE J | J bytes JSON {name, returns, args?} | blob; result JSON Registered
 	ActionDrop     = "drop"     // body: the function name; result empty
 )
 
@@ -35,6 +35,7 @@ type Registered struct {
 type registration struct {
 	name string
 	ret  arrow.DataType
+	args []arrow.Field // nil: not declared
 	blob []byte
 }
 
@@ -53,8 +54,9 @@ func parseRegister(body []byte, mem memory.Allocator) (reg registration, err err
 		return reg, fmt.Errorf("%w: register header length %d does not fit a body of %d bytes", errMalformed, n, len(body))
 	}
 	var h struct {
-		Name    string `json:"name"`
-		Returns string `json:"returns"`
+		Name    string  `json:"name"`
+		Returns string  `json:"returns"`
+		Args    *string `json:"args"`
 	}
 	if err := json.Unmarshal(body[4:4+n], &h); err != nil {
 		return reg, fmt.Errorf("%w: register header is not JSON {name, returns}: %v", errMalformed, err)
@@ -74,10 +76,34 @@ func parseRegister(body []byte, mem memory.Allocator) (reg registration, err err
 		return reg, fmt.Errorf("%w: register %s: the returns schema has %d fields, want 1", errMalformed, h.Name, schema.NumFields())
 	}
 	reg = registration{name: h.Name, ret: schema.Field(0).Type, blob: body[4+n:]}
+	if h.Args != nil {
+		if reg.args, err = parseArgs(h.Name, *h.Args, mem); err != nil {
+			return reg, err
+		}
+	}
 	if len(reg.blob) == 0 {
 		return reg, fmt.Errorf("%w: register %s: no function blob after the header", errMalformed, h.Name)
 	}
 	return reg, nil
+}
+
+// parseArgs reads the declared arguments: a base64 Arrow schema, one field
+// per argument (none: a function of no arguments).
+func parseArgs(name, b64 string, mem memory.Allocator) ([]arrow.Field, error) {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: register %s: args is not base64: %v", errMalformed, name, err)
+	}
+	schema, err := flight.DeserializeSchema(raw, mem)
+	if err != nil {
+		return nil, fmt.Errorf("%w: register %s: args is not an Arrow schema: %v", errMalformed, name, err)
+	}
+	args := make([]arrow.Field, 0, schema.NumFields())
+	for _, f := range schema.Fields() {
+		f.Nullable = true // every argument may be null
+		args = append(args, f)
+	}
+	return args, nil
 }
 
 // register adds or replaces a Python function.
@@ -89,6 +115,9 @@ func (s *Server) register(body []byte) ([]byte, error) {
 	fn, err := udf.NewPyFunc(reg.name, reg.blob, reg.ret, s.cfg.Workers)
 	if err != nil {
 		return nil, err
+	}
+	if reg.args != nil {
+		fn.SetArgs(reg.args)
 	}
 	replaced, err := s.cat.Put(fn)
 	if err != nil {

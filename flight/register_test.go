@@ -50,11 +50,46 @@ func TestParseRegister(t *testing.T) {
 		"returns garbage":   registerBody(t, map[string]string{"name": "f", "returns": "AAAA"}, []byte("b")),
 		"two result fields": registerBody(t, map[string]string{"name": "f", "returns": twoFields}, []byte("b")),
 		"no blob":           registerBody(t, map[string]string{"name": "f", "returns": ok}, nil),
+		"args not b64":      registerBody(t, map[string]string{"name": "f", "returns": ok, "args": "%%%"}, []byte("b")),
+		"args garbage":      registerBody(t, map[string]string{"name": "f", "returns": ok, "args": "AAAA"}, []byte("b")),
 	}
 	for name, body := range bad {
 		t.Run(name, func(t *testing.T) {
 			if _, err := parseRegister(body, memory.DefaultAllocator); !errors.Is(err, errMalformed) {
 				t.Fatalf("got %v, want errMalformed", err)
+			}
+		})
+	}
+}
+
+// TestParseRegisterArgs: declared arguments are read by position, all
+// nullable; none declared is nil, an empty schema a function of none.
+func TestParseRegisterArgs(t *testing.T) {
+	ok := returnsOf(arrow.PrimitiveTypes.Float64)
+	args := base64.StdEncoding.EncodeToString(flight.SerializeSchema(arrow.NewSchema([]arrow.Field{
+		{Name: "x", Type: arrow.PrimitiveTypes.Float64}, {Name: "label", Type: arrow.BinaryTypes.String, Nullable: true}}, nil),
+		memory.DefaultAllocator))
+	none := base64.StdEncoding.EncodeToString(flight.SerializeSchema(arrow.NewSchema(nil, nil), memory.DefaultAllocator))
+	for name, tc := range map[string]struct {
+		header map[string]string
+		want   []string
+	}{
+		"declared":     {map[string]string{"name": "f", "returns": ok, "args": args}, []string{"x:float64", "label:utf8"}},
+		"not declared": {map[string]string{"name": "f", "returns": ok}, nil},
+		"no arguments": {map[string]string{"name": "f", "returns": ok, "args": none}, []string{}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			reg, err := parseRegister(registerBody(t, tc.header, []byte("blob")), memory.DefaultAllocator)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (reg.args == nil) != (tc.want == nil) || len(reg.args) != len(tc.want) {
+				t.Fatalf("args %v, want %v", reg.args, tc.want)
+			}
+			for i, f := range reg.args {
+				if got := f.Name + ":" + f.Type.String(); got != tc.want[i] || !f.Nullable {
+					t.Errorf("argument %d: %s (nullable %v), want %s, nullable", i, got, f.Nullable, tc.want[i])
+				}
 			}
 		})
 	}

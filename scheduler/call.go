@@ -51,6 +51,9 @@ func (s *Scheduler) Run(ctx context.Context, b *Bound, src Source, emit Emit) er
 		ctx, cancelT = context.WithTimeout(ctx, b.Opts.Timeout)
 		defer cancelT()
 	}
+	if len(b.Opts.TaskContext) > 0 {
+		ctx = udf.WithTaskContext(ctx, b.Opts.TaskContext)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	c := &call{s: s, b: b, ctx: ctx, core: NewCore(s.cfg.Window), batches: map[int]*batch{}, name: b.Func.Name()}
 	if cf, ok := b.Func.(udf.Costed); ok {
@@ -180,6 +183,12 @@ func (c *call) collect() error {
 // admit cuts rec into tasks and queues each where placement says, in its
 // lane of the pool.
 func (c *call) admit(rec arrow.RecordBatch) error {
+	if c.b.decode {
+		var err error
+		if rec, err = decodeDictionaries(c.s.cfg.Mem, rec); err != nil {
+			return err
+		}
+	}
 	rows := rec.NumRows()
 	ranges := Split(rows, c.taskRows(rows))
 	seq := c.core.Admit(len(ranges))

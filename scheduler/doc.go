@@ -56,6 +56,13 @@
 //     measures its work (udf.Costed.EvalWork) reports each task to its
 //     estimator, one per function ID shared by all calls (Scheduler.Cost
 //     reads it); the udf package keeps no estimate.
+//   - Bind types a call: a native kernel that refuses a dictionary-encoded
+//     column binds it as its value type, and Run decodes it once per batch
+//     before the batch is cut (dictionary.go); Python functions and those
+//     that take any type get the columns as they came.
+//     A udf.Nullary function takes batches without columns (EvalRows gets
+//     the task's row count). CallOptions.TaskContext travels in the call's
+//     context (udf.WithTaskContext) to every Python task.
 //
 // Memory: a call holds at most Window input batches and their results; the
 // scheduler holds at most MaxCalls calls. Input batches are retained by Run

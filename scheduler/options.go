@@ -59,6 +59,9 @@ type CallOptions struct {
 	// Independent says each row is a job of its own (the task API): with
 	// RowsPerTask zero, tasks are sized by IndependentTaskRows.
 	Independent bool
+	// TaskContext is the caller's task context (a JSON object, e.g. Spark's
+	// TaskContext), handed to Python functions with each task; nil if none.
+	TaskContext []byte
 }
 
 // Bound is a function checked against a call's input schema.
@@ -68,20 +71,18 @@ type Bound struct {
 	Out     *arrow.Schema
 	OutType arrow.DataType
 	Opts    CallOptions
+
+	decode bool // dictionary-encoded columns are decoded before the function sees them
 }
 
 // Bind checks the input schema's columns against fn's signature and builds
 // the output schema: one field named after the function, plus the error
 // column under OnErrorNull.
 func Bind(fn udf.Func, in *arrow.Schema, opts CallOptions) (*Bound, error) {
-	if in.NumFields() == 0 {
+	if _, nullary := fn.(udf.Nullary); in.NumFields() == 0 && !nullary {
 		return nil, udf.Invalidf("%s: the input has no columns; the columns of a batch are the function's arguments, by position", fn.Name())
 	}
-	types := make([]arrow.DataType, in.NumFields())
-	for i, f := range in.Fields() {
-		types[i] = f.Type
-	}
-	out, err := fn.Bind(types)
+	out, decode, err := bindDecoded(fn, in)
 	if err != nil {
 		return nil, err
 	}
@@ -92,5 +93,5 @@ func Bind(fn udf.Func, in *arrow.Schema, opts CallOptions) (*Bound, error) {
 	if opts.OnError == OnErrorNull {
 		fields = append(fields, arrow.Field{Name: ErrorColumn, Type: arrow.BinaryTypes.String, Nullable: true})
 	}
-	return &Bound{Func: fn, In: in, Out: arrow.NewSchema(fields, nil), OutType: out, Opts: opts}, nil
+	return &Bound{Func: fn, In: in, Out: arrow.NewSchema(fields, nil), OutType: out, Opts: opts, decode: decode}, nil
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/zap"
+
+	"github.com/quiver-udf/quiver/udf"
 )
 
 // TaskError is a task that failed: which function, which batch and rows.
@@ -105,7 +107,9 @@ func (c *call) eval(rec arrow.RecordBatch, r Range) (arrow.Array, error) {
 		col arrow.Array
 		err error
 	)
-	if c.costed != nil {
+	if nf, ok := c.b.Func.(udf.Nullary); ok && len(args) == 0 {
+		col, err = nf.EvalRows(c.ctx, c.s.cfg.Mem, int(r.Len))
+	} else if c.costed != nil {
 		var work time.Duration
 		if col, work, err = c.costed.EvalWork(c.ctx, c.s.cfg.Mem, args); err == nil {
 			c.cost.observe(r.Len, work)

@@ -10,5 +10,7 @@ func Builtins() []Func {
 		levenshtein{},
 		jaroWinkler{},
 		geohashEncode{},
+		builtinHealthy{},
+		builtinEcho{},
 	}
 }

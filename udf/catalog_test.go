@@ -10,7 +10,7 @@ import (
 
 func TestBuiltinCatalog(t *testing.T) {
 	c := NewBuiltinCatalog()
-	want := []string{"geohash_encode", "haversine_km", "identity", "jaro_winkler", "levenshtein", "sha256_hex"}
+	want := []string{"builtin_echo", "builtin_healthy", "geohash_encode", "haversine_km", "identity", "jaro_winkler", "levenshtein", "sha256_hex"}
 	list := c.List()
 	if len(list) != len(want) {
 		t.Fatalf("List has %d functions, want %d", len(list), len(want))

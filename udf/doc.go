@@ -12,7 +12,8 @@
 // built-ins, and callers own it.
 //
 // Adding a native function is one file that implements Func and one line in
-// builtins.go.
+// builtins.go. A function of no arguments also implements Nullary
+// (builtin_healthy); one that takes any type advertises AnyField (identity).
 //
 // Python functions (PyFunc) run on a WorkerPool of `python -m quiver.worker`
 // processes (docs/worker-protocol.md). A PyFunc is Costed: EvalWork reports
@@ -24,5 +25,7 @@
 // task's function (scenarios in testdata/pick.txt), chooses a worker that
 // has it warm, so that a function and a class's instance stay where they
 // were loaded. A released worker goes to the longest waiting caller first.
-// A worker that dies is replaced; Close stops them all.
+// A worker that dies is replaced; Close stops them all. A PyFunc accepts any
+// arguments unless SetArgs declared them; it sends the task context its call
+// carries (WithTaskContext) with each task.
 package udf

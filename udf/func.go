@@ -32,13 +32,41 @@ type Func interface {
 // Signature is what a function publishes about itself.
 type Signature struct {
 	// Args are the canonical argument fields, by position. A function that
-	// accepts several types (identity, sha256_hex) lists the first it accepts
-	// here and says the rest in Doc.
+	// accepts several types (sha256_hex) lists the first it accepts here and
+	// says the rest in Doc; one that accepts any type (identity) lists an
+	// AnyField.
 	Args []arrow.Field
 	// Result is the canonical result field.
 	Result arrow.Field
 	// Doc is a one-line description for people.
 	Doc string
+}
+
+// Metadata keys of a field that stands for any type (AnyField).
+const (
+	// MetaExtension is Databend's key for its extension types.
+	MetaExtension = "Extension"
+	// MetaAnyType says, for people, which types the field takes.
+	MetaAnyType = "quiver-type"
+)
+
+// AnyField is the field a function advertises for an argument (or result)
+// of any type. Arrow has no such type, so it takes the form Databend uses for
+// its own any-type, VARIANT: large_binary with metadata Extension=Variant,
+// which Databend's CREATE FUNCTION accepts. The metadata key quiver-type
+// says what the field really takes (e.g. "any"). Binding does not use it:
+// the function's Bind accepts every type.
+func AnyField(name, takes string) arrow.Field {
+	md := arrow.NewMetadata([]string{MetaExtension, MetaAnyType}, []string{"Variant", takes})
+	return arrow.Field{Name: name, Type: arrow.BinaryTypes.LargeBinary, Nullable: true, Metadata: md}
+}
+
+// Nullary is a function of no arguments. Its calls' batches have no
+// columns, only a row count; the scheduler calls EvalRows in place of Eval.
+type Nullary interface {
+	Func
+	// EvalRows returns a result of rows rows.
+	EvalRows(ctx context.Context, mem memory.Allocator, rows int) (arrow.Array, error)
 }
 
 // checkArity returns an *ArityError when got differs from want.

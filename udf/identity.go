@@ -12,11 +12,13 @@ type identity struct{}
 
 func (identity) Name() string { return "identity" }
 
+// Signature advertises the generic form (see AnyField): x of any type, the
+// result of x's type.
 func (identity) Signature() Signature {
 	return Signature{
-		Args:   []arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int64, Nullable: true}},
-		Result: arrow.Field{Name: "identity", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
-		Doc:    "returns x unchanged; x may be of any type",
+		Args:   []arrow.Field{AnyField("x", "any")},
+		Result: AnyField("identity", "the type of x"),
+		Doc:    "returns x unchanged; x may be of any type and the result has x's type",
 	}
 }
 

@@ -25,6 +25,7 @@ type PyFunc struct {
 	id   string
 	blob []byte
 	ret  arrow.DataType
+	args []arrow.Field // the declared arguments; nil: not declared
 	pool *WorkerPool
 }
 
@@ -57,15 +58,44 @@ func (f *PyFunc) Name() string { return f.name }
 // ID is the blob's content address.
 func (f *PyFunc) ID() string { return f.id }
 
+// SetArgs declares the function's arguments, by position: the catalog
+// lists them and Bind checks calls against them. Call it before the
+// function is registered; without it any arguments are accepted.
+func (f *PyFunc) SetArgs(args []arrow.Field) {
+	f.args = args
+}
+
 func (f *PyFunc) Signature() Signature {
+	doc := "python function " + f.id + "; arguments are checked by the function itself"
+	if f.args != nil {
+		doc = "python function " + f.id
+	}
 	return Signature{
+		Args:   f.args,
 		Result: arrow.Field{Name: f.name, Type: f.ret, Nullable: true},
-		Doc:    "python function " + f.id + "; arguments are checked by the function itself",
+		Doc:    doc,
 	}
 }
 
-// Bind accepts any arguments: Python checks its own.
+// Bind accepts any arguments when none are declared (Python checks its
+// own), else the declared types, by position; a dictionary-encoded column
+// of the declared type's values is accepted and passed on as it is.
 func (f *PyFunc) Bind(args []arrow.DataType) (arrow.DataType, error) {
+	if f.args == nil {
+		return f.ret, nil
+	}
+	if err := checkArity(f.name, len(f.args), args); err != nil {
+		return nil, err
+	}
+	for i, t := range args {
+		want := f.args[i].Type
+		if d, ok := t.(*arrow.DictionaryType); ok {
+			t = d.ValueType
+		}
+		if !arrow.TypeEqual(t, want) {
+			return nil, &ArgError{Func: f.name, Pos: i, Expected: want.String(), Got: args[i]}
+		}
+	}
 	return f.ret, nil
 }
 
@@ -85,7 +115,7 @@ func (f *PyFunc) EvalWork(ctx context.Context, mem memory.Allocator, args []arro
 	// The pool encodes the arguments straight into the worker's arena and
 	// decodes the result out of it: one copy each way on this side.
 	var col arrow.Array
-	res, err := f.pool.Run(ctx, Task{FnID: f.id, Name: f.name, Blob: f.blob,
+	res, err := f.pool.Run(ctx, Task{FnID: f.id, Name: f.name, Blob: f.blob, Context: taskContext(ctx),
 		Encode: func(w io.Writer) error { return encodeArgs(w, args, rows, mem) },
 		Decode: func(b []byte) (err error) {
 			col, err = decodeResult(b, mem)

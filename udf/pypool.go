@@ -287,6 +287,9 @@ type Task struct {
 	// Arrow IPC reader does). An error from Decode fails the task, not the
 	// worker.
 	Decode func(ipc []byte) error
+	// Context is the caller's task context, a JSON object sent with TASK;
+	// nil if none.
+	Context []byte
 }
 
 // Result is a worker's answer to a Task.

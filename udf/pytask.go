@@ -10,7 +10,7 @@ import (
 
 // run sends LOAD if needed and TASK, and reads the answer.
 func (w *pyWorker) run(t Task) (Result, error) {
-	hdr := taskHeader{Fn: t.FnID}
+	hdr := taskHeader{Fn: t.FnID, Context: t.Context}
 	body, err := w.placeArgs(t, &hdr)
 	if err != nil {
 		return Result{}, err // the arguments could not be encoded; nothing was sent
@@ -149,6 +149,8 @@ type taskHeader struct {
 	Fn        string   `json:"fn"`
 	Arena     []uint64 `json:"arena,omitempty"`      // [offset, length] of the arguments in the arena
 	ArenaSize int      `json:"arena_size,omitempty"` // the arena's size now: the worker remaps when it grew
+	// Context is the caller's task context (a JSON object), when it sent one.
+	Context json.RawMessage `json:"context,omitempty"`
 }
 
 // PyError is an exception raised by a Python function in a worker.

@@ -9,6 +9,7 @@
     client.map(fn, items); ref = client.put(obj); client.get(ref)
     ref = client.remote(fn, *args)             # the result kept on the node (quiver.lineage)
     quiver.get(ref)                            # in a UDF or a task: a broadcast object, cached
+    quiver.task_context()                      # in a function run for a Spark task: its TaskContext
 
     @pandas_udf("double")
     @quiver.accelerate                         # a pandas UDF's batches run on the node
@@ -31,9 +32,9 @@ checks it, function-level imports included):
                             per-process connection cache, the on-demand local node
     worker                  ``python -m quiver.worker``: the node's Python workers
     _taskrows, _convert,    leaves that both the worker and the driver side use:
-    types, _util,           running task rows, pandas <-> Arrow, Spark types,
-    _options, _retry,       traceback trimming and joining parts, the option table,
-    errors                  the retry rule, the exceptions
+    _taskcontext, types,    running task rows, pandas <-> Arrow, the task context,
+    _util, _options,        Spark types, traceback trimming and joining parts, the
+    _retry, errors          option table, the retry rule, the exceptions
 
 The worker imports only the leaves; so that ``python -m quiver.worker`` loads
 no driver code, this module imports its public names lazily, on first use.
@@ -65,6 +66,8 @@ _EXPORTS = {
     "OverCapacity": "errors",
     "Timeout": "errors",
     "ObjectLost": "errors",
+    "TaskContext": "_taskcontext",
+    "task_context": "_taskcontext",
 }
 
 # Modules that ``quiver.<name>`` reaches without importing them first.

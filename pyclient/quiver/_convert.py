@@ -34,7 +34,8 @@ Conventions (they matter for Spark, see DESIGN.md "Spark facts"):
 - Casts are otherwise safe: 1.5 to an int type, or an overflow, is a TypeError
   naming the Arrow type, not a silent truncation.
 - Without a type, a column of dicts becomes a map (pyarrow alone would infer a
-  struct); a DataFrame becomes a struct; an empty object column becomes
+  struct) when their values have one type, else a struct; Rows (namedtuples)
+  become structs; a DataFrame becomes a struct; an empty object column becomes
   Arrow's null type.
 """
 
@@ -260,6 +261,8 @@ def _plain_values(s: pd.Series) -> list:
 def _plain_value(v):
     if isinstance(v, np.ndarray):
         return [_plain_value(x) for x in v.tolist()] if v.dtype == object else v.tolist()
+    if _is_row(v):
+        return {k: _plain_value(x) for k, x in _row_dict(v).items()}
     if isinstance(v, (list, tuple)):
         return [_plain_value(x) for x in v]
     if isinstance(v, dict):
@@ -297,34 +300,75 @@ def _frame_to_struct(df: pd.DataFrame, type, timezone) -> pa.Array:
 
 
 def _infer_object(s: pd.Series) -> pa.Array:
-    """Infer an object column's type; dicts make maps (pyarrow would infer structs)."""
+    """Infer an object column's type; dicts of one value type make maps (pyarrow would
+    infer structs), other dicts and Rows make structs."""
+    first = next((v for v in s if v is not None), None)
     try:
+        if _has_row(first):
+            raise TypeError("Rows are structs")  # pyarrow would infer lists from the tuples
         arr = _one(pa.Array.from_pandas(s))
     except _ARROW_ERRORS as e:
         try:
             t = _infer_type(s.tolist())
+            return _one(pa.array(_plain_values(s), type=t, from_pandas=True))
         except _ARROW_ERRORS:
             raise TypeError(f"quiver: cannot convert {_what(s)} to Arrow: {e}") from e
-        return _one(pa.Array.from_pandas(s, type=t))
     if _has_struct(arr.type):
         t = _infer_type(s.tolist())
         if t != arr.type:
-            return _one(pa.Array.from_pandas(s, type=t))
+            return _one(pa.array(_plain_values(s), type=t, from_pandas=True))
     return arr
 
 
 def _infer_type(values: list) -> pa.DataType:
-    """The Arrow type of Python values, with dicts as maps."""
+    """The Arrow type of Python values: dicts whose values have one type are maps,
+    other dicts and Rows (namedtuples) structs."""
     vals = [v for v in values if v is not None and not (isinstance(v, float) and v != v)]
     if not vals:
         return pa.null()
     if all(isinstance(v, dict) for v in vals):
         keys = _infer_type([k for d in vals for k in d])
-        return pa.map_(pa.string() if pat.is_null(keys) else keys,
-                       _infer_type([x for d in vals for x in d.values()]))
+        try:
+            items = _infer_type([x for d in vals for x in d.values()])
+        except _ARROW_ERRORS:
+            if not pat.is_string(keys):
+                raise
+            return _struct_type(vals)  # values of several types: not a map
+        return pa.map_(pa.string() if pat.is_null(keys) else keys, items)
+    if all(_is_row(v) for v in vals):
+        return _struct_type([_row_dict(v) for v in vals])
     if all(isinstance(v, (list, tuple, np.ndarray)) for v in vals):
         return pa.list_(_infer_type([x for v in vals for x in v]))
     return pa.array(vals, from_pandas=True).type
+
+
+def _struct_type(dicts: list) -> pa.DataType:
+    """A struct of the keys of dicts, in the order first seen, each of its values' type."""
+    names: dict = {}
+    for d in dicts:
+        for k in d:
+            names.setdefault(k, None)
+    return pa.struct([(k, _infer_type([d.get(k) for d in dicts])) for k in names])
+
+
+def _is_row(v) -> bool:
+    """A pyspark Row with field names or a namedtuple: a struct by field name."""
+    return isinstance(v, tuple) and (hasattr(v, "__fields__") or hasattr(v, "_asdict"))
+
+
+def _row_dict(v) -> dict:
+    return v.asDict() if hasattr(v, "__fields__") else v._asdict()
+
+
+def _has_row(v) -> bool:
+    """Whether a value holds a Row anywhere (looking at the first element of sequences)."""
+    if _is_row(v):
+        return True
+    if isinstance(v, dict):
+        return any(_has_row(x) for x in v.values())
+    if isinstance(v, (list, tuple, np.ndarray)) and len(v):
+        return _has_row(next((x for x in v if x is not None), None))
+    return False
 
 
 def _has_struct(t: pa.DataType) -> bool:

@@ -1,5 +1,6 @@
-"""Small helpers that the worker side and the driver side share: traceback trimming and
-joining an iterator function's parts. Imports nothing of quiver."""
+"""Small helpers that the worker side and the driver side share: traceback trimming,
+joining an iterator function's parts, and the error for a result of the wrong kind.
+Imports nothing of quiver."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import traceback
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["user_traceback", "concat_parts"]
+__all__ = ["user_traceback", "concat_parts", "return_type_error"]
 
 
 def user_traceback(e: BaseException, skip: frozenset | set) -> str:
@@ -30,3 +31,10 @@ def concat_parts(parts: list):
     if all(isinstance(p, (pa.Array, pa.ChunkedArray)) for p in parts):
         return pa.chunked_array(parts).combine_chunks()
     return pd.concat(parts, ignore_index=True)
+
+
+def return_type_error(name: str, result, expected: str) -> TypeError:
+    """A function returned something other than a batch (a scalar, None): say what, in
+    Spark's words (its UDF_RETURN_TYPE error), e.g. expected "pandas.Series"."""
+    return TypeError(f"{name}: Return type of the user-defined function should be {expected}, "
+                     f"but is {type(result).__name__}")

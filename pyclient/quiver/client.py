@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from . import _options
-from ._registry import Registry
+from ._registry import Registry, arg_fields
 from ._wire import local
 from ._wire.address import DEFAULT_TCP_ADDRESS, default_socket, resolve_address
 from ._wire.conn import Connection, Function, wire_table
@@ -257,7 +257,7 @@ class Client:
     # Python functions.
 
     def register(self, fn_or_class, name: str | None = None, returns=None,
-                 kind: str | None = None, *, spark: dict | None = None) -> str:
+                 kind: str | None = None, *, spark: dict | None = None, args=None) -> str:
         """Register a Python function (or class) on the node; return its name.
 
         returns is the result type: a pyarrow DataType, a Spark DDL string
@@ -271,9 +271,16 @@ class Client:
         travels cloudpickled: what it references by module must be importable
         by the node's workers. spark is the blob's "spark" entry for the
         accelerate wrapper: {"timezone": session zone} makes tz-aware results
-        wall-clock times in that zone.
+        wall-clock times in that zone. args declares the argument types, which
+        the catalog (GetFlightInfo, ListFlights) advertises to other engines'
+        callers and the node checks calls against: a list of types (Spark DDL,
+        pyarrow or pyspark) or a dict of name -> type; without it, the
+        function's type hints declare them when each names a type (e.g.
+        ``def f(x: "double", y: pa.string())``), else none are advertised and
+        any arguments are accepted.
         """
-        return self._functions.register(fn_or_class, name, returns, kind, spark=spark)
+        return self._functions.register(fn_or_class, name, returns, kind, spark=spark,
+                                        args=arg_fields(fn_or_class, args))
 
     def drop(self, name: str) -> None:
         """Remove a registered Python function (FunctionNotFound if there is none)."""

@@ -24,7 +24,7 @@ LAYERS = [
     ("facade", ["quiver", "quiver._cli"]),
     ("accelerate", ["quiver._accel.decorator"]),
     ("accelerate parts", ["quiver._accel.nodes", "quiver._accel.infer"]),
-    ("accelerate forms", ["quiver._accel.forms"]),
+    ("accelerate forms", ["quiver._accel.forms", "quiver._accel.pickled"]),
     ("accelerate policy", ["quiver._accel", "quiver._accel.policy"]),
     ("client", ["quiver.client"]),
     ("lineage", ["quiver.lineage"]),
@@ -34,6 +34,7 @@ LAYERS = [
     ("wire", ["quiver._wire", "quiver._wire.*"]),
     ("worker", ["quiver.worker", "quiver.worker.*"]),
     ("task rows", ["quiver._taskrows"]),
+    ("task context", ["quiver._taskcontext"]),
     ("conversion", ["quiver._convert"]),
     ("types", ["quiver.types"]),
     ("helpers", ["quiver._util", "quiver._options", "quiver._retry"]),
@@ -42,7 +43,7 @@ LAYERS = [
 
 # What the worker may reach: its own package and the leaves below it.
 WORKER = "worker"
-WORKER_MAY_REACH = {"worker", "task rows", "conversion", "types", "helpers", "errors"}
+WORKER_MAY_REACH = {"worker", "task rows", "task context", "conversion", "types", "helpers", "errors"}
 
 
 def module_name(path: pathlib.Path) -> str:

@@ -19,6 +19,8 @@ SIGNATURES = {
     "levenshtein": ([pa.string()] * 2, pa.int32()),
     "jaro_winkler": ([pa.string()] * 2, pa.float64()),
     "geohash_encode": ([pa.float64(), pa.float64(), pa.int32()], pa.string()),
+    "builtin_healthy": ([], pa.int32()),
+    "builtin_echo": ([pa.large_string()], pa.large_string()),
 }
 INPUT_COUNT_KEY = b"x-databend-udf-input-count"
 

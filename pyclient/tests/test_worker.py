@@ -175,7 +175,7 @@ def test_wrong_result_type_names_the_arrow_type(worker):
     assert "double" in header["message"]
     worker.load("scalar", lambda s: 3.0, pa.float64())
     kind, header = worker.task("scalar", [1], task=2)
-    assert kind == "error" and "expected a pandas Series" in header["message"]
+    assert kind == "error" and "should be pandas.Series, but is float" in header["message"]
 
 
 def test_unknown_function_id(worker):

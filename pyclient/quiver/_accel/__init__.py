@@ -4,6 +4,7 @@
     nodes       the nodes batches go to: whether each answers, over the shared connection
     infer       the result type, inferred from local runs when ``returns`` is not given
     forms       the call forms (pandas, Arrow, iterators, RecordBatches), adapters, slicing
+    pickled     results no Arrow type holds, carried pickled through the node
     policy      pure: run a batch here or on the node (fallback, the cheap-function switch)
 
 Conversions between pandas and Arrow are quiver._convert, shared with the worker.

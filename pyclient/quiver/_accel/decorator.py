@@ -35,9 +35,16 @@ Arrow type of that result; it does so once per distinct set of argument types,
 since pandas results often follow their inputs (an int column with nulls
 arrives as float64). A result that later does not fit the inferred type is
 computed locally instead, and the type is widened. Pass ``returns`` to skip the
-local run (e.g. for a class whose constructor loads a large model). For the Arrow
+local run (e.g. for a class whose constructor loads a large model). A pandas
+result that no Arrow type holds faithfully (values of mixed kinds, a DataFrame
+whose column labels are not strings) travels pickled and reaches Spark exactly
+as the function returned it (quiver._accel.pickled). For the Arrow
 forms leave ``returns`` out or pass a pyarrow type: a Spark DDL "timestamp" means
 the pandas side's naive wall-clock time, not the zoned arrays arrow_udf returns.
+
+Task context. In a Spark task, each call carries Spark's TaskContext to the
+node, where ``pyspark.TaskContext.get()`` and ``quiver.task_context()`` return
+it (quiver._taskcontext).
 
 Registration and connections. The function is cloudpickled and registered on
 first use in each process, under a content-addressed name; batches go over
@@ -70,6 +77,7 @@ import hashlib
 import inspect
 import itertools
 import os
+import pickle
 import re
 import threading
 import time
@@ -82,6 +90,7 @@ import pyarrow as pa
 
 from .. import _options
 from .._convert import pandas_to_arrow
+from .._taskcontext import headers as task_headers
 from ..errors import FunctionNotFound, OverCapacity, UDFError, Unavailable
 from . import policy
 from .forms import (
@@ -89,6 +98,7 @@ from .forms import (
     _ARROW_ARRAYS,
     _BATCHES,
     _PANDAS,
+    _PANDAS_ITER,
     _concat,
     _concat_batches,
     _form_of,
@@ -107,6 +117,7 @@ from .forms import (
 )
 from .infer import MISSING, ResultTypes
 from .nodes import _Node, _node_for, _warn_fallback
+from .pickled import CARRIER, PICKLED, PickledResult, unpickle
 
 __all__ = ["accelerate"]
 
@@ -346,7 +357,7 @@ class _Accelerated:
                 name = self._register(node, form, returns, item)
                 start = time.perf_counter()
                 chunks, _, info = conn.exchange(name, batch.schema, (batch,),
-                                                conn.call_options(self.opts.headers))
+                                                conn.call_options(self.opts.headers + task_headers()))
                 wall = time.perf_counter() - start
             except FunctionNotFound:
                 if attempt:
@@ -367,6 +378,8 @@ class _Accelerated:
             break
         self.remote_batches += 1
         self._observe(info, wall)
+        if returns is PICKLED:
+            return unpickle(chunks[0], values[0].index)
         return _from_arrow(form, chunks[0], values)
 
     def _unreachable(self, node: _Node, form, values, item):
@@ -390,6 +403,9 @@ class _Accelerated:
         fnobj, kind = _remote_fn(self.fn, self.is_class, form, item)
         names = tuple(item.schema.names) if form == _BATCHES else None
         key = (id(node), kind, str(returns), names, form)
+        if returns is PICKLED:  # no Arrow type: the node returns the results pickled
+            fnobj, kind, returns = PickledResult(self.fn, is_class=self.is_class,
+                                                 iterator=form == _PANDAS_ITER), "series", CARRIER
         name = self._names.get(key)
         if name is not None:
             return name
@@ -449,6 +465,9 @@ class _Accelerated:
             t = self.types.infer(form, done[0], 1)
         else:
             t = self.explicit or pa.null()
+        if t is PICKLED:
+            return unpickle(pa.array([None if r is None else pickle.dumps(r) for r in results], CARRIER),
+                            values[0].index)
         arrays = []
         for r in results:
             if r is None:

@@ -2,7 +2,9 @@
 
 The function runs here on 1, then a few rows of a batch; the widened Arrow
 type of that result is the batch's result type, kept per distinct set of
-argument types. A result the node could not convert to it widens it.
+argument types. A result the node could not convert to it widens it. A
+pandas result that no Arrow type holds faithfully is PICKLED: it travels as
+it is (quiver._accel.pickled), never making a correct function fail.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from typing import Callable
 import pyarrow as pa
 
 from .._convert import pandas_to_arrow
+from .._util import return_type_error
 from .forms import (
+    _ARROW,
     _ARROW_ARRAYS,
+    _ARROW_ITER,
     _BATCHES,
     _has_null_type,
     _head,
@@ -23,6 +28,7 @@ from .forms import (
     _not_per_row,
     _widen_type,
 )
+from .pickled import PICKLED, needs_pickle
 
 __all__ = ["PROBE_ROWS", "MISSING", "ResultTypes"]
 
@@ -67,20 +73,24 @@ class ResultTypes:
                     # exactly what the plain function does (or on_error="null" semantics).
                     return None, MISSING
                 t = self.infer(form, result, rows)
-                if not _has_null_type(t):
+                if t is PICKLED or not _has_null_type(t):
                     self._returns[key] = t
                     return t, MISSING
                 if rows == n:
                     break
             result = run_local(form, values, item)
             t = self.infer(form, result, n)
-            if not _has_null_type(t):
+            if t is PICKLED or not _has_null_type(t):
                 self._returns[key] = t
             return None, result
 
     def infer(self, form: str, result, rows: int) -> pa.DataType:
         """The widened Arrow type of a local result, checking it is one row per input row."""
         got = _length(result)
+        if got is None:
+            expected = ("pyarrow.RecordBatch" if form == _BATCHES else
+                        "pyarrow.Array" if form in (_ARROW, _ARROW_ITER) else "pandas.Series")
+            raise return_type_error(f"quiver.accelerate: {self.name}", result, expected)
         if got != rows:
             if form == _BATCHES:
                 raise _not_per_row(self.name, got, rows)
@@ -90,13 +100,22 @@ class ResultTypes:
             return _widen_type(pa.struct(list(result.schema)))
         if isinstance(result, _ARROW_ARRAYS):
             return _widen_type(result.type)
-        return _widen_type(pandas_to_arrow(result).type)
+        if needs_pickle(result):
+            return PICKLED
+        try:
+            return _widen_type(pandas_to_arrow(result).type)
+        except (TypeError, ValueError, pa.ArrowException):
+            return PICKLED  # no Arrow type fits: carry it as it is (quiver._accel.pickled)
 
     def widen(self, key, form: str, values: list, item, old: pa.DataType, run_local: Callable):
         """The node could not convert a result to the inferred type: run here, widen the type."""
         result = run_local(form, values, item)
         try:
             new = self.infer(form, result, len(values[0]))
+            if new is PICKLED:
+                with self._lock:
+                    self._returns[key] = PICKLED
+                return result
             merged = pa.unify_schemas([pa.schema([("r", old)]), pa.schema([("r", new)])],
                                       promote_options="permissive").field(0).type
         except (pa.ArrowException, TypeError, ValueError):

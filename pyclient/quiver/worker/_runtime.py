@@ -18,8 +18,9 @@ import pyarrow as pa
 
 from .._convert import arrow_to_pandas, pandas_to_arrow
 from .._options import KINDS
+from .._taskcontext import running
 from .._taskrows import run_task_rows
-from .._util import concat_parts, user_traceback
+from .._util import concat_parts, return_type_error, user_traceback
 
 LOAD, TASK, SHUTDOWN = 1, 2, 3
 READY, RESULT, ERROR = 10, 11, 12
@@ -211,7 +212,8 @@ class Worker:
                                "fn": f.name}, ()
             batch = _read_batch(body)
             rows = batch.num_rows
-            result, ms = self.call(f, batch)
+            with running(header.get("context")):
+                result, ms = self.call(f, batch)
             reply = {"task": task, "rows": rows, "ms": ms}
             return RESULT, reply, self._result_parts(f, result, reply, out_off)
         except BaseException as e:  # noqa: BLE001  (sys.exit in user code is an error, not an exit)
@@ -306,8 +308,9 @@ class Worker:
         if f.returns is None:
             raise TypeError(f"{f.name} was registered without a result type")
         if not hasattr(result, "__len__") or isinstance(result, (str, bytes)):
-            raise TypeError(f"{f.name} returned {type(result).__name__}; expected a pandas Series "
-                            f"(a DataFrame for a struct) of Arrow type {f.returns}")
+            expected = ("pyarrow.Array" if kind == "arrow" else
+                        "pandas.DataFrame" if pa.types.is_struct(f.returns) else "pandas.Series")
+            raise return_type_error(f.name, result, expected)
         rows = batch.num_rows
         if len(result) != rows:
             raise ValueError(f"{f.name} returned {len(result)} rows for {rows} input rows")
