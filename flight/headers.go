@@ -18,6 +18,9 @@ const (
 	HeaderRetries     = "quiver-retries"
 	HeaderOnError     = "quiver-on-error"
 	HeaderTimeoutMs   = "quiver-timeout-ms"
+	// HeaderTableFunction "1" asks for a table call: the output has the
+	// row-index column "row" first (docs/protocol.md).
+	HeaderTableFunction = "quiver-table-function"
 )
 
 // Limits on header values.
@@ -48,6 +51,13 @@ func callOptions(ctx context.Context) (scheduler.CallOptions, error) {
 	o.Timeout = time.Duration(n) * time.Millisecond
 	if o.OnError, err = scheduler.ParseOnError(lastHeader(md, HeaderOnError)); err != nil {
 		return o, err
+	}
+	switch v := lastHeader(md, HeaderTableFunction); v {
+	case "", "0":
+	case "1":
+		o.Table = true
+	default:
+		return o, udf.Invalidf("header %s must be 0 or 1, got %q", HeaderTableFunction, v)
 	}
 	return o, nil
 }

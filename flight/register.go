@@ -33,9 +33,10 @@ type Registered struct {
 
 // registration is a parsed register body.
 type registration struct {
-	name string
-	ret  arrow.DataType
-	blob []byte
+	name  string
+	ret   arrow.DataType
+	blob  []byte
+	table bool // a table function (docs/protocol.md, "Table functions")
 }
 
 // parseRegister reads a register body (docs/worker-protocol.md).
@@ -55,6 +56,7 @@ func parseRegister(body []byte, mem memory.Allocator) (reg registration, err err
 	var h struct {
 		Name    string `json:"name"`
 		Returns string `json:"returns"`
+		Table   bool   `json:"table"`
 	}
 	if err := json.Unmarshal(body[4:4+n], &h); err != nil {
 		return reg, fmt.Errorf("%w: register header is not JSON {name, returns}: %v", errMalformed, err)
@@ -73,7 +75,7 @@ func parseRegister(body []byte, mem memory.Allocator) (reg registration, err err
 	if schema.NumFields() != 1 {
 		return reg, fmt.Errorf("%w: register %s: the returns schema has %d fields, want 1", errMalformed, h.Name, schema.NumFields())
 	}
-	reg = registration{name: h.Name, ret: schema.Field(0).Type, blob: body[4+n:]}
+	reg = registration{name: h.Name, ret: schema.Field(0).Type, blob: body[4+n:], table: h.Table}
 	if len(reg.blob) == 0 {
 		return reg, fmt.Errorf("%w: register %s: no function blob after the header", errMalformed, h.Name)
 	}
@@ -86,7 +88,11 @@ func (s *Server) register(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	fn, err := udf.NewPyFunc(reg.name, reg.blob, reg.ret, s.cfg.Workers)
+	newFn := udf.NewPyFunc
+	if reg.table {
+		newFn = udf.NewPyTableFunc
+	}
+	fn, err := newFn(reg.name, reg.blob, reg.ret, s.cfg.Workers)
 	if err != nil {
 		return nil, err
 	}

@@ -181,6 +181,12 @@ func (c *call) collect() error {
 // lane of the pool.
 func (c *call) admit(rec arrow.RecordBatch) error {
 	rows := rec.NumRows()
+	if c.b.Table {
+		if err := checkTableBatch(rows); err != nil {
+			rec.Release()
+			return err
+		}
+	}
 	ranges := Split(rows, c.taskRows(rows))
 	seq := c.core.Admit(len(ranges))
 	bt := &batch{rec: rec, ranges: ranges, results: make([]taskResult, len(ranges))}

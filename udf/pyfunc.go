@@ -26,6 +26,8 @@ type PyFunc struct {
 	blob []byte
 	ret  arrow.DataType
 	pool *WorkerPool
+	// table: a table function (NewPyTableFunc); see pytable.go.
+	table bool
 }
 
 // BlobID is the content address of a blob: the first 16 bytes of its

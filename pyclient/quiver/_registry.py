@@ -50,11 +50,14 @@ class Registry:
         with self._lock:
             if key in self.registered:
                 return name
-        header = json.dumps({
+        header = {
             "name": name,
             "returns": base64.b64encode(pa.schema([pa.field("result", arrow_type)]).serialize()
                                         .to_pybytes()).decode(),
-        }).encode()
+        }
+        if kind == "table":  # the node answers its calls as a table function's
+            header["table"] = True
+        header = json.dumps(header).encode()
         answer = json.loads(self.conn.action("register", struct.pack("<I", len(header)) + header + blob))
         with self._lock:
             self._forget(name)

@@ -22,7 +22,7 @@ PACKAGE = pathlib.Path(quiver.__file__).parent
 LAYERS = [
     ("facade", ["quiver"]),
     ("accelerate", ["quiver._accel.decorator"]),
-    ("accelerate parts", ["quiver._accel.nodes", "quiver._accel.infer"]),
+    ("accelerate parts", ["quiver._accel.nodes", "quiver._accel.infer", "quiver._accel.mapform"]),
     ("accelerate forms", ["quiver._accel.forms"]),
     ("accelerate policy", ["quiver._accel", "quiver._accel.policy"]),
     ("client", ["quiver.client"]),

@@ -3,6 +3,7 @@
     decorator   accelerate(...) and the per-process state of an accelerated function
     nodes       the nodes batches go to: whether each answers, over the shared connection
     infer       the result type, inferred from local runs when ``returns`` is not given
+    mapform     map forms of any output length (mapInPandas, mapInArrow) as table calls
     forms       the call forms (pandas, Arrow, iterators, RecordBatches), adapters, slicing
     policy      pure: run a batch here or on the node (fallback, the cheap-function switch)
 

@@ -1,0 +1,171 @@
+"""Map forms of any output length (mapInPandas, mapInArrow) on the node, as table calls.
+
+A Spark map function takes a partition as an iterator of frames (pandas
+DataFrames for mapInPandas, pyarrow RecordBatches for mapInArrow) and yields
+frames of any length, none included. Accelerated, each input frame is one table
+call (docs/protocol.md, "Table functions"): the node cuts its rows into tasks of
+consecutive rows, and a worker runs the function on an iterator over one frame,
+that task's rows. mapInPandas and mapInArrow promise nothing about where batches
+are cut, so a task's slice is as valid an input as Spark's own batches. What the
+function yields for a task comes back as the task's output rows, one per frame
+it yielded, tied to the task's first input row; the wrapper yields the frames in
+order: those of the first task, then the second, and so on, input frame after
+input frame.
+
+Frames travel whole (values of type large_binary): a RecordBatch as an Arrow IPC
+stream, anything else (a DataFrame) pickled. The node cannot know the schema
+passed to mapInPandas/mapInArrow, and need not: Spark converts the frames with
+it, by name, exactly as it does the plain function's, so its checks and error
+messages are its own. An input frame whose columns cannot travel as Arrow (or
+have duplicate names) runs here.
+
+What accelerate needs of a map function: its output for a partition is the
+concatenation of its outputs for consecutive pieces of it (per-row or per-frame
+work: transforms, filters, explodes). A function that aggregates across its
+iterator (yields a count at the end) gives one result per task instead: leave
+it unaccelerated. on_error="null" has no meaning for frames and is refused.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import warnings
+
+import pandas as pd
+import pyarrow as pa
+
+from .. import _options
+from .._convert import arrow_to_pandas, pandas_to_arrow
+from .._wire.tablecall import exchange_table
+from ..errors import FunctionNotFound, OverCapacity, Unavailable
+from . import policy
+from .forms import _BATCHES, _FRAMES
+from .nodes import _node_for, _warn_fallback
+
+__all__ = ["FORMS", "RESULT_TYPE", "MapAdapter", "map_frames", "frame_names"]
+
+FORMS = (_BATCHES, _FRAMES)
+RESULT_TYPE = pa.large_binary()  # one yielded frame per output row
+_ARROW_TAG, _PICKLE_TAG = b"A", b"P"
+
+
+class MapAdapter:
+    """A map function as a table function (worker kind "table"): the task's rows as one
+    frame in, one output row per yielded frame out, all tied to the task's first row."""
+
+    def __init__(self, fn, names: tuple, pandas: bool):
+        self.fn = fn
+        self.names = names
+        self.pandas = pandas
+
+    def __call__(self, *columns):
+        if self.pandas:
+            frame = pd.DataFrame({n: arrow_to_pandas(c) for n, c in zip(self.names, columns)})
+        else:
+            frame = pa.RecordBatch.from_arrays(list(columns), names=list(self.names))
+        out = [_encode(f) for f in self.fn(iter([frame]))]
+        return pa.array([0] * len(out), pa.int32()), pa.array(out, RESULT_TYPE)
+
+
+def _encode(frame) -> bytes:
+    if isinstance(frame, pa.RecordBatch):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, frame.schema) as w:
+            w.write_batch(frame)
+        return _ARROW_TAG + sink.getvalue().to_pybytes()
+    return _PICKLE_TAG + pickle.dumps(frame, protocol=5)
+
+
+def _decode(buf: pa.Buffer):
+    tag, body = buf[:1].to_pybytes(), buf[1:]
+    if tag == _ARROW_TAG:
+        return pa.ipc.open_stream(body).read_next_batch()
+    return pickle.loads(memoryview(body))
+
+
+def frame_names(item) -> tuple:
+    return tuple(item.schema.names) if isinstance(item, pa.RecordBatch) else tuple(item.columns)
+
+
+def remote_fn(fn, form: str, item):
+    """(object to register, node kind) for a map form."""
+    return MapAdapter(fn, frame_names(item), form == _FRAMES), "table"
+
+
+def _columns(form: str, item) -> list | None:
+    """The frame's columns as Arrow arrays, or None when they cannot travel."""
+    names = frame_names(item)
+    if not names or len(set(names)) != len(names):
+        return None
+    if form == _BATCHES:
+        return list(item.columns)
+    try:
+        return [pandas_to_arrow(item[n]) for n in names]
+    except (TypeError, ValueError, pa.ArrowException):
+        return None
+
+
+def map_frames(acc, form: str, item):
+    """Yield what acc's map function yields for one input frame: computed on the node
+    when it answers, else here (as acc's options say)."""
+    if acc.opts.on_error == "null":
+        raise TypeError(f"quiver.accelerate: on_error='null' does not apply to map functions "
+                        f"({acc.name} takes an iterator of frames): a failing row has no null "
+                        "frame. Use on_error='raise'")
+    if not len(item):
+        yield from _here(acc, item)
+        return
+    cols = _columns(form, item)
+    if cols is None:
+        if not acc._warned_convert:
+            acc._warned_convert = True
+            warnings.warn(f"quiver.accelerate: cannot send the frames of {acc.name} to the node "
+                          f"(columns {list(frame_names(item))}); running it in this process",
+                          RuntimeWarning, stacklevel=4)
+        yield from _here(acc, item)
+        return
+    node = _node_for(acc.opts)
+    conn = node.get()
+    if conn is None:
+        if policy.fallback(acc.opts.fallback) == policy.RAISE:
+            acc._unreachable(node, form, None, item)  # raises Unavailable
+        _warn_fallback(node, acc.name)
+        yield from _here(acc, item)
+        return
+    batch = pa.RecordBatch.from_arrays(cols, names=[f"_{i}" for i in range(len(cols))])
+    headers = acc.opts.headers + _TABLE_HEADER
+    for attempt in range(2):
+        info = {"nulled": 0, "work_ms": 0.0}
+        try:
+            name = acc._register(node, form, RESULT_TYPE, item)
+            start = time.perf_counter()
+            outs = list(exchange_table(conn, name, batch.schema, (batch,), conn.call_options(headers), info))
+            wall = time.perf_counter() - start
+        except FunctionNotFound:
+            if attempt:
+                raise
+            acc._forget(node)  # the node restarted: register again
+            continue
+        except (Unavailable, OverCapacity) as e:
+            if isinstance(e, Unavailable):
+                node.mark_down(e)
+            if policy.fallback(acc.opts.fallback) == policy.RAISE:
+                raise
+            yield from _here(acc, item)
+            return
+        break
+    acc.remote_batches += 1
+    acc._observe(info, wall)
+    for out in outs:
+        col = out.column(1)
+        for i in range(len(col)):
+            yield _decode(col[i].as_buffer())
+
+
+def _here(acc, item):
+    acc._ran_here()
+    yield from acc.fn(iter([item]))
+
+
+_TABLE_HEADER = _options.call_headers({"table_function": True})
