@@ -23,7 +23,7 @@ LAYERS = [
     ("facade", ["quiver"]),
     ("accelerate", ["quiver._accel.decorator"]),
     ("accelerate parts", ["quiver._accel.nodes", "quiver._accel.infer", "quiver._accel.mapform"]),
-    ("accelerate forms", ["quiver._accel.forms"]),
+    ("accelerate forms", ["quiver._accel.forms", "quiver._accel.frames"]),
     ("accelerate policy", ["quiver._accel", "quiver._accel.policy"]),
     ("client", ["quiver.client"]),
     ("lineage", ["quiver.lineage"]),

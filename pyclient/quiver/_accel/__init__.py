@@ -5,6 +5,7 @@
     infer       the result type, inferred from local runs when ``returns`` is not given
     mapform     map forms of any output length (mapInPandas, mapInArrow) as table calls
     forms       the call forms (pandas, Arrow, iterators, RecordBatches), adapters, slicing
+    frames      what map forms run in the node's workers: MapAdapter, the frames' encoding
     policy      pure: run a batch here or on the node (fallback, the cheap-function switch)
 
 Conversions between pandas and Arrow are quiver._convert, shared with the worker.

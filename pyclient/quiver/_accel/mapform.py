@@ -28,60 +28,23 @@ it unaccelerated. on_error="null" has no meaning for frames and is refused.
 
 from __future__ import annotations
 
-import pickle
 import time
 import warnings
 
-import pandas as pd
 import pyarrow as pa
 
 from .. import _options
-from .._convert import arrow_to_pandas, pandas_to_arrow
+from .._convert import pandas_to_arrow
 from .._wire.tablecall import exchange_table
 from ..errors import FunctionNotFound, OverCapacity, Unavailable
 from . import policy
 from .forms import _BATCHES, _FRAMES
+from .frames import RESULT_TYPE, MapAdapter, decode
 from .nodes import _node_for, _warn_fallback
 
-__all__ = ["FORMS", "RESULT_TYPE", "MapAdapter", "map_frames", "frame_names"]
+__all__ = ["FORMS", "map_frames", "frame_names", "remote_fn"]
 
 FORMS = (_BATCHES, _FRAMES)
-RESULT_TYPE = pa.large_binary()  # one yielded frame per output row
-_ARROW_TAG, _PICKLE_TAG = b"A", b"P"
-
-
-class MapAdapter:
-    """A map function as a table function (worker kind "table"): the task's rows as one
-    frame in, one output row per yielded frame out, all tied to the task's first row."""
-
-    def __init__(self, fn, names: tuple, pandas: bool):
-        self.fn = fn
-        self.names = names
-        self.pandas = pandas
-
-    def __call__(self, *columns):
-        if self.pandas:
-            frame = pd.DataFrame({n: arrow_to_pandas(c) for n, c in zip(self.names, columns)})
-        else:
-            frame = pa.RecordBatch.from_arrays(list(columns), names=list(self.names))
-        out = [_encode(f) for f in self.fn(iter([frame]))]
-        return pa.array([0] * len(out), pa.int32()), pa.array(out, RESULT_TYPE)
-
-
-def _encode(frame) -> bytes:
-    if isinstance(frame, pa.RecordBatch):
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, frame.schema) as w:
-            w.write_batch(frame)
-        return _ARROW_TAG + sink.getvalue().to_pybytes()
-    return _PICKLE_TAG + pickle.dumps(frame, protocol=5)
-
-
-def _decode(buf: pa.Buffer):
-    tag, body = buf[:1].to_pybytes(), buf[1:]
-    if tag == _ARROW_TAG:
-        return pa.ipc.open_stream(body).read_next_batch()
-    return pickle.loads(memoryview(body))
 
 
 def frame_names(item) -> tuple:
@@ -160,7 +123,7 @@ def map_frames(acc, form: str, item):
     for out in outs:
         col = out.column(1)
         for i in range(len(col)):
-            yield _decode(col[i].as_buffer())
+            yield decode(col[i].as_buffer())
 
 
 def _here(acc, item):
