@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/quiver-udf/quiver/internal/pytest"
+	"github.com/quiver-udf/quiver/internal/testpy"
 	"github.com/quiver-udf/quiver/udf"
 )
 
@@ -36,7 +36,7 @@ var tableFuncs = map[string]string{
 // startPythonNode starts a node with two Python workers and registers
 // tableFuncs as table functions; it returns a client to it.
 func startPythonNode(t *testing.T) flight.Client {
-	py := pytest.Python(t, "..")
+	py := testpy.Python(t, "..")
 	pool, err := udf.NewWorkerPool(udf.PoolConfig{Workers: 2, Python: py, Output: os.Stderr}, zaptest.NewLogger(t))
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +46,7 @@ func startPythonNode(t *testing.T) flight.Client {
 	c := client(t, n.tcp)
 	for name, src := range tableFuncs {
 		body := registerBody(t, map[string]any{"name": name, "returns": returnsOf(arrow.PrimitiveTypes.Int64), "table": true},
-			pytest.Blob(t, py, src, "table", "pa.int64()"))
+			testpy.Blob(t, py, src, "table", "pa.int64()"))
 		stream, err := c.DoAction(testCtx(t), &flight.Action{Type: ActionRegister, Body: body})
 		if err == nil {
 			_, err = stream.Recv()

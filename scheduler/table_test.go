@@ -153,10 +153,14 @@ func TestRunTableScalar(t *testing.T) {
 
 // TestRunTableBadIndices: indices outside the task, decreasing or null, or
 // a count that differs from the values', fail the call as a bad result,
-// naming the task.
+// naming the task. (Under OnErrorNull a bad result is isolated row by row,
+// where explode's decreasing indices are fine: one row has only index 0.)
 func TestRunTableBadIndices(t *testing.T) {
 	for _, bad := range []string{"range", "decreasing", "null", "count"} {
 		for _, onErr := range []OnError{OnErrorRaise, OnErrorNull} {
+			if bad == "decreasing" && onErr == OnErrorNull {
+				continue
+			}
 			t.Run(bad+"/"+onErr.String(), func(t *testing.T) {
 				f := newFixture(t, Config{Executors: 2})
 				src := newSliceSource(f.batches([]int{10, 25}, 0))
@@ -194,7 +198,9 @@ func TestRunTableOnErrorNull(t *testing.T) {
 				msgs = append(msgs, fmt.Errorf("%w at value %d", errBoom, x.Value(i)).Error())
 				continue
 			}
-			r, v := wantExplode(x.NewSlice(int64(i), int64(i+1)).(*array.Int64))
+			one := array.NewSlice(x, int64(i), int64(i+1))
+			r, v := wantExplode(one.(*array.Int64))
+			one.Release()
 			for k := range r {
 				rows, vals, msgs = append(rows, int32(i)), append(vals, v[k]), append(msgs, "")
 			}

@@ -20,11 +20,13 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"golang.org/x/sys/unix"
 
-	"github.com/quiver-udf/quiver/internal/pytest"
+	"github.com/quiver-udf/quiver/internal/testpy"
 )
 
 // arrowBlob makes a registered blob of kind "arrow" from the function f in src.
-func arrowBlob(t testing.TB, py, src, ret string) []byte { return pytest.Blob(t, py, src, "arrow", ret) }
+func arrowBlob(t testing.TB, py, src, ret string) []byte {
+	return testpy.Blob(t, py, src, "arrow", ret)
+}
 
 func seqInt64(mem memory.Allocator, n, start int) arrow.Array {
 	b := array.NewInt64Builder(mem)

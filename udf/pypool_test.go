@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,14 +15,14 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/quiver-udf/quiver/internal/pytest"
+	"github.com/quiver-udf/quiver/internal/testpy"
 )
 
-// testPython is an interpreter that imports quiver (pytest.Python).
-func testPython(t testing.TB) string { return pytest.Python(t, "..") }
+// testPython is an interpreter that imports quiver (testpy.Python).
+func testPython(t testing.TB) string { return testpy.Python(t, "..") }
 
 // pyBlob makes a registered blob of the Series function f defined in src.
-func pyBlob(t *testing.T, py, src, ret string) []byte { return pytest.Blob(t, py, src, "series", ret) }
+func pyBlob(t *testing.T, py, src, ret string) []byte { return testpy.Blob(t, py, src, "series", ret) }
 
 func newTestPool(t *testing.T, py string, workers int) *WorkerPool {
 	t.Helper()

@@ -87,6 +87,18 @@ def test_table_function_needs_no_header(node, explode_fn):
     assert out[0].column(0).to_pylist() == [0, 1, 1] and out[0].column(1).to_pylist() == [50, 60, 61]
 
 
+def test_catalog_lists_the_row_index(node, unix_client, explode_fn):
+    c = flight.FlightClient(node.tcp)
+    try:
+        info = c.get_flight_info(flight.FlightDescriptor.for_path(explode_fn))
+    finally:
+        c.close()
+    n = info.total_records
+    assert info.schema.names[n:] == ["row", explode_fn] and info.schema.field(n).type == pa.int32()
+    fn = next(f for f in unix_client.functions() if f.name == explode_fn)
+    assert fn.result.name == explode_fn and fn.result.type == pa.int64()
+
+
 def test_quiver_table_call(unix_client, explode_fn):
     info = {"nulled": 0, "work_ms": 0.0}
     b = pa.record_batch({"x": pa.array([2, 3], pa.int64())})

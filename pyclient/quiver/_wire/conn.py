@@ -216,7 +216,8 @@ def _function(info: flight.FlightInfo) -> Function:
     n = int((schema.metadata or {}).get(INPUT_COUNT_KEY, len(schema) - 1))
     path = info.descriptor.path
     name = path[0].decode() if path else schema.field(n).name
-    return Function(name, [schema.field(i) for i in range(n)], schema.field(n))
+    result = n + 1 if len(schema) > n + 1 and schema.field(n).name == "row" else n  # a table function
+    return Function(name, [schema.field(i) for i in range(n)], schema.field(result))
 
 
 def wire_table(table: pa.Table) -> pa.Table:

@@ -1,6 +1,6 @@
-// Package pytest finds, for tests, a Python interpreter that imports quiver,
+// Package testpy finds, for tests, a Python interpreter that imports quiver,
 // and makes registered function blobs with it.
-package pytest
+package testpy
 
 import (
 	"os"
