@@ -276,9 +276,9 @@ def test_record_batches_per_row(env):
             yield pa.RecordBatch.from_arrays([b["id"], pc.multiply(b["v"], 10)], names=["id", "v10"])
 
     batches = [pa.record_batch({"id": [1, 2], "v": [0.5, None]}), pa.record_batch({"id": [3], "v": [2.0]})]
-    out = list(enrich(iter(batches)))
+    out = list(enrich(iter(batches)))  # the node may cut batches into tasks: compare rows
     want = list(enrich.__wrapped__(iter(batches)))
-    assert [o.to_pydict() for o in out] == [w.to_pydict() for w in want]
+    assert pa.Table.from_batches(out).to_pydict() == pa.Table.from_batches(want).to_pydict()
     assert impl(enrich).remote_batches == 2
 
 
