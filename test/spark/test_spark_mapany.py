@@ -28,8 +28,12 @@ from pyspark.sql.types import (
 
 import quiver
 
-# Spark's workers and the node's workers cannot import this module: ship it by value.
-cloudpickle.register_pickle_by_value(sys.modules[__name__])
+# Spark's workers and the node's workers cannot import this module: ship it by value (Spark
+# pickles with its own copy of cloudpickle, the node's with the package).
+from pyspark import cloudpickle as spark_cloudpickle  # noqa: E402
+
+for _pickler in (cloudpickle, spark_cloudpickle):
+    _pickler.register_pickle_by_value(sys.modules[__name__])
 
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
 
