@@ -11,7 +11,7 @@ interleaved rounds:
     on the node    quiver.accelerate(rows_per_task=...)(fn): every batch on the node
                    (rows_per_task turns the cheap-function switch off)
 
-Each run aggregates count, sum(k) and sum(xxhash64(id, x, k)) (an order-free fingerprint
+Each run aggregates count, sum(k) and the exact sum of xxhash64(id, x, k) (an order-free fingerprint
 of the multiset of rows); all must agree. Throughput is input rows per second; the goal
 is accelerated / plain >= 0.9 for the cheap function. --heavy adds a variant whose rows
 cost ~--heavy-us of pure Python each (same explode).
@@ -35,6 +35,7 @@ from typing import Iterator
 
 import pandas as pd
 
+import bench_udf
 from bench_udf import ROOT, Node, _timed, heavy_row, quiver, start_spark
 
 SCHEMA = "id long, x double, k int"
@@ -62,7 +63,7 @@ def heavy_explode(loops: int):
 
 def run(df, fn) -> tuple[float, tuple]:
     from pyspark.sql import functions as F
-    out = df.mapInPandas(fn, SCHEMA).agg(F.count("*"), F.sum("k"), F.sum(F.xxhash64("id", "x", "k")))
+    out = df.mapInPandas(fn, SCHEMA).agg(F.count("*"), F.sum("k"), F.sum(F.xxhash64("id", "x", "k").cast("decimal(38,0)")))
     secs, row = _timed(lambda: out.collect()[0])
     return secs, tuple(row)
 
@@ -81,6 +82,10 @@ def main() -> int:
     def say(msg):
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
+    import cloudpickle
+    from pyspark import cloudpickle as spark_cloudpickle
+    for pickler in (cloudpickle, spark_cloudpickle):  # heavy_row travels with the functions
+        pickler.register_pickle_by_value(bench_udf)
     node = Node(args.quiver_bin)
     spark = None
     try:

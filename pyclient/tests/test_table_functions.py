@@ -221,3 +221,20 @@ def test_map_form_error_and_on_error_null(env):
         list(boom(iter([pd.DataFrame({"id": [1, 2]})])))
     with pytest.raises(TypeError, match="on_error='null' does not apply to map functions"):
         list(quiver.accelerate(on_error="null")(explode_frames)(iter([pd.DataFrame({"id": [1]})])))
+
+
+def test_cheap_map_function_moves_here(node, monkeypatch):
+    """The cheap-function switch: the second frame runs here to measure the function, and
+    once three remote frames cost more than that, the rest of the stream runs here."""
+    monkeypatch.setenv("QUIVER_ADDRESS", node.unix)
+    monkeypatch.delenv("QUIVER_ADAPTIVE", raising=False)
+
+    @quiver.accelerate
+    def passthrough(it: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        yield from it
+
+    frames = [pd.DataFrame({"id": range(i * 100, i * 100 + 100)}) for i in range(20)]
+    out = pd.concat(list(passthrough(iter(frames))), ignore_index=True)
+    assert out["id"].tolist() == list(range(2000))
+    acc = passthrough.__quiver__
+    assert (acc.remote_batches, acc.local_batches) == (4, 16)

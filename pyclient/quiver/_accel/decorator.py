@@ -238,6 +238,7 @@ class _Accelerated:
         self.remote_batches = 0                        # batches sent to the node (for tests, metrics)
         self.local_batches = 0                         # batches run in this process
         self.last_work_ms = None                       # what the node reported for the last remote batch
+        self.map_row_ms = None                         # a map function's cost per row here (mapform)
 
     @functools.cached_property
     def signature(self) -> inspect.Signature:
@@ -382,12 +383,16 @@ class _Accelerated:
         _warn_fallback(node, self.name)
         return self._local(form, values, item)
 
-    def _observe(self, info: dict, wall_s: float) -> None:
-        """Tell the cheap-function switch how the batch went (unless it is off)."""
+    def _observe(self, info: dict, wall_s: float, here_ms: float | None = None) -> None:
+        """Tell the cheap-function switch how the batch went (unless it is off): what it
+        would have cost here (here_ms, else the node's work_ms) against its wall time."""
         self.last_work_ms = info.get("work_ms")
-        if self.opts.rows_per_task is not None or os.environ.get("QUIVER_ADAPTIVE", "1") == "0":
-            return
-        self.adaptive.observe(self.last_work_ms, wall_s * 1e3)
+        if self.measuring():
+            self.adaptive.observe(self.last_work_ms if here_ms is None else here_ms, wall_s * 1e3)
+
+    def measuring(self) -> bool:
+        """Whether the cheap-function switch is on (rows_per_task or QUIVER_ADAPTIVE=0 turn it off)."""
+        return self.opts.rows_per_task is None and os.environ.get("QUIVER_ADAPTIVE", "1") != "0"
 
     # Registration.
 

@@ -24,6 +24,9 @@ concatenation of its outputs for consecutive pieces of it (per-row or per-frame
 work: transforms, filters, explodes). A function that aggregates across its
 iterator (yields a count at the end) gives one result per task instead: leave
 it unaccelerated. on_error="null" has no meaning for frames and is refused.
+
+The cheap-function switch (quiver._accel.policy.Adaptive) weighs a remote frame's wall
+time against the function's cost here, measured once on the second frame (run here).
 """
 
 from __future__ import annotations
@@ -96,6 +99,9 @@ def map_frames(acc, form: str, item):
         _warn_fallback(node, acc.name)
         yield from _here(acc, item)
         return
+    if acc.measuring() and acc.map_row_ms is None and acc.remote_batches:
+        yield from _timed_here(acc, item)  # once: what a frame costs here, for the switch
+        return
     batch = pa.RecordBatch.from_arrays(cols, names=[f"_{i}" for i in range(len(cols))])
     headers = acc.opts.headers + _TABLE_HEADER
     for attempt in range(2):
@@ -119,7 +125,9 @@ def map_frames(acc, form: str, item):
             return
         break
     acc.remote_batches += 1
-    acc._observe(info, wall)
+    # The node's work_ms holds the conversions a worker makes, not only the function's
+    # time: the switch compares the wall time with this frame's measured cost here.
+    acc._observe(info, wall, (acc.map_row_ms or 0.0) * len(item))
     for out in outs:
         col = out.column(1)
         for i in range(len(col)):
@@ -129,6 +137,14 @@ def map_frames(acc, form: str, item):
 def _here(acc, item):
     acc._ran_here()
     yield from acc.fn(iter([item]))
+
+
+def _timed_here(acc, item):
+    acc._ran_here()
+    start = time.perf_counter()
+    frames = list(acc.fn(iter([item])))
+    acc.map_row_ms = (time.perf_counter() - start) * 1e3 / len(item)
+    yield from frames
 
 
 _TABLE_HEADER = _options.call_headers({"table_function": True})
