@@ -6,7 +6,6 @@ columns yielded in another order, errors and wrong schemas with Spark's own mess
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 import sys
 from decimal import Decimal
@@ -27,6 +26,7 @@ from pyspark.sql.types import (
 )
 
 import quiver
+from test_spark_types import same  # noqa: E402  (NaN-aware equality of collected values)
 
 # Spark's workers and the node's workers cannot import this module: ship it by value (Spark
 # pickles with its own copy of cloudpickle, the node's with the package).
@@ -79,19 +79,6 @@ def nested(spark):
 @pytest.fixture(scope="module")
 def flat(nested):
     return nested.select(*FLAT.fieldNames())
-
-
-def same(a, b) -> bool:
-    """Equality of collected values, with NaN equal to NaN, through lists, dicts and Rows."""
-    if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or a == b
-    if isinstance(a, Row) and isinstance(b, Row):
-        return a.asDict().keys() == b.asDict().keys() and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
 
 
 def check(plain_df, accelerated_df, calls=None, least: int = 1):
