@@ -17,7 +17,8 @@ import (
 const MetaInputCount = "x-databend-udf-input-count"
 
 // GetFlightInfo describes one function: its input fields then its output
-// field, total_records = the number of inputs.
+// field (a table function's row-index field first), total_records = the
+// number of inputs.
 func (s *Server) GetFlightInfo(_ context.Context, d *flight.FlightDescriptor) (info *flight.FlightInfo, err error) {
 	defer func() { err = s.finish("GetFlightInfo", err) }()
 	name, err := functionName(d)
@@ -44,7 +45,11 @@ func (s *Server) ListFlights(_ *flight.Criteria, stream flight.FlightService_Lis
 
 func (s *Server) flightInfo(fn udf.Func) *flight.FlightInfo {
 	sig := fn.Signature()
-	fields := append(append([]arrow.Field{}, sig.Args...), sig.Result)
+	fields := append([]arrow.Field{}, sig.Args...)
+	if udf.AsTable(fn) != nil { // RisingWave's layout: the row index before the values
+		fields = append(fields, arrow.Field{Name: udf.TableRowField, Type: arrow.PrimitiveTypes.Int32})
+	}
+	fields = append(fields, sig.Result)
 	md := arrow.NewMetadata(
 		[]string{MetaInputCount, "quiver-doc"},
 		[]string{strconv.Itoa(len(sig.Args)), sig.Doc},

@@ -22,6 +22,9 @@ const (
 	// HeaderTaskContext is the caller's task context, a JSON object that
 	// Python functions receive with each task (docs/protocol.md).
 	HeaderTaskContext = "quiver-task-context"
+	// HeaderTableFunction "1" asks for a table call: the output has the
+	// row-index column "row" first (docs/protocol.md).
+	HeaderTableFunction = "quiver-table-function"
 )
 
 // Limits on header values.
@@ -56,6 +59,13 @@ func callOptions(ctx context.Context) (scheduler.CallOptions, error) {
 	}
 	if o.TaskContext, err = taskContextHeader(lastHeader(md, HeaderTaskContext)); err != nil {
 		return o, err
+	}
+	switch v := lastHeader(md, HeaderTableFunction); v {
+	case "", "0":
+	case "1":
+		o.Table = true
+	default:
+		return o, udf.Invalidf("header %s must be 0 or 1, got %q", HeaderTableFunction, v)
 	}
 	return o, nil
 }

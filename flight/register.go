@@ -33,10 +33,11 @@ type Registered struct {
 
 // registration is a parsed register body.
 type registration struct {
-	name string
-	ret  arrow.DataType
-	args []arrow.Field // nil: not declared
-	blob []byte
+	name  string
+	ret   arrow.DataType
+	args  []arrow.Field // nil: not declared
+	blob  []byte
+	table bool // a table function (docs/protocol.md, "Table functions")
 }
 
 // parseRegister reads a register body (docs/worker-protocol.md).
@@ -57,6 +58,7 @@ func parseRegister(body []byte, mem memory.Allocator) (reg registration, err err
 		Name    string  `json:"name"`
 		Returns string  `json:"returns"`
 		Args    *string `json:"args"`
+		Table   bool    `json:"table"`
 	}
 	if err := json.Unmarshal(body[4:4+n], &h); err != nil {
 		return reg, fmt.Errorf("%w: register header is not JSON {name, returns}: %v", errMalformed, err)
@@ -75,7 +77,7 @@ func parseRegister(body []byte, mem memory.Allocator) (reg registration, err err
 	if schema.NumFields() != 1 {
 		return reg, fmt.Errorf("%w: register %s: the returns schema has %d fields, want 1", errMalformed, h.Name, schema.NumFields())
 	}
-	reg = registration{name: h.Name, ret: schema.Field(0).Type, blob: body[4+n:]}
+	reg = registration{name: h.Name, ret: schema.Field(0).Type, blob: body[4+n:], table: h.Table}
 	if h.Args != nil {
 		if reg.args, err = parseArgs(h.Name, *h.Args, mem); err != nil {
 			return reg, err
@@ -112,7 +114,11 @@ func (s *Server) register(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	fn, err := udf.NewPyFunc(reg.name, reg.blob, reg.ret, s.cfg.Workers)
+	newFn := udf.NewPyFunc
+	if reg.table {
+		newFn = udf.NewPyTableFunc
+	}
+	fn, err := newFn(reg.name, reg.blob, reg.ret, s.cfg.Workers)
 	if err != nil {
 		return nil, err
 	}

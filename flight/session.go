@@ -271,6 +271,9 @@ func (ss *session) call(ctx context.Context, req sessionRequest, rec arrow.Recor
 		return
 	}
 	b, err := scheduler.Bind(fn, ss.in, opts)
+	if err == nil && b.Table {
+		err = udf.Invalidf("%s is a table function: call it with DoExchange", req.Fn)
+	}
 	if err == nil && !arrow.TypeEqual(b.OutType, arrow.BinaryTypes.LargeBinary) {
 		err = udf.Invalidf("%s returns %s: a session calls only functions returning large_binary (register with kind \"task\")", req.Fn, b.OutType)
 	}

@@ -190,6 +190,12 @@ func (c *call) admit(rec arrow.RecordBatch) error {
 		}
 	}
 	rows := rec.NumRows()
+	if c.b.Table {
+		if err := checkTableBatch(rows); err != nil {
+			rec.Release()
+			return err
+		}
+	}
 	ranges := Split(rows, c.taskRows(rows))
 	seq := c.core.Admit(len(ranges))
 	bt := &batch{rec: rec, ranges: ranges, results: make([]taskResult, len(ranges))}

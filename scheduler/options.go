@@ -62,6 +62,9 @@ type CallOptions struct {
 	// TaskContext is the caller's task context (a JSON object, e.g. Spark's
 	// TaskContext), handed to Python functions with each task; nil if none.
 	TaskContext []byte
+	// Table asks for table-function output (table.go): a scalar function's
+	// rows come back with their row indices. A table function's always do.
+	Table bool
 }
 
 // Bound is a function checked against a call's input schema.
@@ -71,13 +74,21 @@ type Bound struct {
 	Out     *arrow.Schema
 	OutType arrow.DataType
 	Opts    CallOptions
+	// Table: the output has the row-index column first; TableFunc
+	// is the function as one (nil: a scalar function called as a table).
+	Table     bool
+	TableFunc udf.TableFunc
 
 	decode bool // dictionary-encoded columns are decoded before the function sees them
 }
 
+// TableRowField is the row-index column of a table call's output.
+const TableRowField = udf.TableRowField
+
 // Bind checks the input schema's columns against fn's signature and builds
 // the output schema: one field named after the function, plus the error
-// column under OnErrorNull.
+// column under OnErrorNull; a table call (a table function, or
+// opts.Table) has the int32 row-index column "row" first.
 func Bind(fn udf.Func, in *arrow.Schema, opts CallOptions) (*Bound, error) {
 	if _, nullary := fn.(udf.Nullary); in.NumFields() == 0 && !nullary {
 		return nil, udf.Invalidf("%s: the input has no columns; the columns of a batch are the function's arguments, by position", fn.Name())
@@ -89,9 +100,16 @@ func Bind(fn udf.Func, in *arrow.Schema, opts CallOptions) (*Bound, error) {
 	if out == nil {
 		return nil, fmt.Errorf("%w: %s bound to no type", ErrBadResult, fn.Name())
 	}
-	fields := []arrow.Field{{Name: fn.Name(), Type: out, Nullable: true}}
+	tf := udf.AsTable(fn)
+	table := opts.Table || tf != nil
+	var fields []arrow.Field
+	if table {
+		fields = append(fields, arrow.Field{Name: TableRowField, Type: arrow.PrimitiveTypes.Int32})
+	}
+	fields = append(fields, arrow.Field{Name: fn.Name(), Type: out, Nullable: true})
 	if opts.OnError == OnErrorNull {
 		fields = append(fields, arrow.Field{Name: ErrorColumn, Type: arrow.BinaryTypes.String, Nullable: true})
 	}
-	return &Bound{Func: fn, In: in, Out: arrow.NewSchema(fields, nil), OutType: out, Opts: opts, decode: decode}, nil
+	return &Bound{Func: fn, In: in, Out: arrow.NewSchema(fields, nil), OutType: out, Opts: opts,
+		Table: table, TableFunc: tf, decode: decode}, nil
 }

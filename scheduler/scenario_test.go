@@ -42,6 +42,8 @@ import (
 //	decide FAILURE ATTEMPTS RETRIES [null] [row]   print the Action
 //
 //	place LANE SLOTS QUEUED ROWS    print where Local places the task
+//
+//	tablecheck, tablejoin           table calls (table_scenario_test.go)
 func TestScenarios(t *testing.T) {
 	scenario.Run(t, "testdata/*.txt", func(t *testing.T) func(scenario.Step) []string {
 		st := &scenarioState{t: t}
@@ -81,6 +83,8 @@ func (st *scenarioState) exec(s scenario.Step) []string {
 		return st.execCost(s, f)
 	case "classify", "decide":
 		return st.execRetry(s, f)
+	case "tablecheck", "tablejoin":
+		return st.execTable(s, f)
 	case "place":
 		n := st.nums(s, f, 4, "lane")
 		lane := map[string]Lane{"native": LaneNative, "workers": LaneWorkers}[f[1]]

@@ -1,5 +1,6 @@
 // One task: evaluate a function on a slice of a batch, retrying as Decide
-// says; assemble a batch's task results into its output batch.
+// says; assemble a batch's task results into its output batch. Table calls'
+// own steps are in tabletask.go.
 package scheduler
 
 import (
@@ -38,7 +39,8 @@ func (e *TaskError) Unwrap() error { return e.Err }
 type taskResult struct {
 	seq, idx int
 	col      arrow.Array // nil on error
-	errs     []string    // OnErrorNull: per-row messages, "" for rows that succeeded; nil if none failed
+	rows     []int32     // table calls: each output row's input row, relative to the task
+	errs     []string    // OnErrorNull: per-output-row messages, "" for rows that succeeded; nil if none failed
 	work     time.Duration
 	err      error
 }
@@ -58,32 +60,32 @@ func (c *call) runTask(rec arrow.RecordBatch, seq, idx int, r Range) taskResult 
 		return res
 	}
 	start := time.Now()
-	col, attempts, act, err := c.evalRetrying(rec, r, false)
+	col, rows, attempts, act, err := c.evalRetrying(rec, r, false)
 	if act == Isolate {
-		col, res.errs, err = c.evalRows(rec, r)
+		col, rows, res.errs, err = c.evalRows(rec, r)
 	}
 	res.work = time.Since(start)
 	if err != nil {
 		res.err = &TaskError{Func: c.name, Batch: seq, Rows: r, Attempts: attempts, Err: err}
 		return res
 	}
-	res.col = col
+	res.col, res.rows = col, rows
 	return res
 }
 
 // evalRetrying evaluates rows r of rec (one row alone when row is set) as
 // often as Decide says to, and returns the last evaluation, how many were
 // made, and what Decide says follows it.
-func (c *call) evalRetrying(rec arrow.RecordBatch, r Range, row bool) (arrow.Array, int, Action, error) {
+func (c *call) evalRetrying(rec arrow.RecordBatch, r Range, row bool) (arrow.Array, []int32, int, Action, error) {
 	for attempt := 1; ; attempt++ {
-		col, err := c.eval(rec, r)
+		col, rows, err := c.eval(rec, r)
 		if err == nil {
-			return col, attempt, Done, nil
+			return col, rows, attempt, Done, nil
 		}
 		act := Decide(Attempt{Failure: Classify(err, c.ctx.Err()), Attempts: attempt, Row: row,
 			Retries: c.b.Opts.Retries, OnError: c.b.Opts.OnError})
 		if act != Retry {
-			return col, attempt, act, err
+			return col, rows, attempt, act, err
 		}
 		c.s.stats.retries.Add(1)
 		c.s.log.Warn("retrying a task whose executor died", zap.String("func", c.name),
@@ -91,9 +93,9 @@ func (c *call) evalRetrying(rec arrow.RecordBatch, r Range, row bool) (arrow.Arr
 	}
 }
 
-// eval runs the function over rows r of rec and checks the result. A
-// function that measures its work reports it to the function's cost.
-func (c *call) eval(rec arrow.RecordBatch, r Range) (arrow.Array, error) {
+// eval runs the function over rows r of rec and checks the result: one
+// value per row, or under a table call the values and their row indices.
+func (c *call) eval(rec arrow.RecordBatch, r Range) (arrow.Array, []int32, error) {
 	args := make([]arrow.Array, rec.NumCols())
 	for i := range args {
 		args[i] = array.NewSlice(rec.Column(i), r.Offset, r.Offset+r.Len)
@@ -103,6 +105,16 @@ func (c *call) eval(rec arrow.RecordBatch, r Range) (arrow.Array, error) {
 			a.Release()
 		}
 	}()
+	if c.b.Table {
+		return c.evalTable(args, r)
+	}
+	col, err := c.evalScalar(args, r)
+	return col, nil, err
+}
+
+// evalScalar runs the function over args, rows r of the batch. A function
+// that measures its work reports it to the function's cost.
+func (c *call) evalScalar(args []arrow.Array, r Range) (arrow.Array, error) {
 	var (
 		col arrow.Array
 		err error
@@ -129,8 +141,9 @@ func (c *call) eval(rec arrow.RecordBatch, r Range) (arrow.Array, error) {
 }
 
 // evalRows isolates failing rows: it evaluates each row of r alone, making
-// the failed ones null and recording their messages.
-func (c *call) evalRows(rec arrow.RecordBatch, r Range) (arrow.Array, []string, error) {
+// each failed one a null output row and recording its message. Under a
+// table call it also returns each output row's row index.
+func (c *call) evalRows(rec arrow.RecordBatch, r Range) (arrow.Array, []int32, []string, error) {
 	mem := c.s.cfg.Mem
 	parts := make([]arrow.Array, 0, r.Len)
 	defer func() {
@@ -138,43 +151,49 @@ func (c *call) evalRows(rec arrow.RecordBatch, r Range) (arrow.Array, []string, 
 			p.Release()
 		}
 	}()
-	errs := make([]string, r.Len)
+	errs := make([]string, 0, r.Len)
+	var rows []int32
 	for i := int64(0); i < r.Len; i++ {
 		if err := c.ctx.Err(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		col, _, act, err := c.evalRetrying(rec, Range{Offset: r.Offset + i, Len: 1}, true)
+		col, _, _, act, err := c.evalRetrying(rec, Range{Offset: r.Offset + i, Len: 1}, true)
+		msg := ""
 		switch act {
 		case Fail:
-			return nil, nil, err
+			return nil, nil, nil, err
 		case NullRow:
-			errs[i] = err.Error()
+			msg = err.Error()
 			col = array.MakeArrayOfNull(mem, c.b.OutType, 1)
 			c.s.stats.nulledRows.Add(1)
 		}
+		for k := 0; k < col.Len(); k++ {
+			errs = append(errs, msg)
+			if c.b.Table {
+				rows = append(rows, int32(i))
+			}
+		}
 		parts = append(parts, col)
 	}
-	col, err := concat(parts, mem)
-	return col, errs, err
+	col, err := concatOrEmpty(parts, mem, c.b.OutType)
+	return col, rows, errs, err
 }
 
 // assemble joins a complete batch's task results into its output batch.
 func (s *Scheduler) assemble(b *Bound, bt *batch) (arrow.RecordBatch, error) {
-	rows := bt.rec.NumRows()
-	var col arrow.Array
-	if len(bt.results) == 0 {
-		col = array.MakeArrayOfNull(s.cfg.Mem, b.OutType, 0)
-	} else {
-		parts := make([]arrow.Array, len(bt.results))
-		for i := range bt.results {
-			parts[i] = bt.results[i].col
-		}
-		var err error
-		if col, err = concat(parts, s.cfg.Mem); err != nil {
-			return nil, err
-		}
+	parts := make([]arrow.Array, len(bt.results))
+	for i := range bt.results {
+		parts[i] = bt.results[i].col
 	}
+	col, err := concatOrEmpty(parts, s.cfg.Mem, b.OutType)
+	if err != nil {
+		return nil, err
+	}
+	rows := int64(col.Len())
 	cols := []arrow.Array{col}
+	if b.Table {
+		cols = append([]arrow.Array{s.rowColumn(bt)}, cols...)
+	}
 	if b.Opts.OnError == OnErrorNull {
 		cols = append(cols, s.errorColumn(bt, rows))
 	}
@@ -192,7 +211,7 @@ func (s *Scheduler) errorColumn(bt *batch, rows int64) arrow.Array {
 	bld.Reserve(int(rows))
 	for _, r := range bt.results {
 		if r.errs == nil {
-			bld.AppendNulls(int(bt.ranges[r.idx].Len))
+			bld.AppendNulls(r.col.Len())
 			continue
 		}
 		for _, e := range r.errs {
@@ -204,6 +223,14 @@ func (s *Scheduler) errorColumn(bt *batch, rows int64) arrow.Array {
 		}
 	}
 	return bld.NewArray()
+}
+
+// concatOrEmpty is concat, or an empty array of type t for no parts.
+func concatOrEmpty(parts []arrow.Array, mem memory.Allocator, t arrow.DataType) (arrow.Array, error) {
+	if len(parts) == 0 {
+		return array.MakeArrayOfNull(mem, t, 0), nil
+	}
+	return concat(parts, mem)
 }
 
 // concat returns one array holding parts in order: the part itself (with

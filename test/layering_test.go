@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"internal/rundir":   {},
 	"internal/scenario": {},
 	"internal/shmtest":  {},
+	"internal/testpy":   {},
 	"test":              {},
 }
 

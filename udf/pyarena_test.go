@@ -19,20 +19,13 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"golang.org/x/sys/unix"
+
+	"github.com/quiver-udf/quiver/internal/testpy"
 )
 
 // arrowBlob makes a registered blob of kind "arrow" from the function f in src.
 func arrowBlob(t testing.TB, py, src, ret string) []byte {
-	t.Helper()
-	prog := src + `
-import cloudpickle, sys, pyarrow as pa
-sys.stdout.buffer.write(cloudpickle.dumps({"fn": f, "kind": "arrow", "returns": ` + ret + `, "spark": None}))
-`
-	out, err := exec.Command(py, "-c", prog).Output()
-	if err != nil {
-		t.Fatalf("making blob: %v", err)
-	}
-	return out
+	return testpy.Blob(t, py, src, "arrow", ret)
 }
 
 func seqInt64(mem memory.Allocator, n, start int) arrow.Array {

@@ -27,6 +27,8 @@ type PyFunc struct {
 	ret  arrow.DataType
 	args []arrow.Field // the declared arguments; nil: not declared
 	pool *WorkerPool
+	// table: a table function (NewPyTableFunc); see pytable.go.
+	table bool
 }
 
 // BlobID is the content address of a blob: the first 16 bytes of its

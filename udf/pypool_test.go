@@ -6,8 +6,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,36 +14,15 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/quiver-udf/quiver/internal/testpy"
 )
 
-// testPython is an interpreter that imports quiver: $QUIVER_PYTHON, else
-// the repository's .venv. Without one the pool tests are skipped; make test
-// always has one.
-func testPython(t testing.TB) string {
-	t.Helper()
-	py := os.Getenv("QUIVER_PYTHON")
-	if py == "" {
-		py, _ = filepath.Abs("../.venv/bin/python")
-	}
-	if err := exec.Command(py, "-c", "import quiver.worker, cloudpickle").Run(); err != nil {
-		t.Skipf("no interpreter with quiver installed (%s: %v); run make setup or set QUIVER_PYTHON", py, err)
-	}
-	return py
-}
+// testPython is an interpreter that imports quiver (testpy.Python).
+func testPython(t testing.TB) string { return testpy.Python(t, "..") }
 
 // pyBlob makes a registered blob of the Series function f defined in src.
-func pyBlob(t *testing.T, py, src, ret string) []byte {
-	t.Helper()
-	prog := src + `
-import cloudpickle, sys, pyarrow as pa
-sys.stdout.buffer.write(cloudpickle.dumps({"fn": f, "kind": "series", "returns": ` + ret + `, "spark": None}))
-`
-	out, err := exec.Command(py, "-c", prog).Output()
-	if err != nil {
-		t.Fatalf("making blob: %v", err)
-	}
-	return out
-}
+func pyBlob(t *testing.T, py, src, ret string) []byte { return testpy.Blob(t, py, src, "series", ret) }
 
 func newTestPool(t *testing.T, py string, workers int) *WorkerPool {
 	t.Helper()

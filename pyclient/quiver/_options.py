@@ -11,8 +11,9 @@ the call options into gRPC headers with ``call_headers``.
     on_error       "raise"   "raise" or "null"             quiver-on-error
     timeout        None      seconds, more than 0          quiver-timeout-ms (and the gRPC deadline)
     fallback       "local"   "local" or "error"            (accelerate only)
+    table_function None      True or False                 quiver-table-function (1 or 0)
     kind           None      series, iterator, arrow,      the registered blob's "kind"
-                             class or task
+                             class, task or table
 
 None means "not set": the node's default applies (the same as the default
 above, for the options the node reads).
@@ -26,7 +27,7 @@ from typing import Any, Callable, NamedTuple
 
 __all__ = ["OPTIONS", "KINDS", "CALL_OPTIONS", "check", "call_headers", "default"]
 
-KINDS = ("series", "iterator", "arrow", "class", "task")
+KINDS = ("series", "iterator", "arrow", "class", "task", "table")
 
 
 class Option(NamedTuple):
@@ -55,6 +56,12 @@ def _one_of(*allowed: str):
     return check
 
 
+def _boolean(v):
+    if not isinstance(v, bool):
+        raise ValueError("True or False")
+    return v
+
+
 def _positive(v):
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
         raise ValueError("a positive number of seconds")
@@ -67,12 +74,13 @@ OPTIONS: dict[str, Option] = {
     "on_error": Option("raise", _one_of("raise", "null"), b"quiver-on-error", str.encode),
     "timeout": Option(None, _positive, b"quiver-timeout-ms",
                       lambda v: str(max(1, math.ceil(v * 1000))).encode()),
+    "table_function": Option(None, _boolean, b"quiver-table-function", lambda v: b"1" if v else b"0"),
     "fallback": Option("local", _one_of("local", "error")),
     "kind": Option(None, _one_of(*KINDS)),
 }
 
 # The options a call sends to the node as headers, in header order.
-CALL_OPTIONS = ("rows_per_task", "retries", "on_error", "timeout")
+CALL_OPTIONS = ("rows_per_task", "retries", "on_error", "timeout", "table_function")
 
 
 def default(name: str):

@@ -63,6 +63,8 @@ class Registry:
         }
         if args_schema is not None:
             header["args"] = base64.b64encode(args_schema).decode()
+        if kind == "table":  # the node answers its calls as a table function's
+            header["table"] = True
         header = json.dumps(header).encode()
         answer = json.loads(self.conn.action("register", struct.pack("<I", len(header)) + header + blob))
         with self._lock:

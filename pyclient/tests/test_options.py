@@ -14,6 +14,7 @@ BAD = [
     ("timeout", 0), ("timeout", -1.0), ("timeout", "5"),
     ("fallback", "retry"),
     ("kind", "dataframe"), ("kind", "scalar"),
+    ("table_function", 1), ("table_function", "1"),
 ]
 
 GOOD = [
@@ -22,7 +23,8 @@ GOOD = [
     ("on_error", "raise", "raise"), ("on_error", "null", "null"),
     ("timeout", 0.5, 0.5), ("timeout", 3, 3),
     ("fallback", "local", "local"), ("fallback", "error", "error"),
-    ("kind", "task", "task"), ("kind", None, None),
+    ("kind", "task", "task"), ("kind", "table", "table"), ("kind", None, None),
+    ("table_function", True, True), ("table_function", False, False),
 ]
 
 

@@ -272,12 +272,3 @@ def test_map_in_arrow_per_row(frame, batch_size, node_calls):
     assert len(plain) == len(rows())
     assert all(same(p, a) for p, a in zip(plain, accelerated)), (plain, accelerated)
     assert node_calls() - before >= 3
-
-
-def test_map_in_arrow_filter_is_refused(frame):
-    def only_even(it: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for b in it:
-            yield b.filter(pc.equal(pc.bit_wise_and(b["id"], 1), 0))
-
-    with pytest.raises(Exception, match="Remove @quiver.accelerate"):
-        frame.select("id").mapInArrow(quiver.accelerate(only_even), "id long").collect()

@@ -3,8 +3,10 @@
     decorator   accelerate(...) and the per-process state of an accelerated function
     nodes       the nodes batches go to: whether each answers, over the shared connection
     infer       the result type, inferred from local runs when ``returns`` is not given
+    mapform     map forms of any output length (mapInPandas, mapInArrow) as table calls
     forms       the call forms (pandas, Arrow, iterators, RecordBatches), adapters, slicing
     pickled     results no Arrow type holds, carried pickled through the node
+    frames      what map forms run in the node's workers: MapAdapter, the frames' encoding
     policy      pure: run a batch here or on the node (fallback, the cheap-function switch)
 
 Conversions between pandas and Arrow are quiver._convert, shared with the worker.

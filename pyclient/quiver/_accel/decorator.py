@@ -19,9 +19,13 @@ worker, and converts the result back, with the input's index. Forms:
                                                    (each input batch is one call)
     pa.Array, ...          -> pa.Array           (arrow_udf; no pandas on the way)
     Iterator[pa.Array]     -> Iterator[pa.Array]
-    Iterator[pa.RecordBatch] -> Iterator[pa.RecordBatch]  (mapInArrow; only per-row
-                                                   transformations: each output batch
-                                                   must have its input's row count)
+    Iterator[pa.RecordBatch] -> Iterator[pa.RecordBatch]  (mapInArrow)
+    Iterator[pd.DataFrame] -> Iterator[pd.DataFrame]      (mapInPandas)
+                                                   map forms of any output length: each
+                                                   input frame's rows run as tasks, each
+                                                   task through the function on its own
+                                                   (quiver._accel.mapform says what the
+                                                   function must allow)
     a class                -> __init__ once per node worker, __call__ per task; the
                               wrapper has __call__'s signature without self
 
@@ -96,11 +100,9 @@ from . import policy
 from .forms import (
     _ARROW,
     _ARROW_ARRAYS,
-    _BATCHES,
     _PANDAS,
     _PANDAS_ITER,
     _concat,
-    _concat_batches,
     _form_of,
     _from_arrow,
     _is_result_type_error,
@@ -115,6 +117,7 @@ from .forms import (
     _to_arrow,
     _widen_array,
 )
+from . import mapform
 from .infer import MISSING, ResultTypes
 from .nodes import _Node, _node_for, _warn_fallback
 from .pickled import CARRIER, PICKLED, PickledResult, unpickle
@@ -246,6 +249,7 @@ class _Accelerated:
         self.remote_batches = 0                        # batches sent to the node (for tests, metrics)
         self.local_batches = 0                         # batches run in this process
         self.last_work_ms = None                       # what the node reported for the last remote batch
+        self.map_row_ms = None                         # a map function's cost per row here (mapform)
 
     @functools.cached_property
     def signature(self) -> inspect.Signature:
@@ -315,7 +319,10 @@ class _Accelerated:
             if here:
                 yield from self._local_stream(itertools.chain([item], it))
                 return
-            yield self._batch(form, values, item)
+            if form in mapform.FORMS:  # mapInPandas, mapInArrow: frames of any length
+                yield from mapform.map_frames(self, form, item)
+            else:
+                yield self._batch(form, values, item)
 
     def _local_stream(self, items):
         """The rest of a stream in this process: the function sees one iterator, as in Spark."""
@@ -346,8 +353,7 @@ class _Accelerated:
                 warnings.warn(f"quiver.accelerate: cannot send the arguments of {self.name} to the "
                               f"node ({e}); running it in this process", RuntimeWarning, stacklevel=3)
             return self._local(form, values, item)
-        key = (form, tuple(a.type for a in arrays),
-               tuple(item.schema.names) if form == _BATCHES else None)
+        key = (form, tuple(a.type for a in arrays), None)
         returns, local_result = self.types.for_batch(key, form, values, item, self._local_once, self._local)
         if returns is None:
             return local_result if local_result is not MISSING else self._local(form, values, item)
@@ -390,18 +396,26 @@ class _Accelerated:
         _warn_fallback(node, self.name)
         return self._local(form, values, item)
 
-    def _observe(self, info: dict, wall_s: float) -> None:
-        """Tell the cheap-function switch how the batch went (unless it is off)."""
+    def _observe(self, info: dict, wall_s: float, here_ms: float | None = None) -> None:
+        """Tell the cheap-function switch how the batch went (unless it is off): what it
+        would have cost here (here_ms, else the node's work_ms) against its wall time."""
         self.last_work_ms = info.get("work_ms")
-        if self.opts.rows_per_task is not None or os.environ.get("QUIVER_ADAPTIVE", "1") == "0":
-            return
-        self.adaptive.observe(self.last_work_ms, wall_s * 1e3)
+        if self.measuring():
+            self.adaptive.observe(self.last_work_ms if here_ms is None else here_ms, wall_s * 1e3)
+
+    def measuring(self) -> bool:
+        """Whether the cheap-function switch is on (rows_per_task or QUIVER_ADAPTIVE=0 turn it off)."""
+        return self.opts.rows_per_task is None and os.environ.get("QUIVER_ADAPTIVE", "1") != "0"
 
     # Registration.
 
     def _register(self, node: _Node, form: str, returns: pa.DataType, item) -> str:
-        fnobj, kind = _remote_fn(self.fn, self.is_class, form, item)
-        names = tuple(item.schema.names) if form == _BATCHES else None
+        if form in mapform.FORMS:
+            fnobj, kind = mapform.remote_fn(self.fn, form, item)
+            names = mapform.frame_names(item)
+        else:
+            fnobj, kind = _remote_fn(self.fn, self.is_class, form, item)
+            names = None
         key = (id(node), kind, str(returns), names, form)
         if returns is PICKLED:  # no Arrow type: the node returns the results pickled
             fnobj, kind, returns = PickledResult(self.fn, is_class=self.is_class,
@@ -444,10 +458,7 @@ class _Accelerated:
     def _local_once(self, form, values, item):
         if form == _PANDAS or form == _ARROW:
             return self._target()(*values)
-        parts = list(self.fn(iter([item])))
-        if form == _BATCHES:
-            return _concat_batches(parts, item.schema)
-        return _concat(parts)
+        return _concat(list(self.fn(iter([item]))))
 
     def _local_rows(self, form, values, item):
         """on_error="null" here: evaluate row by row; rows that fail become null."""
@@ -472,8 +483,6 @@ class _Accelerated:
         for r in results:
             if r is None:
                 arrays.append(pa.nulls(1, t))
-            elif form == _BATCHES:
-                arrays.append(pa.StructArray.from_arrays(r.columns, fields=list(t)))
             else:
                 arrays.append(_widen_array(r if isinstance(r, _ARROW_ARRAYS) else pandas_to_arrow(r, t)).cast(t))
         out = pa.concat_arrays(arrays) if arrays else pa.nulls(0, t)

@@ -8,7 +8,8 @@ function's module by value.
     arrow         pyarrow Arrays                     "arrow"
     pandas_iter   an iterator of Series (or tuples)  "iterator"
     arrow_iter    an iterator of Arrays (or tuples)  "arrow" (_ArrowIterAdapter)
-    batches       an iterator of RecordBatches       "arrow" (_RecordBatchAdapter)
+    batches       an iterator of RecordBatches       "table" (mapInArrow: quiver._accel.mapform)
+    frames        an iterator of DataFrames          "table" (mapInPandas: quiver._accel.mapform)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _ARROW_ARRAYS = (pa.Array, pa.ChunkedArray)
 _PANDAS_OBJS = (pd.Series, pd.DataFrame)
 
 _PANDAS, _ARROW, _PANDAS_ITER, _ARROW_ITER, _BATCHES = "pandas", "arrow", "pandas_iter", "arrow_iter", "batches"
+_FRAMES = "frames"
 
 
 def _form_of(values) -> str | None:
@@ -45,6 +47,8 @@ def _item_form(item) -> tuple[str, list] | None:
     """The form of one item of an input iterator, and its values (the arguments)."""
     if isinstance(item, pa.RecordBatch):
         return _BATCHES, list(item.columns)
+    if isinstance(item, pd.DataFrame):  # mapInPandas (or one struct argument: the same)
+        return _FRAMES, [item]
     values = list(item) if isinstance(item, tuple) else [item]
     form = _form_of(values)
     if form == _PANDAS:
@@ -60,8 +64,6 @@ def _is_stream(x) -> bool:
 
 def _remote_fn(fn, is_class: bool, form: str, item):
     """(object to register, node kind) for a form."""
-    if form == _BATCHES:
-        return _RecordBatchAdapter(fn, tuple(item.schema.names)), "arrow"
     if form == _ARROW_ITER:
         return _ArrowIterAdapter(fn), "arrow"
     if form == _ARROW:
@@ -75,8 +77,6 @@ def _from_arrow(form: str, out: pa.Array, values):
     """A result as the call's form: a RecordBatch, an Array, or pandas with the input's index."""
     if isinstance(out, pa.ChunkedArray):
         out = out.combine_chunks()
-    if form == _BATCHES:
-        return pa.RecordBatch.from_struct_array(out)
     if form in (_ARROW, _ARROW_ITER):
         return out
     result = arrow_to_pandas(out)
@@ -100,25 +100,6 @@ class _ArrowIterAdapter:
         if not parts:
             raise ValueError(f"{_fn_name(self.fn)} yielded nothing for a batch of {len(arrays[0])} rows")
         return pa.chunked_array(parts).combine_chunks() if len(parts) > 1 else parts[0]
-
-
-class _RecordBatchAdapter:
-    """mapInArrow's Iterator[RecordBatch] -> Iterator[RecordBatch] as fn(*columns) -> StructArray."""
-
-    def __init__(self, fn, names: tuple):
-        self.fn = fn
-        self.names = names
-
-    def __call__(self, *columns):
-        batch = pa.RecordBatch.from_arrays(list(columns), names=list(self.names))
-        parts = list(self.fn(iter([batch])))
-        rows = sum(p.num_rows for p in parts)
-        if rows != batch.num_rows:
-            raise _not_per_row(_fn_name(self.fn), rows, batch.num_rows)
-        if not parts:
-            return pa.array([], pa.struct([]))
-        out = _concat_batches(parts, parts[0].schema)
-        return pa.StructArray.from_arrays(out.columns, fields=list(out.schema))
 
 
 def _not_per_row(name: str, got: int, rows: int) -> ValueError:
@@ -221,14 +202,6 @@ def _slice_item(item, start: int, rows: int):
 
 
 _concat = concat_parts
-
-
-def _concat_batches(parts: list, schema: pa.Schema) -> pa.RecordBatch:
-    if not parts:
-        return schema.empty_table().to_batches()[0] if len(schema) else pa.record_batch([], schema=schema)
-    if len(parts) == 1:
-        return parts[0]
-    return pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
 
 
 _by_value_lock = threading.Lock()

@@ -11,6 +11,7 @@ task results kept on a node and accelerate's batches all use it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -25,7 +26,7 @@ from ..errors import QuiverError, Unavailable, mapped_errors
 from .address import resolve_address
 from .session import NotSent, Session
 
-__all__ = ["Connection", "CallInfo", "Function", "auth_headers", "shared", "forget", "wire_table"]
+__all__ = ["Connection", "CallInfo", "Function", "Lockstep", "auth_headers", "shared", "forget", "wire_table"]
 
 INPUT_COUNT_KEY = b"x-databend-udf-input-count"
 
@@ -89,41 +90,22 @@ class Connection:
         what the node reported (nulled rows, work_ms) summed over the batches."""
         out: list[pa.Array] = []
         info = {"nulled": 0, "work_ms": 0.0}
-        with mapped_errors():
-            writer, reader = self.flight.do_exchange(flight.FlightDescriptor.for_path(name), options)
-            try:
-                writer.begin(schema)
-                for batch in batches:
-                    writer.write_batch(batch)
-                    try:
-                        chunk = reader.read_chunk()
-                    except StopIteration:
-                        raise QuiverError(f"{name}: the node ended the stream early") from None
-                    result = chunk.data
-                    _add_call_info(info, chunk.app_metadata)
-                    if result.num_rows != batch.num_rows:
-                        raise QuiverError(f"{name}: the node returned {result.num_rows} rows "
-                                          f"for a batch of {batch.num_rows}")
-                    out.append(result.column(0))
-                    if result.num_columns > 1:  # on_error="null": column "error" says why
-                        _warn_failed_rows(name, result.column(1))
-                writer.done_writing()
-                try:
-                    reader.read_chunk()
-                except StopIteration:
-                    pass
-                else:
-                    raise QuiverError(f"{name}: the node returned more batches than it was sent")
-                out_type = reader.schema.field(0).type
-            except BaseException:
-                try:  # stop the node's work on this call; the first error is the one to report
-                    reader.cancel()
-                    writer.close()
-                except Exception:
-                    pass
-                raise
-            writer.close()
-        return out, out_type, info
+        calls = self.lockstep(name, schema, batches, options, info)
+        with contextlib.closing(iter(calls)) as pairs:  # an error here cancels the call at once
+            for batch, result in pairs:
+                if result.num_rows != batch.num_rows:
+                    raise QuiverError(f"{name}: the node returned {result.num_rows} rows "
+                                      f"for a batch of {batch.num_rows}")
+                out.append(result.column(0))
+                if result.num_columns > 1:  # on_error="null": column "error" says why
+                    _warn_failed_rows(name, result.column(1))
+        return out, calls.out_type, info
+
+    def lockstep(self, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+                 options: flight.FlightCallOptions, info: CallInfo) -> Lockstep:
+        """One DoExchange in lockstep: iterate it for (input batch, output batch) pairs, one
+        output batch per input batch; info sums what the node reported."""
+        return Lockstep(self, name, schema, batches, options, info)
 
     def action(self, kind: str, body: bytes = b"") -> bytes:
         """Run one DoAction; its first result's body (b"" for none)."""
@@ -185,13 +167,57 @@ class Connection:
             return data, answer
 
 
+class Lockstep:
+    """Connection.lockstep: write a batch, read its output, until the input ends; then
+    check that the node sent nothing more. Closing it early (or an error) cancels the call.
+    out_type is the output's first column type once the call has ended."""
+
+    def __init__(self, conn: Connection, name: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+                 options: flight.FlightCallOptions, info: CallInfo):
+        self.conn, self.name, self.schema, self.batches = conn, name, schema, batches
+        self.options, self.info = options, info
+        self.out_type: pa.DataType | None = None
+
+    def __iter__(self):
+        name = self.name
+        with mapped_errors():
+            writer, reader = self.conn.flight.do_exchange(flight.FlightDescriptor.for_path(name), self.options)
+            try:
+                writer.begin(self.schema)
+                for batch in self.batches:
+                    writer.write_batch(batch)
+                    try:
+                        chunk = reader.read_chunk()
+                    except StopIteration:
+                        raise QuiverError(f"{name}: the node ended the stream early") from None
+                    _add_call_info(self.info, chunk.app_metadata)
+                    yield batch, chunk.data
+                writer.done_writing()
+                try:
+                    reader.read_chunk()
+                except StopIteration:
+                    pass
+                else:
+                    raise QuiverError(f"{name}: the node returned more batches than it was sent")
+                self.out_type = reader.schema.field(0).type
+            except BaseException:
+                try:  # stop the node's work on this call; the first error is the one to report
+                    reader.cancel()
+                    writer.close()
+                except Exception:
+                    pass
+                raise
+            writer.close()
+
+
 def _function(info: flight.FlightInfo) -> Function:
     """A catalog entry from a FlightInfo laid out the RisingWave/Databend way."""
     schema = info.schema
     n = int((schema.metadata or {}).get(INPUT_COUNT_KEY, len(schema) - 1))
     path = info.descriptor.path
     name = path[0].decode() if path else schema.field(n).name
-    return Function(name, [schema.field(i) for i in range(n)], schema.field(n))
+    result = n + 1 if len(schema) > n + 1 and schema.field(n).name == "row" else n  # a table function
+    return Function(name, [schema.field(i) for i in range(n)], schema.field(result))
 
 
 def wire_table(table: pa.Table) -> pa.Table:

@@ -25,6 +25,10 @@ The blob is the cloudpickle of {"fn", "kind", "returns", "spark"}; the kinds:
     arrow      fn(*pyarrow.Array) -> pyarrow.Array; no pandas at all
     class      fn is a class: fn() once per worker at its first task, then
                instance(*series) per task
+    table      fn(*pyarrow.Array) -> (row indices, values), or a RecordBatch whose
+               first two columns they are: any number of output rows, each tied
+               to the argument row it came from (quiver.worker._table; the node
+               checks the indices); the node registered it as a table function
     task       Client.submit/map (quiver.tasks, quiver._taskrows): one large_binary argument whose
                rows are pickled (args, kwargs); fn(*args, **kwargs) once per
                row, ObjectRef arguments resolved; one large_binary result row

@@ -21,6 +21,7 @@ from .._options import KINDS
 from .._taskcontext import running
 from .._taskrows import run_task_rows
 from .._util import concat_parts, return_type_error, user_traceback
+from ._table import table_result, table_schema
 
 LOAD, TASK, SHUTDOWN = 1, 2, 3
 READY, RESULT, ERROR = 10, 11, 12
@@ -74,7 +75,7 @@ def load_blob(name: str, blob: bytes) -> _Function:
             returns = to_arrow_type(returns)
         f.fn, f.kind, f.returns = spec["fn"], kind, returns
         if returns is not None:
-            f.schema = pa.schema([pa.field("result", returns)])
+            f.schema = table_schema(returns) if kind == "table" else pa.schema([pa.field("result", returns)])
         spark = spec.get("spark") or {}
         f.timezone = spark.get("timezone") if isinstance(spark, dict) else None
     except BaseException as e:  # noqa: BLE001  (SystemExit from a module body counts too)
@@ -266,7 +267,7 @@ class Worker:
         schema message, one record batch message and the end-of-stream marker."""
         if f.schema_msg is None:
             f.schema_msg = f.schema.serialize()
-        batch = pa.RecordBatch.from_arrays([result], schema=f.schema)
+        batch = pa.RecordBatch.from_arrays(result if isinstance(result, list) else [result], schema=f.schema)
         if self.arena is not None and not self.pins:
             size = f.schema_msg.size + pa.ipc.get_record_batch_size(batch) + len(EOS)
             if out_off + size <= self.arena_size:
@@ -277,13 +278,21 @@ class Worker:
         return [f.schema_msg, batch.serialize(), EOS]
 
     def call(self, f: _Function, batch: pa.RecordBatch):
-        """Run the function on a batch; return (Arrow result, ms in the function)."""
+        """Run the function on a batch; return (Arrow result, ms in the function). A
+        table function's result is a list: [row indices, values]."""
         kind = f.kind
         if kind == "task":
             if batch.num_columns != 1:
                 raise TypeError(f"{f.name} is a task: it takes one column of pickled arguments, "
                                 f"got {batch.num_columns}")
             return run_task_rows(f.fn, batch.column(0))
+        if kind == "table":
+            start = time.perf_counter()
+            result = f.fn(*batch.columns)
+            ms = (time.perf_counter() - start) * 1e3
+            if f.returns is None:
+                raise TypeError(f"{f.name} was registered without a result type")
+            return table_result(f.name, result, f.returns), ms
         if kind == "arrow":
             args = batch.columns
             start = time.perf_counter()
