@@ -102,13 +102,6 @@ class _ArrowIterAdapter:
         return pa.chunked_array(parts).combine_chunks() if len(parts) > 1 else parts[0]
 
 
-def _not_per_row(name: str, got: int, rows: int) -> ValueError:
-    return ValueError(
-        f"quiver.accelerate: {name} returned {got} rows for a batch of {rows}: accelerate runs "
-        "only per-row mapInArrow functions (each output batch with its input's row count), "
-        f"because the node splits batches into tasks. Remove @quiver.accelerate from {name}")
-
-
 def _short_name(fn) -> str:
     return getattr(fn, "__name__", None) or type(fn).__name__
 

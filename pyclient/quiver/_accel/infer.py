@@ -20,12 +20,10 @@ from .forms import (
     _ARROW,
     _ARROW_ARRAYS,
     _ARROW_ITER,
-    _BATCHES,
     _has_null_type,
     _head,
     _head_item,
     _length,
-    _not_per_row,
     _widen_type,
 )
 from .pickled import PICKLED, needs_pickle
@@ -88,16 +86,11 @@ class ResultTypes:
         """The widened Arrow type of a local result, checking it is one row per input row."""
         got = _length(result)
         if got is None:
-            expected = ("pyarrow.RecordBatch" if form == _BATCHES else
-                        "pyarrow.Array" if form in (_ARROW, _ARROW_ITER) else "pandas.Series")
+            expected = "pyarrow.Array" if form in (_ARROW, _ARROW_ITER) else "pandas.Series"
             raise return_type_error(f"quiver.accelerate: {self.name}", result, expected)
         if got != rows:
-            if form == _BATCHES:
-                raise _not_per_row(self.name, got, rows)
             raise ValueError(f"quiver.accelerate: {self.name} returned {got} rows for {rows} input "
                              "rows; a vectorized UDF must return one row per input row")
-        if form == _BATCHES:
-            return _widen_type(pa.struct(list(result.schema)))
         if isinstance(result, _ARROW_ARRAYS):
             return _widen_type(result.type)
         if needs_pickle(result):
