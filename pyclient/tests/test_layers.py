@@ -21,6 +21,7 @@ PACKAGE = pathlib.Path(quiver.__file__).parent
 # it, never above. Entries are module names; "x.*" covers a package's modules.
 LAYERS = [
     ("facade", ["quiver"]),
+    ("spark helpers", ["quiver.spark", "quiver.spark.*"]),
     ("accelerate", ["quiver._accel.decorator"]),
     ("accelerate parts", ["quiver._accel.nodes", "quiver._accel.infer"]),
     ("accelerate forms", ["quiver._accel.forms"]),
