@@ -213,15 +213,35 @@ class GroupTask:
 
 
 def _pickled(e: BaseException) -> bytes | None:
-    """The exception pickled, when it comes back as the same type and message."""
+    """The exception pickled, when it comes back as the same type and message: as
+    itself, or else as its class, args and attributes (exceptions such as
+    pyspark's, whose constructor cannot take their args again)."""
     import cloudpickle
 
-    try:
-        data = cloudpickle.dumps(e)
-        back = pickle.loads(data)
-    except Exception:
-        return None
-    return data if type(back) is type(e) and str(back) == str(e) else None
+    for value in (e, (_rebuilt, (type(e), e.args, dict(vars(e))))):
+        try:
+            data = cloudpickle.dumps(value)
+            back = _loaded(data)
+        except Exception:
+            continue
+        if type(back) is type(e) and str(back) == str(e):
+            return data
+    return None
+
+
+def _loaded(data: bytes) -> BaseException:
+    value = pickle.loads(data)
+    if isinstance(value, tuple):
+        rebuild, args = value
+        return rebuild(*args)
+    return value
+
+
+def _rebuilt(cls: type, args: tuple, state: dict) -> BaseException:
+    err = cls.__new__(cls, *args)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 def raise_remote(outcome: tuple, where: str) -> None:
@@ -234,7 +254,7 @@ def raise_remote(outcome: tuple, where: str) -> None:
     err: BaseException | None = None
     if data is not None:
         try:
-            err = pickle.loads(data)
+            err = _loaded(data)
         except Exception:
             err = None
     if err is None:
