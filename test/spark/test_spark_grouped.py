@@ -159,8 +159,11 @@ def test_keys_of_every_type_with_the_key_taking_form(frame, client):
 
     schema = "key string, n long, first_i double"
     before = tasks_total(client)
-    for col in ["bo", "i", "f", "d", "dec", "s", "bin", "dt", "ts", "ntz", "al", "st"]:
-        g = frame.groupBy(col)
+    # every type at once (the key tuple the function gets), then one by one where grouping
+    # equal values is subtle: NaN and -0.0, strings, nested values, zoned timestamps
+    every = ["bo", "i", "f", "d", "dec", "s", "bin", "dt", "ts", "ntz", "al", "st"]
+    for cols in [every, ["f"], ["s"], ["st"], ["al"], ["ts"]]:
+        g = frame.groupBy(*cols)
         check_same(g.applyInPandas(describe, schema), qs.apply_in_pandas(g, describe, schema), min_rows=3)
     ran_on_node(client, before)
 
