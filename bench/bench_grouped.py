@@ -50,7 +50,7 @@ SCHEMA = "k long, total double, check long"
 LOOPS = 1  # heavy_row's loop count for TARGET_GROUP_S; set by main() before anything forks or pickles
 
 
-def work(key, pdf: pd.DataFrame) -> pd.DataFrame:
+def work(key: tuple, pdf: pd.DataFrame) -> pd.DataFrame:
     """One group's work: ~TARGET_GROUP_S of Python, then a one-row summary."""
     check = heavy_row(int(key[0]), LOOPS)
     return pd.DataFrame({"k": [int(key[0])], "total": [float(pdf["v"].sum())], "check": [check]})

@@ -7,12 +7,10 @@ errors with their messages; and a skewed partition's groups run as many tasks on
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import re
 import sys
 import time
-import warnings
 from decimal import Decimal
 from typing import Iterator
 
@@ -35,6 +33,7 @@ from pyspark.sql.types import (
 
 import quiver
 import quiver.spark as qs
+from test_spark_types import same  # equality of collected values, NaN and nesting included
 
 # Spark's workers and the node's workers cannot import this module: ship it by value (pyspark
 # pickles with its own copy of cloudpickle).
@@ -99,19 +98,6 @@ def client(node):
 
 def tasks_total(client) -> int:
     return client.status()["nodes"][0]["tasks_total"]
-
-
-def same(a, b) -> bool:
-    """Equality of collected values, NaN equal to NaN, the sign of zero kept, through nesting."""
-    if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a) == math.copysign(1, b))
-    if isinstance(a, Row) and isinstance(b, Row):
-        return a.asDict().keys() == b.asDict().keys() and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
 
 
 def check_same(plain, accelerated, min_rows: int = 1) -> list:

@@ -24,7 +24,7 @@ import io
 import pickle
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow as pa
 
