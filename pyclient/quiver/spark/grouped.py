@@ -137,7 +137,7 @@ def _grouped_map(grouped, fn, schema, eval_type, form: str, opts: NodeOptions):
     return_type = udf.returnType
     num_args = len(inspect.getfullargspec(fn).args)
     plan = Plan(form, fn, num_args, return_type, len(keys), _runner_conf(df.sparkSession))
-    return _run(df, [df[c] for c in df.columns], keys, plan, return_type, opts)
+    return _run(df, ["*"], keys, plan, return_type, opts)  # every column, any name
 
 
 def _run(df, values: list, keys: list, plan: Plan, schema, opts: NodeOptions):
