@@ -21,6 +21,8 @@ quiver.shutdown() stops the node that quiver.connect() started in this process.
 Layers. Imports point down this list, never up (pyclient/tests/test_layers.py
 checks it, function-level imports included):
 
+    spark                   quiver.spark: grouped map and grouped aggregate helpers
+                            that run a partition's groups in parallel on the node
     _accel                  quiver.accelerate: the decorator, the nodes it uses, result-type
                             inference, forms, and its pure policy (conversion is _convert)
     client                  the Client facade: options checked, work handed down
@@ -71,7 +73,7 @@ _EXPORTS = {
 }
 
 # Modules that ``quiver.<name>`` reaches without importing them first.
-_MODULES = {"client", "errors", "lineage", "objects", "tasks", "types"}
+_MODULES = {"client", "errors", "lineage", "objects", "spark", "tasks", "types"}
 
 __all__ = list(_EXPORTS)
 

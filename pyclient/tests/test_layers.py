@@ -20,8 +20,8 @@ PACKAGE = pathlib.Path(quiver.__file__).parent
 # Top first. A module may import modules of its own layer or of any layer below
 # it, never above. Entries are module names; "x.*" covers a package's modules.
 LAYERS = [
-    ("spark helpers", ["quiver.spark", "quiver.spark.*"]),
     ("facade", ["quiver", "quiver._cli"]),
+    ("spark helpers", ["quiver.spark", "quiver.spark.*"]),
     ("accelerate", ["quiver._accel.decorator"]),
     ("accelerate parts", ["quiver._accel.nodes", "quiver._accel.infer", "quiver._accel.mapform"]),
     ("accelerate forms", ["quiver._accel.forms", "quiver._accel.pickled", "quiver._accel.frames"]),

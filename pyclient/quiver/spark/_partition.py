@@ -1,0 +1,205 @@
+"""A partition's groups in parallel: the mapInArrow function that the grouped helpers plan.
+
+Spark's Python worker calls ``PartitionRunner`` with the batches of one
+partition, sorted by the grouping keys (the last ``nkeys`` columns). It cuts
+them into groups (``split_groups``: equal keys by Spark's rules, nulls
+together, NaN with NaN) and submits each group whole, as Arrow IPC bytes, as
+one task to the node (the task API, quiver.tasks, over this process's
+shared connection), so the node runs the partition's groups on all its
+workers at once. Results are yielded in group order as they come back; at
+most WINDOW_GROUPS groups (WINDOW_BYTES of input) are in flight, so a large
+partition streams in bounded memory.
+
+Without a node (none reachable, or it cannot take the work), fallback
+"local" runs the groups here, one after another, with one warning per
+process, like quiver.accelerate; fallback "error" raises quiver.Unavailable.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import threading
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .._accel.forms import _pickled_by_value
+from .._accel.nodes import _node_for, _warn_fallback
+from .._accel import policy
+from ..errors import OverCapacity, Unavailable
+from ..tasks import Dispatcher
+from ._group import GroupTask, Plan, from_ipc, raise_remote, run_group, to_ipc
+
+__all__ = ["PartitionRunner", "split_groups", "WINDOW_GROUPS", "WINDOW_BYTES"]
+
+WINDOW_GROUPS = 4096        # groups submitted and not yet yielded, at most
+WINDOW_BYTES = 256 << 20    # their input, at most (one larger group still goes alone)
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """Where the groups run and what happens without a node (accelerate's options)."""
+
+    fallback: str
+    retries: int | None
+    address: str | None = None
+    token: str | None = None
+
+
+class PartitionRunner:
+    """The mapInArrow function: Iterator[RecordBatch] (sorted by key) -> output batches."""
+
+    def __init__(self, plan: Plan, opts: NodeOptions):
+        self.plan = plan
+        self.opts = opts
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        groups = split_groups(batches, self.plan.nkeys)
+        node = _node_for(self.opts)
+        conn = node.get()
+        if conn is None:
+            yield from self._here(node, groups)
+            return
+        task = GroupTask(self.plan)
+        dispatcher = _dispatcher(node, conn)
+        with _pickled_by_value(_first_fn(self.plan)):
+            dispatcher.name_for(task)  # register once, the user's module by value
+        window: collections.deque = collections.deque()
+        size = 0
+        for table in groups:
+            data = to_ipc(table.combine_chunks().to_batches(), table.schema)
+            window.append((dispatcher.submit(task, (data,), {}, retries=self.opts.retries), data))
+            size += len(data)
+            while len(window) > WINDOW_GROUPS or (size > WINDOW_BYTES and len(window) > 1):
+                fut, data = window.popleft()
+                size -= len(data)
+                yield from self._result(node, fut, data)
+        while window:
+            fut, data = window.popleft()
+            yield from self._result(node, fut, data)
+
+    def _result(self, node, fut, data: bytes) -> Iterator[pa.RecordBatch]:
+        try:
+            outcome = fut.result()
+        except (Unavailable, OverCapacity) as e:
+            if policy.fallback(self.opts.fallback) == policy.RAISE:
+                raise
+            if isinstance(e, Unavailable):
+                node.mark_down(e)
+            _warn_fallback(node, _fn_name(self.plan))
+            yield from run_group(self.plan, from_ipc(data))
+            return
+        if outcome[0] != "ok":
+            raise_remote(outcome, f"on the quiver node at {node.where()}")
+        yield from from_ipc(outcome[1]).to_batches()
+
+    def _here(self, node, groups: Iterable[pa.Table]) -> Iterator[pa.RecordBatch]:
+        if policy.fallback(self.opts.fallback) == policy.RAISE:
+            raise Unavailable(f"quiver.spark: no quiver node reachable at {node.where()} "
+                              f"({node.down}) for {_fn_name(self.plan)}. Start one (`quiver start`), "
+                              "set QUIVER_ADDRESS, or use fallback='local' to run in-process instead")
+        _warn_fallback(node, _fn_name(self.plan))
+        for table in groups:
+            yield from run_group(self.plan, table)
+
+
+def _first_fn(plan: Plan):
+    return plan.fn[0][0] if isinstance(plan.fn, tuple) else plan.fn
+
+
+def _fn_name(plan: Plan) -> str:
+    fn = _first_fn(plan)
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+# This process's dispatcher per node connection (tasks of every Spark task share it).
+_dispatchers: dict[int, tuple] = {}
+_dispatchers_lock = threading.Lock()
+
+
+def _dispatcher(node, conn) -> Dispatcher:
+    with _dispatchers_lock:
+        entry = _dispatchers.get(id(node))
+        if entry is None or entry[0] is not conn or entry[2] != os.getpid():
+            if entry is not None and entry[2] == os.getpid():
+                entry[1].close()
+            entry = _dispatchers[id(node)] = (conn, Dispatcher(conn, node.functions), os.getpid())
+        return entry[1]
+
+
+# Cutting a sorted partition into groups.
+
+def split_groups(batches: Iterable[pa.RecordBatch], nkeys: int) -> Iterator[pa.Table]:
+    """The groups of batches sorted by their last nkeys columns, each as a Table,
+    in order. Keys are equal as Spark groups them: nulls with nulls, NaN with
+    NaN, -0.0 with 0.0. No keys: the whole input is one group (if any rows)."""
+    parts: list[pa.RecordBatch] = []   # the current group's slices
+    last: pa.RecordBatch | None = None  # its key, one row
+    schema = None
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        schema = batch.schema
+        n = batch.num_rows
+        keys = batch.select(range(batch.num_columns - nkeys, batch.num_columns))
+        if last is not None:
+            keys = pa.Table.from_batches([last, keys]).combine_chunks().to_batches()[0]
+        starts = _starts(keys)  # rows of keys that begin a new group
+        offset = keys.num_rows - n  # 1 when keys begins with the previous batch's key
+        cut = 0
+        for s in starts:
+            i = s - offset
+            if i <= 0:
+                if i == 0 and parts:
+                    yield pa.Table.from_batches(parts, schema)
+                    parts = []
+                continue
+            parts.append(batch.slice(cut, i - cut))
+            yield pa.Table.from_batches(parts, schema)
+            parts, cut = [], i
+        parts.append(batch.slice(cut))
+        last = batch.select(range(batch.num_columns - nkeys, batch.num_columns)).slice(n - 1, 1)
+    if parts:
+        yield pa.Table.from_batches(parts, schema)
+
+
+def _starts(keys: pa.RecordBatch) -> list[int]:
+    """Indices i >= 1 where row i's key differs from row i-1's."""
+    n = keys.num_rows
+    if n < 2 or keys.num_columns == 0:
+        return []
+    differ = None
+    for col in keys.columns:
+        d = _differ(col.slice(1), col.slice(0, n - 1))
+        differ = d if differ is None else pc.or_(differ, d)
+    return [i + 1 for i in pc.indices_nonzero(differ).to_pylist()]
+
+
+def _differ(a: pa.Array, b: pa.Array) -> pa.Array:
+    """Row-wise: a[i] and b[i] are different group keys (as a boolean array without nulls)."""
+    t = a.type
+    if pa.types.is_nested(t) or pa.types.is_dictionary(t) or pa.types.is_null(t):
+        return pa.array([not _same(x, y) for x, y in zip(a.to_pylist(), b.to_pylist())], pa.bool_())
+    try:
+        same = pc.fill_null(pc.equal(a, b), False)
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return pa.array([not _same(x, y) for x, y in zip(a.to_pylist(), b.to_pylist())], pa.bool_())
+    same = pc.or_(same, pc.and_(pc.is_null(a), pc.is_null(b)))
+    if pa.types.is_floating(t):
+        same = pc.or_(same, pc.fill_null(pc.and_(pc.is_nan(a), pc.is_nan(b)), False))
+    return pc.invert(same)
+
+
+def _same(x, y) -> bool:
+    """Python values of two keys: equal as Spark groups them (NaN equals NaN)."""
+    if isinstance(x, float) and isinstance(y, float):
+        return x == y or (math.isnan(x) and math.isnan(y))
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return len(x) == len(y) and all(_same(p, q) for p, q in zip(x, y))
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
+    return type(x) is type(y) and x == y

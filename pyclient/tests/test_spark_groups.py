@@ -1,0 +1,95 @@
+"""quiver.spark's pieces that need no Spark: cutting a sorted partition into groups (Spark's
+key equality: nulls together, NaN with NaN, -0.0 with 0.0, nested keys; groups across batch
+boundaries), and a group's exception travelling back as itself."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+
+import pyarrow as pa
+import pytest
+
+from quiver.errors import UDFError
+from quiver.spark._group import GroupTask, _pickled, raise_remote
+from quiver.spark._partition import split_groups
+
+
+def cut(rows: list[tuple], size: int, nkeys: int = 1) -> list[list[tuple]]:
+    """rows (value, key...) in batches of size, cut into groups: each group's rows."""
+    names = ["v"] + [f"k{i}" for i in range(nkeys)]
+    table = pa.Table.from_pylist([dict(zip(names, r)) for r in rows])
+    batches = table.to_batches(max_chunksize=size)
+    return [[tuple(r.values()) for r in g.to_pylist()] for g in split_groups(iter(batches), nkeys)]
+
+
+def keyed(keys: list) -> list[tuple]:
+    return [(i, k) for i, k in enumerate(keys)]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 100])
+def test_groups_cross_batch_boundaries(size):
+    keys = [None, None, 1, 1, 1, 2, 3, 3]
+    got = cut(keyed(keys), size)
+    assert [[k for _, k in g] for g in got] == [[None, None], [1, 1, 1], [2], [3, 3]]
+    assert [v for g in got for v, _ in g] == list(range(len(keys)))
+
+
+def test_float_keys_group_as_spark_does():
+    got = cut(keyed([None, -0.0, 0.0, 1.5, float("nan"), float("nan")]), 2)
+    assert [len(g) for g in got] == [1, 2, 1, 2]
+
+
+def test_nested_and_several_keys():
+    rows = [(0, [1, None], "a"), (1, [1, None], "a"), (2, [1, None], "b"), (3, None, "b"),
+            (4, [float("nan")], "b"), (5, [float("nan")], "b")]
+    assert [len(g) for g in cut(rows, 4, nkeys=2)] == [2, 1, 1, 2]
+    structs = [(0, {"a": 1, "b": None}), (1, {"a": 1, "b": None}), (2, {"a": 1, "b": "x"})]
+    assert [len(g) for g in cut(structs, 2)] == [2, 1]
+
+
+def test_no_keys_is_one_group_and_no_rows_none():
+    assert [len(g) for g in cut([(1,), (2,), (3,)], 2, nkeys=0)] == [3]
+    schema = pa.schema([("v", pa.int64()), ("k0", pa.int64())])
+    assert list(split_groups(iter([pa.record_batch([[], []], schema=schema)]), 1)) == []
+
+
+class NeedsKeywords(Exception):
+    def __init__(self, *, code: int):
+        super().__init__(f"code {code}")
+        self.code = code
+
+
+@pytest.mark.parametrize("err", [ValueError("plain"), KeyError("k"), NeedsKeywords(code=7)])
+def test_exceptions_come_back_as_themselves(err):
+    data = _pickled(err)
+    assert data is not None
+    with pytest.raises(type(err)) as got:
+        raise_remote(("err", data, type(err).__name__, str(err), "Traceback: here\n"), "on a node")
+    assert str(got.value) == str(err)
+    assert any("Traceback: here" in note for note in got.value.__notes__)
+
+
+def test_an_exception_that_cannot_travel_is_a_udf_error():
+    class Local(Exception):
+        def __reduce__(self):
+            raise pickle.PicklingError("no")
+
+    err = Local("gone")
+    err.lock = threading.Lock()  # nor can its attributes travel
+    with pytest.raises(UDFError, match="Local: gone") as got:
+        raise_remote(("err", _pickled(err), "Local", "gone", "tb"), "on a node")
+    assert got.value.remote_type == "Local"
+
+
+def test_group_task_answers_failures_without_raising():
+    from quiver.spark._group import ARROW, Plan, to_ipc
+
+    def boom(table):
+        raise ZeroDivisionError("no rows to divide")
+
+    conf = {"assign_cols_by_name": True, "use_large_var_types": False, "max_records_per_batch": 10}
+    plan = Plan(ARROW, boom, 1, pytest.importorskip("pyspark.sql.types").StructType([]), 1, conf)
+    batch = pa.record_batch({"v": [1], "k0": [2]})
+    outcome = GroupTask(plan)(to_ipc([batch], batch.schema))
+    assert outcome[0] == "err" and outcome[2:4] == ("ZeroDivisionError", "no rows to divide")
