@@ -22,7 +22,7 @@ PACKAGE = pathlib.Path(quiver.__file__).parent
 LAYERS = [
     ("facade", ["quiver"]),
     ("accelerate", ["quiver._accel.decorator"]),
-    ("accelerate parts", ["quiver._accel.nodes", "quiver._accel.infer"]),
+    ("accelerate parts", ["quiver._accel.nodes", "quiver._accel.infer", "quiver._accel.rows"]),
     ("accelerate forms", ["quiver._accel.forms"]),
     ("accelerate policy", ["quiver._accel", "quiver._accel.policy"]),
     ("client", ["quiver.client"]),
@@ -32,6 +32,7 @@ LAYERS = [
     ("objects and registration", ["quiver.objects", "quiver._registry"]),
     ("wire", ["quiver._wire", "quiver._wire.*"]),
     ("worker", ["quiver.worker", "quiver.worker.*"]),
+    ("spark rows", ["quiver._rows", "quiver._rows.*"]),
     ("task rows", ["quiver._taskrows"]),
     ("conversion", ["quiver._convert"]),
     ("types", ["quiver.types"]),
@@ -41,7 +42,7 @@ LAYERS = [
 
 # What the worker may reach: its own package and the leaves below it.
 WORKER = "worker"
-WORKER_MAY_REACH = {"worker", "task rows", "conversion", "types", "helpers", "errors"}
+WORKER_MAY_REACH = {"worker", "spark rows", "task rows", "conversion", "types", "helpers", "errors"}
 
 
 def module_name(path: pathlib.Path) -> str:

@@ -3,6 +3,7 @@
     decorator   accelerate(...) and the per-process state of an accelerated function
     nodes       the nodes batches go to: whether each answers, over the shared connection
     infer       the result type, inferred from local runs when ``returns`` is not given
+    rows        accelerate over a row-at-a-time Spark @udf (its rows run by quiver._rows)
     forms       the call forms (pandas, Arrow, iterators, RecordBatches), adapters, slicing
     policy      pure: run a batch here or on the node (fallback, the cheap-function switch)
 
