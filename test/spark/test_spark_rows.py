@@ -7,6 +7,7 @@ the wrong type, exceptions, on_error="null", and registration for SQL."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from decimal import Decimal
 
@@ -148,13 +149,13 @@ def test_every_type_in_and_out_matches_plain(frame, node_calls, arrow):
 @MODES
 def test_batches_of_3_and_empty_partitions(spark, batch_size, node_calls, arrow):
     batch_size(3)
-    df = spark.range(0, 11, numPartitions=6).where("id % 4 != 1 and id < 9") \
+    df = spark.range(0, 24, numPartitions=4).where("id % 4 != 1 and (id < 6 or id >= 18)") \
         .withColumn("x", F.col("id") * 1.5).withColumn("s", F.col("id").cast("string"))
     pairs = {"x": (*pair(lambda x: x * 2, "double", arrow), ("x",)),
              "s": (*pair(lambda s, x: f"{s}:{x}", "string", arrow), ("s", "x"))}
     before = node_calls()
-    assert len(compare(df, pairs)) == 6
-    assert node_calls() - before >= 2 * 3  # 6 rows in batches of <= 3, for each UDF
+    assert len(compare(df, pairs)) == 9
+    assert node_calls() - before >= 2 * 4  # partitions of 4, 0, 0 and 5 rows: 4 batches per UDF
     assert df.where("id < 0").select(pairs["x"][1]("x")).collect() == []
 
 
@@ -200,7 +201,7 @@ def test_classic_results_of_the_wrong_type_become_what_spark_makes_of_them(spark
 
 
 def test_arrow_results_of_the_wrong_type_convert_or_fail_as_spark(spark):
-    """A column per declared type; where plain Spark fails it, each value on its own."""
+    """A column per declared type; where plain Spark fails it, value by value up to the one it refuses."""
     df = spark.range(0, 9, numPartitions=1).withColumn("k", F.col("id").cast("int"))
     for ddl, values in MISMATCHES.items():
         plain, accelerated = pair(lambda k, vs=values: vs[k % len(vs)], ddl, True)
@@ -210,24 +211,30 @@ def test_arrow_results_of_the_wrong_type_convert_or_fail_as_spark(spark):
             assert not isinstance(got, Exception), f"{ddl}: plain gave {want}, accelerated: {got}"
             assert all(same(w, g) for w, g in zip(want, got)), f"{ddl}: plain {want} != accelerated {got}"
             continue
-        for v in values:
+        for v in values:  # up to the first value plain Spark refuses
             plain, accelerated = pair(lambda k, v=v: v, ddl, True)
             want, got = outcome(df.limit(1), plain("k")), outcome(df.limit(1), accelerated("k"))
             if isinstance(want, Exception):
                 assert isinstance(got, Exception), f"{ddl} <- {v!r}: plain failed ({want}), accelerated gave {got}"
                 name = _error_name(want)
                 assert name in str(got), f"{ddl} <- {v!r}: plain raised {name}; accelerated: {got}"
+                break
             else:
                 assert not isinstance(got, Exception), f"{ddl} <- {v!r}: plain gave {want}, accelerated: {got}"
                 assert same(want, got), f"{ddl} <- {v!r}: plain {want} != accelerated {got}"
 
 
 def _error_name(e: Exception) -> str:
-    """The Python exception type named in Spark's PythonException text."""
-    for line in reversed(str(e).splitlines()):
-        head = line.split(":", 1)[0].strip()
-        if head.isidentifier() and (head.endswith("Error") or head.endswith("Exception")):
-            return head
+    """What failed: the error class of an error the JVM raised ("[NUMERIC_VALUE_OUT_OF_RANGE...]"),
+    else the Python exception type named last in Spark's PythonException text."""
+    text = str(e)
+    jvm = re.match(r"\s*\[([A-Z_.]+)\]", text)
+    if jvm:
+        return jvm.group(1)
+    for line in reversed(text.splitlines()):
+        m = re.fullmatch(r"(?:\w+\.)*([A-Z][a-z]\w*)(?:: .*)?", line.strip())  # [module.]Name[: message]
+        if m:
+            return m.group(1)
     return type(e).__name__
 
 

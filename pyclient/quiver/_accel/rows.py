@@ -17,9 +17,9 @@ accelerate's; a batch that runs in this process (fallback, cheap functions)
 runs the same code here.
 
 Which mode applies is the UDF's eval type: Spark fixed it when the UDF was made
-(``useArrow``, else spark.sql.execution.pythonUDF.arrow.enabled). The session
-settings that change conversions (quiver._rows.run.CONF) are read on the
-driver when Spark pickles the UDF for a query. A UDF without arguments is
+(``useArrow``, else spark.sql.execution.pythonUDF.arrow.enabled). The settings
+that change conversions (quiver._rows.run.CONF) are those Spark would send its
+Python workers, read on the driver when Spark pickles the UDF for a query. A UDF without arguments is
 returned unchanged: there are no rows to spread.
 """
 
@@ -115,10 +115,26 @@ def _resolve(rows: RowUDF) -> None:
     if isinstance(rows.return_type, str):
         from pyspark.sql.types import _parse_datatype_string
         rows.return_type = _parse_datatype_string(rows.return_type)
+    rows.conf = _runner_conf(session)
+
+
+def _runner_conf(session) -> dict:
+    """The settings Spark sends its Python workers for Arrow UDFs (ArrowPythonRunner's map: it
+    resolves defaults that depend on other settings, e.g. safe casts under ANSI mode)."""
+    try:
+        jconf = session._jsparkSession.sessionState().conf()
+        runner = session._jvm.org.apache.spark.sql.execution.python.ArrowPythonRunner
+        sent = runner.getPythonRunnerConfMap(jconf)
+    except Exception:  # noqa: BLE001  (Spark Connect, another Spark version: the session's values)
+        sent = None
     conf = {}
     for key, (_, default) in CONF.items():
         try:
-            conf[key] = session.conf.get(key, default)
-        except Exception:  # noqa: BLE001  (an older JVM without the setting: its default)
+            if sent is not None:
+                value = sent.get(key)
+                conf[key] = value.get() if value.isDefined() else default
+            else:
+                conf[key] = session.conf.get(key) or default
+        except Exception:  # noqa: BLE001  (a setting this Spark does not have: its default)
             conf[key] = default
-    rows.conf = conf
+    return conf

@@ -181,7 +181,7 @@ def _from_java(dt: T.DataType):
             if v is None or _java(v) != _ARRAY:
                 return None
             if len(v) != len(convs):
-                raise ValueError(f"Input row doesn't have expected number of values required by the "
+                raise ValueError(f"[STRUCT_ARRAY_LENGTH_MISMATCH] Input row doesn't have expected number of values required by the "
                                  f"schema. {len(convs)} fields are required while {len(v)} values "
                                  "are provided.")
             return {n: c(x) for n, c, x in zip(names, convs, v)}
@@ -201,8 +201,8 @@ def _decimal(precision: int, scale: int):
         q = v.quantize(exp, context=ctx)  # BigDecimal.setScale(scale, ROUND_HALF_UP)
         digits = len(q.as_tuple().digits)
         if digits > precision:
-            raise ArithmeticError(f"[DECIMAL_PRECISION_EXCEEDS_MAX_PRECISION] Decimal precision "
-                                  f"{digits} exceeds max precision {precision}.")
+            raise ArithmeticError(f"[NUMERIC_VALUE_OUT_OF_RANGE.WITHOUT_SUGGESTION]  The {q} rounded "
+                                  f"half up from {v} cannot be represented as Decimal({precision}, {scale}).")
         return q
     return conv
 

@@ -72,7 +72,8 @@ class RowUDF:
         self.__dict__.update(state)
 
     def flag(self, name: str) -> bool:
-        key, default = next(v for v in CONF.values() if v[0] == name)
+        """A boolean setting by its short name ("safecheck"): the session's, else Spark's default."""
+        key, default = next((k, d) for k, (short, d) in CONF.items() if short == name)
         return str(self.conf.get(key, default)).lower() == "true"
 
     def arrow_type(self) -> pa.DataType:
