@@ -29,6 +29,8 @@ import shlex
 import sys
 import time
 
+import pandas as pd
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 # Spark's and the node's Python workers import the workload from bench/ as well.
@@ -53,8 +55,6 @@ def row_fn(n: int):
 
 def pandas_fn(n: int):
     """The same function as a pandas UDF body."""
-    import pandas as pd
-
     def heavy(x: pd.Series) -> pd.Series:
         return pd.Series([heavy_row(v, n) for v in x.tolist()], dtype="int64")
     return heavy
