@@ -33,6 +33,8 @@ checks it, function-level imports included):
                             options, calls, actions, session), shared memory, the one
                             per-process connection cache, the on-demand local node
     worker                  ``python -m quiver.worker``: the node's Python workers
+    _rows                   a Spark row UDF's rows run with Spark's conversions (the
+                            node's workers unpickle it; it imports pyspark)
     _taskrows, _convert,    leaves that both the worker and the driver side use:
     _taskcontext, types,    running task rows, pandas <-> Arrow, the task context,
     _util, _options,        Spark types, traceback trimming and joining parts, the

@@ -23,7 +23,8 @@ LAYERS = [
     ("facade", ["quiver", "quiver._cli"]),
     ("spark helpers", ["quiver.spark", "quiver.spark.*"]),
     ("accelerate", ["quiver._accel.decorator"]),
-    ("accelerate parts", ["quiver._accel.nodes", "quiver._accel.infer", "quiver._accel.mapform"]),
+    ("accelerate parts", ["quiver._accel.nodes", "quiver._accel.infer", "quiver._accel.mapform",
+                          "quiver._accel.rows"]),
     ("accelerate forms", ["quiver._accel.forms", "quiver._accel.pickled", "quiver._accel.frames"]),
     ("accelerate policy", ["quiver._accel", "quiver._accel.policy"]),
     ("client", ["quiver.client"]),
@@ -33,6 +34,7 @@ LAYERS = [
     ("objects and registration", ["quiver.objects", "quiver._registry"]),
     ("wire", ["quiver._wire", "quiver._wire.*"]),
     ("worker", ["quiver.worker", "quiver.worker.*"]),
+    ("spark rows", ["quiver._rows", "quiver._rows.*"]),
     ("task rows", ["quiver._taskrows"]),
     ("task context", ["quiver._taskcontext"]),
     ("conversion", ["quiver._convert"]),
@@ -43,7 +45,8 @@ LAYERS = [
 
 # What the worker may reach: its own package and the leaves below it.
 WORKER = "worker"
-WORKER_MAY_REACH = {"worker", "task rows", "task context", "conversion", "types", "helpers", "errors"}
+WORKER_MAY_REACH = {"worker", "spark rows", "task rows", "task context", "conversion", "types", "helpers",
+                    "errors"}
 
 
 def module_name(path: pathlib.Path) -> str:

@@ -4,6 +4,7 @@
     nodes       the nodes batches go to: whether each answers, over the shared connection
     infer       the result type, inferred from local runs when ``returns`` is not given
     mapform     map forms of any output length (mapInPandas, mapInArrow) as table calls
+    rows        accelerate over a row-at-a-time Spark @udf (its rows run by quiver._rows)
     forms       the call forms (pandas, Arrow, iterators, RecordBatches), adapters, slicing
     pickled     results no Arrow type holds, carried pickled through the node
     frames      what map forms run in the node's workers: MapAdapter, the frames' encoding

@@ -30,7 +30,9 @@ worker, and converts the result back, with the input's index. Forms:
                               wrapper has __call__'s signature without self
 
 Placing accelerate *outside* a pyspark UDF (``quiver.accelerate(pandas_udf(...)(f))``)
-also works: it returns an equivalent UDF and takes the result type from it.
+also works: it returns an equivalent UDF and takes the result type from it. Over a
+row-at-a-time ``@udf`` (classic or ``useArrow=True``) it returns an Arrow UDF whose
+rows run as tasks on the node with Spark's row semantics (quiver._accel.rows).
 
 Result type. ``returns`` (a Spark DDL string, a pyarrow or pyspark type) fixes
 it. Without it the wrapper runs the function once locally, in this process, on
@@ -211,6 +213,10 @@ def _accelerate_spark_udf(udf, opts: _Options):
     from pyspark.sql.udf import _create_udf
     from pyspark.util import PythonEvalType
 
+    from . import rows
+
+    if rows.is_row_udf(udf):  # @udf: its rows become tasks (quiver._accel.rows)
+        return rows.accelerate_row_udf(udf, opts, _Accelerated)
     # The type as given (a DDL string needs no SparkContext until Spark parses it).
     return_type = getattr(getattr(udf, "_unwrapped", None), "_returnType", None) or udf.returnType
     pandas_types = (PythonEvalType.SQL_SCALAR_PANDAS_UDF, PythonEvalType.SQL_SCALAR_PANDAS_ITER_UDF)
