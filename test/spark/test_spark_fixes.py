@@ -17,7 +17,6 @@ pytest.importorskip("pyspark")
 from pyspark import TaskContext
 from pyspark import cloudpickle as pyspark_cloudpickle
 from pyspark.sql import Row
-from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import (
     ArrayType, DoubleType, IntegerType, LongType, StringType, StructField, StructType,
