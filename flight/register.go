@@ -66,13 +66,9 @@ func parseRegister(body []byte, mem memory.Allocator) (reg registration, err err
 	if h.Name == "" {
 		return reg, fmt.Errorf("%w: register: no function name", errMalformed)
 	}
-	raw, err := base64.StdEncoding.DecodeString(h.Returns)
+	schema, err := parseSchema(h.Name, "returns", h.Returns, mem)
 	if err != nil {
-		return reg, fmt.Errorf("%w: register %s: returns is not base64: %v", errMalformed, h.Name, err)
-	}
-	schema, err := flight.DeserializeSchema(raw, mem)
-	if err != nil {
-		return reg, fmt.Errorf("%w: register %s: returns is not an Arrow schema: %v", errMalformed, h.Name, err)
+		return reg, err
 	}
 	if schema.NumFields() != 1 {
 		return reg, fmt.Errorf("%w: register %s: the returns schema has %d fields, want 1", errMalformed, h.Name, schema.NumFields())
@@ -92,13 +88,9 @@ func parseRegister(body []byte, mem memory.Allocator) (reg registration, err err
 // parseArgs reads the declared arguments: a base64 Arrow schema, one field
 // per argument (none: a function of no arguments).
 func parseArgs(name, b64 string, mem memory.Allocator) ([]arrow.Field, error) {
-	raw, err := base64.StdEncoding.DecodeString(b64)
+	schema, err := parseSchema(name, "args", b64, mem)
 	if err != nil {
-		return nil, fmt.Errorf("%w: register %s: args is not base64: %v", errMalformed, name, err)
-	}
-	schema, err := flight.DeserializeSchema(raw, mem)
-	if err != nil {
-		return nil, fmt.Errorf("%w: register %s: args is not an Arrow schema: %v", errMalformed, name, err)
+		return nil, err
 	}
 	args := make([]arrow.Field, 0, schema.NumFields())
 	for _, f := range schema.Fields() {
@@ -106,6 +98,20 @@ func parseArgs(name, b64 string, mem memory.Allocator) ([]arrow.Field, error) {
 		args = append(args, f)
 	}
 	return args, nil
+}
+
+// parseSchema reads the register header's field what of function name: a
+// base64 Arrow schema.
+func parseSchema(name, what, b64 string, mem memory.Allocator) (*arrow.Schema, error) {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: register %s: %s is not base64: %v", errMalformed, name, what, err)
+	}
+	schema, err := flight.DeserializeSchema(raw, mem)
+	if err != nil {
+		return nil, fmt.Errorf("%w: register %s: %s is not an Arrow schema: %v", errMalformed, name, what, err)
+	}
+	return schema, nil
 }
 
 // register adds or replaces a Python function.

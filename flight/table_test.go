@@ -47,11 +47,7 @@ func startPythonNode(t *testing.T) flight.Client {
 	for name, src := range tableFuncs {
 		body := registerBody(t, map[string]any{"name": name, "returns": returnsOf(arrow.PrimitiveTypes.Int64), "table": true},
 			testpy.Blob(t, py, src, "table", "pa.int64()"))
-		stream, err := c.DoAction(testCtx(t), &flight.Action{Type: ActionRegister, Body: body})
-		if err == nil {
-			_, err = stream.Recv()
-		}
-		if err != nil {
+		if _, err := doAction(testCtx(t), c, ActionRegister, body); err != nil {
 			t.Fatalf("register %s: %v", name, err)
 		}
 	}

@@ -116,21 +116,22 @@ const (
 )
 
 // batch returns the RecordBatch table of a RecordBatch or DictionaryBatch
-// message (a DictionaryBatch's data, field 1, is one), with the message's
-// kind; ok is false for other messages.
-func (b fbuf) batch() (tab uint64, kind byte, ok bool, err error) {
+// message (a DictionaryBatch's data, field 1, is one); ok is false for
+// other messages.
+func (b fbuf) batch() (tab uint64, ok bool, err error) {
 	msg, err := b.deref(0)
 	if err != nil {
-		return 0, 0, false, err
+		return 0, false, err
 	}
-	if kind, err = b.fieldU8(msg, 1); err != nil || (kind != kindDictionary && kind != kindBatch) {
-		return 0, kind, false, err
+	kind, err := b.fieldU8(msg, 1)
+	if err != nil || (kind != kindDictionary && kind != kindBatch) {
+		return 0, false, err
 	}
 	if tab, ok, err = b.table(msg, 2); err != nil || !ok {
-		return 0, kind, false, err
+		return 0, false, err
 	}
 	if kind == kindDictionary {
 		tab, ok, err = b.table(tab, 1)
 	}
-	return tab, kind, ok, err
+	return tab, ok, err
 }

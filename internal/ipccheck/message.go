@@ -173,7 +173,7 @@ func (b fbuf) checkRecordBatch(tab uint64, body []byte, maxBody, views int) erro
 // length (field 0 of the RecordBatch) is negative: arrow-go would count
 // the rows from the columns, and a client would get the header as it is.
 func (b fbuf) checkRows() error {
-	tab, _, ok, err := b.batch()
+	tab, ok, err := b.batch()
 	if err != nil || !ok {
 		return err
 	}
@@ -200,7 +200,7 @@ func (b fbuf) bodyLength() (int64, error) {
 // else, a header it cannot read included.
 func Compressed(header []byte) bool {
 	b := fbuf(header)
-	tab, _, ok, err := b.batch()
+	tab, ok, err := b.batch()
 	if err != nil || !ok {
 		return false
 	}

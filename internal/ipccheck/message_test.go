@@ -63,7 +63,7 @@ func FuzzCheck(f *testing.F) {
 			return
 		}
 		// Accepted and compressed: every buffer's declared size is bounded.
-		tab, _, ok, err := fbuf(h).batch()
+		tab, ok, err := fbuf(h).batch()
 		if err != nil || !ok {
 			t.Fatalf("accepted a batch whose table cannot be read: %v", err)
 		}

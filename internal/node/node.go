@@ -196,12 +196,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	ended, watched := watchLifetime(lctx, cfg, cl)
 	defer watched()
 	defer stopWatch()
-	workers := 0
-	if pool != nil {
-		workers = pool.Size()
-	}
 	log.Info("serving", zap.String("tcp", lis.tcpAddr()), zap.String("socket", cfg.Socket),
-		zap.Int("executors", sched.Executors()), zap.Int("python_workers", workers),
+		zap.Int("executors", sched.Executors()), zap.Int("python_workers", scfg.Workers),
 		zap.Int64("object_store_bytes", objects.Limit()), zap.String("spill_dir", objects.Dir()),
 		zap.String("shm_dir", objects.ShmDir()))
 	if cfg.Ready != nil {
