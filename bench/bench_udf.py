@@ -64,8 +64,11 @@ TARGET_ROW_S = 1e-3  # the heavy function's cost per row
 # Shared by the bench scripts' main(): the --quiver-bin default, the command line a
 # result records, and progress lines on stderr.
 
+QUIVER_BIN = os.environ.get("QUIVER_BIN") or os.path.join(ROOT, "bin", "quiver")
+
+
 def add_quiver_bin(ap, **kw) -> None:
-    ap.add_argument("--quiver-bin", default=os.environ.get("QUIVER_BIN") or os.path.join(ROOT, "bin", "quiver"), **kw)
+    ap.add_argument("--quiver-bin", default=QUIVER_BIN, **kw)
 
 
 def command_line(script: str) -> str:
