@@ -28,7 +28,6 @@ import collections
 import json
 import os
 import platform
-import shlex
 import sys
 import time
 from typing import Iterator
@@ -36,7 +35,7 @@ from typing import Iterator
 import pandas as pd
 
 import bench_udf
-from bench_udf import ROOT, Node, _timed, heavy_row, quiver, start_spark
+from bench_udf import Node, _timed, add_quiver_bin, command_line, heavy_row, quiver, say, start_spark
 
 SCHEMA = "id long, x double, k int"
 
@@ -75,12 +74,9 @@ def main() -> int:
     ap.add_argument("--heavy", action="store_true", help="add the heavy variant")
     ap.add_argument("--heavy-rows", type=int, default=20_000, help="input rows of the heavy variant")
     ap.add_argument("--heavy-us", type=float, default=100.0, help="pure Python per heavy row, us")
-    ap.add_argument("--quiver-bin", default=os.environ.get("QUIVER_BIN") or os.path.join(ROOT, "bin", "quiver"))
+    add_quiver_bin(ap)
     args = ap.parse_args()
-    command = "python bench/bench_explode.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
-
-    def say(msg):
-        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    command = command_line("bench_explode.py")
 
     import cloudpickle
     from pyspark import cloudpickle as spark_cloudpickle

@@ -26,7 +26,6 @@ import collections
 import json
 import multiprocessing
 import os
-import shlex
 import sys
 import time
 
@@ -34,7 +33,9 @@ import cloudpickle
 import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_udf import ROOT, Node, _best, _timed, heavy_row, load, machine, start_spark  # noqa: E402
+from bench_udf import (  # noqa: E402
+    Node, _best, _timed, add_quiver_bin, command_line, heavy_row, load, machine, say, start_spark,
+)
 
 import quiver  # noqa: E402  (bench_udf put the package on the path if it is not installed)
 import quiver.spark as qs  # noqa: E402
@@ -86,16 +87,13 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="200 groups, one round")
     ap.add_argument("--groups", type=int, help="groups (default 1,000; quick 200)")
     ap.add_argument("--repeat", type=int, help="rounds, best kept (default 3; quick 1)")
-    ap.add_argument("--quiver-bin", default=os.environ.get("QUIVER_BIN") or os.path.join(ROOT, "bin", "quiver"))
+    add_quiver_bin(ap)
     args = ap.parse_args()
     groups = args.groups or (200 if args.quick else 1000)
     repeat = args.repeat or (1 if args.quick else 3)
     cores = os.cpu_count() or 1
-    command = "python bench/bench_grouped.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
+    command = command_line("bench_grouped.py")
     load_before = load()
-
-    def say(msg):
-        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     LOOPS = calibrate()
     group_ms = _best(lambda: heavy_row(7, LOOPS), 5) * 1e3

@@ -25,7 +25,6 @@ import argparse
 import collections
 import json
 import os
-import shlex
 import sys
 import time
 
@@ -37,8 +36,8 @@ sys.path.insert(0, HERE)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, os.environ.get("PYTHONPATH")) if p)
 
 from bench_udf import (  # noqa: E402
-    QUIVER_PATH, ROOT, Limits, Node, _best, calibrate, heavy_row, load, machine, node_rows,
-    spark_sum, start_spark,
+    QUIVER_PATH, Limits, Node, _best, add_quiver_bin, calibrate, command_line, heavy_row, load,
+    machine, node_rows, say, spark_sum, start_spark,
 )
 
 import quiver  # noqa: E402
@@ -72,17 +71,13 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (1,000 rows, one round)")
     ap.add_argument("--rows", type=int, help="rows (default 8,000; quick 1,000)")
     ap.add_argument("--repeat", type=int, help="rounds, best of each kept (default 3; quick 1)")
-    ap.add_argument("--quiver-bin",
-                    default=os.environ.get("QUIVER_BIN") or os.path.join(ROOT, "bin", "quiver"))
+    add_quiver_bin(ap)
     args = ap.parse_args()
     rows = args.rows or (1_000 if args.quick else 8_000)
     repeat = args.repeat or (1 if args.quick else 3)
     cores = os.cpu_count() or 1
-    command = "python bench/bench_rows.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
+    command = command_line("bench_rows.py")
     load_before = load()
-
-    def say(msg):
-        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     n = calibrate()
     row_ms = _best(lambda: [heavy_row(x, n) for x in range(50)], 3) / 50 * 1e3

@@ -61,6 +61,24 @@ QUIVER_PATH = os.path.dirname(os.path.dirname(os.path.abspath(quiver.__file__)))
 TARGET_ROW_S = 1e-3  # the heavy function's cost per row
 
 
+# Shared by the bench scripts' main(): the --quiver-bin default, the command line a
+# result records, and progress lines on stderr.
+
+QUIVER_BIN = os.environ.get("QUIVER_BIN") or os.path.join(ROOT, "bin", "quiver")
+
+
+def add_quiver_bin(ap, **kw) -> None:
+    ap.add_argument("--quiver-bin", default=QUIVER_BIN, **kw)
+
+
+def command_line(script: str) -> str:
+    return f"python bench/{script}" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
+
+
+def say(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 # The workloads. Module-level so that multiprocessing and cloudpickle ship them alike.
 
 def heavy_row(x: int, n: int) -> int:
@@ -351,9 +369,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (2,000 heavy rows, 1 M cheap rows)")
     ap.add_argument("--no-spark", action="store_true", help="skip the Spark parts (a and c)")
-    ap.add_argument("--quiver-bin",
-                    default=os.environ.get("QUIVER_BIN") or os.path.join(ROOT, "bin", "quiver"),
-                    help="the quiver binary (default $QUIVER_BIN, else bin/quiver)")
+    add_quiver_bin(ap, help="the quiver binary (default $QUIVER_BIN, else bin/quiver)")
     ap.add_argument("--heavy-rows", type=int, help="rows of the heavy UDF (default 20,000; quick 2,000)")
     ap.add_argument("--cheap-rows", type=int, help="rows of the cheap UDF (default 10 M; quick 1 M)")
     ap.add_argument("--repeat", type=int, help="runs of each timing, best kept (default 3; quick 1)")
@@ -363,11 +379,8 @@ def main() -> int:
     cheap_rows = args.cheap_rows or (1_000_000 if args.quick else 10_000_000)
     tasks, calls = (2_000, 1_000) if args.quick else (20_000, 5_000)
     cores = os.cpu_count() or 1
-    command = "python bench/bench_udf.py" + "".join(f" {shlex.quote(a)}" for a in sys.argv[1:])
+    command = command_line("bench_udf.py")
     load_before = load()
-
-    def say(msg):
-        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
     n = calibrate()
     row_ms = _best(lambda: [heavy_row(x, n) for x in range(50)], 3) / 50 * 1e3

@@ -47,7 +47,7 @@ from udf_workloads import RAY_SYSTEM_CONFIG  # noqa: E402
 
 import quiver  # noqa: E402
 
-QBIN = os.environ.get("QUIVER_BIN") or os.path.join(ROOT, "bin", "quiver")
+QBIN = bench_udf.QUIVER_BIN
 T0 = time.perf_counter()
 
 

@@ -27,7 +27,7 @@ from typing import Callable
 
 from ._retry import MAX_RECOMPUTE_DEPTH, lost_argument
 from .errors import ObjectLost, UDFError
-from .objects import ObjectRef
+from .objects import ObjectRef, ref_args
 from .tasks import Dispatcher
 
 __all__ = ["Lineage", "Lineages", "has_lineage"]
@@ -47,7 +47,7 @@ class Lineage:
 
     def refs(self) -> list[ObjectRef]:
         """The ObjectRef arguments (those a worker resolves)."""
-        return [a for a in (*self.args, *self.kwargs.values()) if isinstance(a, ObjectRef)]
+        return ref_args(self.args, self.kwargs)
 
 
 class Lineages:

@@ -417,6 +417,12 @@ def _lost(conn: Connection, ref: ObjectRef, e: QuiverError) -> ObjectLost:
                       f"(released, or lost with a node that stopped): {e.message}", ref.id)
 
 
+def ref_args(args, kwargs) -> list[ObjectRef]:
+    """The ObjectRef arguments of a call (top-level positional arguments and keyword
+    values): those a worker resolves."""
+    return [a for a in (*(args or ()), *(kwargs or {}).values()) if isinstance(a, ObjectRef)]
+
+
 def check_ref(ref) -> ObjectRef:
     if not isinstance(ref, ObjectRef):
         raise TypeError(f"quiver: expected an ObjectRef (from Client.put), not {type(ref).__name__}")

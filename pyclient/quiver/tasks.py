@@ -78,7 +78,7 @@ from ._wire.conn import Connection
 from ._wire.session import SCHEMA as SESSION_SCHEMA
 from ._wire.session import error as session_error
 from .errors import QuiverError, UDFError
-from .objects import ObjectRef, StoreResult
+from .objects import ObjectRef, StoreResult, ref_args
 
 __all__ = ["Dispatcher", "TaskFuture"]
 
@@ -461,8 +461,7 @@ def _resolve(t: _Task, row, can_recover: bool) -> ObjectRef | None:
         err.remote_type, err.remote_message, err.remote_traceback = etype, message, tb
         err.remote_object_id = lost_id[0] if lost_id else None  # an ObjectLost's object
         if can_recover and not t.recovered:
-            lost = _retry.lost_argument([a for a in (*(t.args or ()), *(t.kwargs or {}).values())
-                                  if isinstance(a, ObjectRef)], err)
+            lost = _retry.lost_argument(ref_args(t.args, t.kwargs), err)
             if lost is not None:
                 t.recovered = True
                 return lost

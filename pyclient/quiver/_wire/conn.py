@@ -26,7 +26,8 @@ from ..errors import QuiverError, Unavailable, mapped_errors
 from .address import resolve_address
 from .session import NotSent, Session
 
-__all__ = ["Connection", "CallInfo", "Function", "Lockstep", "auth_headers", "shared", "forget", "wire_table"]
+__all__ = ["Connection", "CallInfo", "Function", "Lockstep", "auth_headers", "new_call_info", "shared", "forget",
+           "wire_table"]
 
 INPUT_COUNT_KEY = b"x-databend-udf-input-count"
 
@@ -36,6 +37,11 @@ _WIRE_TYPES = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}
 # What the node reported about one call, summed over its output batches: rows
 # nulled by on_error="null", and milliseconds spent in Python functions.
 CallInfo = dict
+
+
+def new_call_info() -> CallInfo:
+    """A CallInfo with nothing reported yet."""
+    return {"nulled": 0, "work_ms": 0.0}
 
 
 class Function(NamedTuple):
@@ -89,7 +95,7 @@ class Connection:
         """Run one DoExchange in lockstep; return the result column per batch, its type, and
         what the node reported (nulled rows, work_ms) summed over the batches."""
         out: list[pa.Array] = []
-        info = {"nulled": 0, "work_ms": 0.0}
+        info = new_call_info()
         calls = self.lockstep(name, schema, batches, options, info)
         with contextlib.closing(iter(calls)) as pairs:  # an error here cancels the call at once
             for batch, result in pairs:

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from ..errors import QuiverError
-from .conn import CallInfo, Connection
+from .conn import CallInfo, Connection, new_call_info
 
 __all__ = ["exchange_table"]
 
@@ -22,7 +22,7 @@ def exchange_table(conn: Connection, name: str, schema: pa.Schema, batches: Iter
     (columns "row", the values, and "error" under on_error="null") as it arrives.
     info, when given, sums what the node reported (nulled rows, work_ms)."""
     if info is None:
-        info = {"nulled": 0, "work_ms": 0.0}
+        info = new_call_info()
     with contextlib.closing(iter(conn.lockstep(name, schema, batches, options, info))) as pairs:
         for _, out in pairs:
             if out.num_columns < 2 or out.schema.field(0).name != "row":
