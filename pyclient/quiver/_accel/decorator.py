@@ -97,6 +97,7 @@ import pyarrow as pa
 from .. import _options
 from .._convert import pandas_to_arrow
 from .._taskcontext import headers as task_headers
+from .._util import concat_parts
 from ..errors import FunctionNotFound, OverCapacity, UDFError, Unavailable
 from . import policy
 from .forms import (
@@ -104,7 +105,6 @@ from .forms import (
     _ARROW_ARRAYS,
     _PANDAS,
     _PANDAS_ITER,
-    _concat,
     _form_of,
     _from_arrow,
     _is_result_type_error,
@@ -464,7 +464,7 @@ class _Accelerated:
     def _local_once(self, form, values, item):
         if form == _PANDAS or form == _ARROW:
             return self._target()(*values)
-        return _concat(list(self.fn(iter([item]))))
+        return concat_parts(list(self.fn(iter([item]))))
 
     def _local_rows(self, form, values, item):
         """on_error="null" here: evaluate row by row; rows that fail become null."""
