@@ -105,6 +105,7 @@ from .forms import (
     _ARROW_ARRAYS,
     _PANDAS,
     _PANDAS_ITER,
+    _fn_name,
     _form_of,
     _from_arrow,
     _is_result_type_error,
@@ -267,7 +268,7 @@ class _Accelerated:
 
     @property
     def name(self) -> str:
-        return getattr(self.fn, "__qualname__", None) or getattr(self.fn, "__name__", None) or repr(self.fn)
+        return _fn_name(self.fn)
 
     def _check_fork(self):
         if self._pid != os.getpid():
