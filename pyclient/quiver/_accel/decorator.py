@@ -216,10 +216,10 @@ def _accelerate_spark_udf(udf, opts: _Options):
 
     from . import rows
 
-    if rows.is_row_udf(udf):  # @udf: its rows become tasks (quiver._accel.rows)
-        return rows.accelerate_row_udf(udf, opts, _Accelerated)
     # The type as given (a DDL string needs no SparkContext until Spark parses it).
     return_type = getattr(getattr(udf, "_unwrapped", None), "_returnType", None) or udf.returnType
+    if rows.is_row_udf(udf):  # @udf: its rows become tasks (quiver._accel.rows)
+        return rows.accelerate_row_udf(udf, return_type, opts, _Accelerated)
     pandas_types = (PythonEvalType.SQL_SCALAR_PANDAS_UDF, PythonEvalType.SQL_SCALAR_PANDAS_ITER_UDF)
     if opts.returns is None and udf.evalType in pandas_types:
         opts = replace(opts, returns=return_type)
