@@ -97,6 +97,7 @@ import pyarrow as pa
 from .. import _options
 from .._convert import pandas_to_arrow
 from .._taskcontext import headers as task_headers
+from .._util import concat_parts
 from ..errors import FunctionNotFound, OverCapacity, UDFError, Unavailable
 from . import policy
 from .forms import (
@@ -104,7 +105,7 @@ from .forms import (
     _ARROW_ARRAYS,
     _PANDAS,
     _PANDAS_ITER,
-    _concat,
+    _fn_name,
     _form_of,
     _from_arrow,
     _is_result_type_error,
@@ -215,10 +216,10 @@ def _accelerate_spark_udf(udf, opts: _Options):
 
     from . import rows
 
-    if rows.is_row_udf(udf):  # @udf: its rows become tasks (quiver._accel.rows)
-        return rows.accelerate_row_udf(udf, opts, _Accelerated)
     # The type as given (a DDL string needs no SparkContext until Spark parses it).
     return_type = getattr(getattr(udf, "_unwrapped", None), "_returnType", None) or udf.returnType
+    if rows.is_row_udf(udf):  # @udf: its rows become tasks (quiver._accel.rows)
+        return rows.accelerate_row_udf(udf, return_type, opts, _Accelerated)
     pandas_types = (PythonEvalType.SQL_SCALAR_PANDAS_UDF, PythonEvalType.SQL_SCALAR_PANDAS_ITER_UDF)
     if opts.returns is None and udf.evalType in pandas_types:
         opts = replace(opts, returns=return_type)
@@ -267,7 +268,7 @@ class _Accelerated:
 
     @property
     def name(self) -> str:
-        return getattr(self.fn, "__qualname__", None) or getattr(self.fn, "__name__", None) or repr(self.fn)
+        return _fn_name(self.fn)
 
     def _check_fork(self):
         if self._pid != os.getpid():
@@ -464,7 +465,7 @@ class _Accelerated:
     def _local_once(self, form, values, item):
         if form == _PANDAS or form == _ARROW:
             return self._target()(*values)
-        return _concat(list(self.fn(iter([item]))))
+        return concat_parts(list(self.fn(iter([item]))))
 
     def _local_rows(self, form, values, item):
         """on_error="null" here: evaluate row by row; rows that fail become null."""

@@ -25,7 +25,6 @@ import pyarrow as pa
 import pyarrow.types as pat
 
 from .._convert import arrow_to_pandas, pandas_to_arrow
-from .._util import concat_parts
 from ..errors import UDFError
 
 _ARROW_ARRAYS = (pa.Array, pa.ChunkedArray)
@@ -192,9 +191,6 @@ def _slice_item(item, start: int, rows: int):
     if isinstance(item, tuple):
         return tuple(_slice(v, start, rows) for v in item)
     return _slice(item, start, rows)
-
-
-_concat = concat_parts
 
 
 _by_value_lock = threading.Lock()

@@ -37,7 +37,7 @@ import warnings
 import pyarrow as pa
 
 from .. import _options
-from .._convert import pandas_to_arrow
+from .._convert import _has_struct, pandas_to_arrow
 from .._wire.tablecall import exchange_table
 from ..errors import FunctionNotFound, OverCapacity, Unavailable
 from . import policy
@@ -73,16 +73,6 @@ def _columns(form: str, item) -> list | None:
     # Spark hands mapInPandas nested structs as dicts, which the node's frames would rebuild
     # as DataFrames: such frames run here.
     return None if any(_has_struct(c.type) for c in cols) else cols
-
-
-def _has_struct(t: pa.DataType) -> bool:
-    if pa.types.is_struct(t):
-        return True
-    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        return _has_struct(t.value_type)
-    if pa.types.is_map(t):
-        return _has_struct(t.key_type) or _has_struct(t.item_type)
-    return False
 
 
 def map_frames(acc, form: str, item):

@@ -70,12 +70,12 @@ _warned_fallback = False
 
 def _node_for(opts: _Options) -> _Node:
     token = opts.token or os.environ.get("QUIVER_TOKEN") or None
-    where = opts.address or os.environ.get("QUIVER_ADDRESS") or ("default", run_dir())
-    key = (where, token, os.getpid())
+    address = opts.address or os.environ.get("QUIVER_ADDRESS") or None
+    key = (address or ("default", run_dir()), token, os.getpid())
     with _nodes_lock:
         node = _nodes.get(key)
         if node is None:
-            node = _nodes[key] = _Node(opts.address or os.environ.get("QUIVER_ADDRESS") or None, token)
+            node = _nodes[key] = _Node(address, token)
         return node
 
 

@@ -40,9 +40,10 @@ def is_row_udf(udf) -> bool:
     return getattr(udf, "evalType", None) in (SQL_BATCHED_UDF, SQL_ARROW_BATCHED_UDF)
 
 
-def accelerate_row_udf(udf, opts, accelerated):
-    """The accelerated equivalent of a row UDF; ``accelerated(fn, opts)`` is the
-    decorator's per-process state for a function (it calls ``state(args, kwargs)``)."""
+def accelerate_row_udf(udf, return_type, opts, accelerated):
+    """The accelerated equivalent of a row UDF whose return type is return_type (as
+    given); ``accelerated(fn, opts)`` is the decorator's per-process state for a
+    function (it calls ``state(args, kwargs)``)."""
     import inspect
 
     from pyspark.sql.udf import _create_udf
@@ -50,7 +51,6 @@ def accelerate_row_udf(udf, opts, accelerated):
 
     assert PythonEvalType.SQL_SCALAR_ARROW_UDF == SQL_SCALAR_ARROW_UDF
     fn = udf.func
-    return_type = getattr(getattr(udf, "_unwrapped", None), "_returnType", None) or udf.returnType
     try:
         params = inspect.signature(fn).parameters.values()
         takes_args = any(p.kind != p.VAR_KEYWORD for p in params)

@@ -27,7 +27,7 @@ from typing import Iterable, Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._accel.forms import _pickled_by_value
+from .._accel.forms import _fn_name as _callable_name, _pickled_by_value
 from .._accel.nodes import _node_for, _warn_fallback
 from .._accel import policy
 from ..errors import OverCapacity, Unavailable
@@ -112,8 +112,7 @@ def _first_fn(plan: Plan):
 
 
 def _fn_name(plan: Plan) -> str:
-    fn = _first_fn(plan)
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return _callable_name(_first_fn(plan))
 
 
 # This process's dispatcher per node connection (tasks of every Spark task share it).
