@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from .. import _options
 from .._convert import _has_struct, pandas_to_arrow
+from .._wire.conn import new_call_info
 from .._wire.tablecall import exchange_table
 from ..errors import FunctionNotFound, OverCapacity, Unavailable
 from . import policy
@@ -108,7 +109,7 @@ def map_frames(acc, form: str, item):
     batch = pa.RecordBatch.from_arrays(cols, names=[f"_{i}" for i in range(len(cols))])
     headers = acc.opts.headers + _TABLE_HEADER
     for attempt in range(2):
-        info = {"nulled": 0, "work_ms": 0.0}
+        info = new_call_info()
         try:
             name = acc._register(node, form, RESULT_TYPE, item)
             start = time.perf_counter()
