@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DEFAULT_TCP_ADDRESS", "SOCKET_NAME", "run_dir", "default_socket", "resolve_address"]
+__all__ = ["DEFAULT_TCP_ADDRESS", "SOCKET_NAME", "run_dir", "socket_address", "default_socket", "resolve_address"]
 
 DEFAULT_TCP_ADDRESS = "grpc://127.0.0.1:8815"
 SOCKET_NAME = "quiver.sock"
@@ -17,6 +17,11 @@ def run_dir() -> str:
     if not d and os.environ.get("XDG_RUNTIME_DIR"):
         d = os.path.join(os.environ["XDG_RUNTIME_DIR"], "quiver")
     return d or f"/tmp/quiver-{os.getuid()}"
+
+
+def socket_address(directory: str) -> str:
+    """The Flight location of the node serving the run directory `directory`."""
+    return "grpc+unix://" + os.path.join(directory, SOCKET_NAME)
 
 
 def default_socket() -> str:

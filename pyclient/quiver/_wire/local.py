@@ -41,7 +41,7 @@ import threading
 import pyarrow.flight as flight
 
 from ..errors import Unavailable
-from .address import SOCKET_NAME, run_dir
+from .address import SOCKET_NAME, run_dir, socket_address
 from .conn import auth_headers
 
 __all__ = ["find_binary", "run_dir", "ensure_node", "started_node", "shutdown", "host_lock",
@@ -97,7 +97,7 @@ def ensure_node(token: str | None = None) -> str:
     """
     global _started, _atexit_registered
     directory = run_dir()
-    address = "grpc+unix://" + os.path.join(directory, SOCKET_NAME)
+    address = socket_address(directory)
     if answers(address, token):
         return address
     with host_lock(directory):

@@ -39,7 +39,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from .._wire.address import SOCKET_NAME, run_dir
+from .._wire.address import run_dir, socket_address
 from ..client import connect
 from .._wire.local import STOP_TIMEOUT_S, answers, find_binary, host_lock, start_detached
 from ..errors import QuiverError, Unavailable
@@ -89,7 +89,7 @@ def setup_cluster(spark, *, workers_per_node: int | None = None,
         directory = run_dir()
         _start_here(cid, directory, args if driver_workers else _no_workers(args), os.getpid())
         tcp = _tcp_address(directory)
-        info = Cluster(id=cid, address="grpc+unix://" + os.path.join(directory, SOCKET_NAME),
+        info = Cluster(id=cid, address=socket_address(directory),
                        tcp=tcp, _spark=spark)
         info.nodes.append({"host": socket.gethostname(), "pid": _node_pid(directory), "started": True})
         try:
@@ -223,7 +223,7 @@ def _no_workers(args: list[str]) -> list[str]:
 
 def _start_here(cid: str, directory: str, args: list[str], owner: int) -> bool:
     """Start this host's node for cluster cid unless one answers; True if started here."""
-    address = "grpc+unix://" + os.path.join(directory, SOCKET_NAME)
+    address = socket_address(directory)
     with host_lock(directory):
         if answers(address):
             return False
@@ -260,7 +260,7 @@ def _node_pid(directory: str) -> int | None:
 
 def _tcp_address(directory: str) -> str:
     """The node's loopback TCP address, from its status."""
-    with connect("grpc+unix://" + os.path.join(directory, SOCKET_NAME)) as c:
+    with connect(socket_address(directory)) as c:
         node = c.status()["nodes"][0]
     return "grpc://" + node["address"] if node.get("address") else ""
 
