@@ -198,7 +198,13 @@ func copyInt64(mem memory.Allocator, x *array.Int64) arrow.Array {
 // identityFunc returns the built-in identity, zero-copy.
 func identityFunc(t *testing.T) udf.Func {
 	t.Helper()
-	fn, err := udf.NewBuiltinCatalog().Lookup("identity")
+	return builtin(t, "identity")
+}
+
+// builtin returns the built-in function called name.
+func builtin(t *testing.T, name string) udf.Func {
+	t.Helper()
+	fn, err := udf.NewBuiltinCatalog().Lookup(name)
 	if err != nil {
 		t.Fatal(err)
 	}

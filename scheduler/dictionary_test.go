@@ -13,15 +13,6 @@ import (
 	"github.com/quiver-udf/quiver/udf"
 )
 
-func builtin(t *testing.T, name string) udf.Func {
-	t.Helper()
-	fn, err := udf.NewBuiltinCatalog().Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fn
-}
-
 // strings builds a utf8 column and the same values dictionary-encoded
 // (int32 indices); "" stands for null.
 func (f *fixture) strings(values []string) (plain, dict arrow.Array) {

@@ -82,9 +82,6 @@ type Bound struct {
 	decode bool // dictionary-encoded columns are decoded before the function sees them
 }
 
-// TableRowField is the row-index column of a table call's output.
-const TableRowField = udf.TableRowField
-
 // Bind checks the input schema's columns against fn's signature and builds
 // the output schema: one field named after the function, plus the error
 // column under OnErrorNull; a table call (a table function, or
@@ -104,7 +101,7 @@ func Bind(fn udf.Func, in *arrow.Schema, opts CallOptions) (*Bound, error) {
 	table := opts.Table || tf != nil
 	var fields []arrow.Field
 	if table {
-		fields = append(fields, arrow.Field{Name: TableRowField, Type: arrow.PrimitiveTypes.Int32})
+		fields = append(fields, arrow.Field{Name: udf.TableRowField, Type: arrow.PrimitiveTypes.Int32})
 	}
 	fields = append(fields, arrow.Field{Name: fn.Name(), Type: out, Nullable: true})
 	if opts.OnError == OnErrorNull {

@@ -12,6 +12,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/quiver-udf/quiver/udf"
 )
 
 // explode is a table function over int64: row v yields v%4 rows v*10+k
@@ -87,8 +89,8 @@ func wantExplode(x *array.Int64) ([]int32, []*int64) {
 
 func checkTableOut(t *testing.T, bi int, rec arrow.RecordBatch, rows []int32, vals []*int64) {
 	t.Helper()
-	if rec.Schema().Field(0).Name != TableRowField || !arrow.TypeEqual(rec.Column(0).DataType(), arrow.PrimitiveTypes.Int32) {
-		t.Fatalf("batch %d: schema %s, want %q int32 first", bi, rec.Schema(), TableRowField)
+	if rec.Schema().Field(0).Name != udf.TableRowField || !arrow.TypeEqual(rec.Column(0).DataType(), arrow.PrimitiveTypes.Int32) {
+		t.Fatalf("batch %d: schema %s, want %q int32 first", bi, rec.Schema(), udf.TableRowField)
 	}
 	if int(rec.NumRows()) != len(rows) {
 		t.Fatalf("batch %d: %d rows, want %d", bi, rec.NumRows(), len(rows))

@@ -110,30 +110,41 @@ func (f *PyFunc) Eval(ctx context.Context, mem memory.Allocator, args []arrow.Ar
 // EvalWork is Eval that also returns the time the worker spent in the
 // function.
 func (f *PyFunc) EvalWork(ctx context.Context, mem memory.Allocator, args []arrow.Array) (arrow.Array, time.Duration, error) {
+	var col arrow.Array
+	work, err := f.run(ctx, mem, args, taskContext(ctx), func(b []byte) (err error) {
+		col, err = decodeResult(b, mem)
+		return err
+	})
+	if err != nil {
+		if col != nil { // decoded, then the call ended
+			col.Release()
+		}
+		return nil, 0, err
+	}
+	return col, work, nil
+}
+
+// run ships args to a worker with the task context taskCtx (nil: none) and
+// reads its answer with decode; it returns the time the worker spent in the
+// function. A Python exception in err is named after f.
+func (f *PyFunc) run(ctx context.Context, mem memory.Allocator, args []arrow.Array, taskCtx []byte, decode func([]byte) error) (time.Duration, error) {
 	rows := 0
 	if len(args) > 0 {
 		rows = args[0].Len()
 	}
 	// The pool encodes the arguments straight into the worker's arena and
 	// decodes the result out of it: one copy each way on this side.
-	var col arrow.Array
-	res, err := f.pool.Run(ctx, Task{FnID: f.id, Name: f.name, Blob: f.blob, Context: taskContext(ctx),
+	res, err := f.pool.Run(ctx, Task{FnID: f.id, Name: f.name, Blob: f.blob, Context: taskCtx,
 		Encode: func(w io.Writer) error { return encodeArgs(w, args, rows, mem) },
-		Decode: func(b []byte) (err error) {
-			col, err = decodeResult(b, mem)
-			return err
-		}})
+		Decode: decode})
 	if err != nil {
-		if col != nil { // decoded, then the call ended
-			col.Release()
-		}
 		var pe *PyError
 		if errors.As(err, &pe) {
 			pe.Func = f.name
 		}
-		return nil, 0, err
+		return 0, err
 	}
-	return col, time.Duration(res.WorkMs * 1e6), nil
+	return time.Duration(res.WorkMs * 1e6), nil
 }
 
 // Parallelism is the number of workers that can run its tasks at once.

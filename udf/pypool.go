@@ -160,23 +160,20 @@ func (p *WorkerPool) spawn(delay time.Duration) {
 // start that may never succeed.
 func (p *WorkerPool) acquire(ctx context.Context, fn string) (*pyWorker, error) {
 	for {
+		var w *pyWorker
 		p.mu.Lock()
 		if i := PickWorker(p.idle, fn); i >= 0 {
-			w := p.idleW[i]
+			w = p.idleW[i]
 			p.removeIdle(i)
 			p.mu.Unlock()
-			if w.alive() {
-				return w, nil
+		} else {
+			wait := make(chan *pyWorker, 1)
+			p.waiters = append(p.waiters, wait)
+			p.mu.Unlock()
+			var err error
+			if w, err = p.await(ctx, wait); err != nil {
+				return nil, err
 			}
-			p.replace(w)
-			continue
-		}
-		wait := make(chan *pyWorker, 1)
-		p.waiters = append(p.waiters, wait)
-		p.mu.Unlock()
-		w, err := p.await(ctx, wait)
-		if err != nil {
-			return nil, err
 		}
 		if w.alive() {
 			return w, nil

@@ -5,9 +5,7 @@ package udf
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -34,32 +32,22 @@ func (f *PyFunc) IsTable() bool { return f.table }
 // EvalTable ships the arguments to a worker and reads its row indices and
 // values. The scheduler checks them against the task's rows.
 func (f *PyFunc) EvalTable(ctx context.Context, mem memory.Allocator, args []arrow.Array) (*array.Int32, arrow.Array, time.Duration, error) {
-	rows := 0
-	if len(args) > 0 {
-		rows = args[0].Len()
-	}
 	var (
 		idx  *array.Int32
 		vals arrow.Array
 	)
-	res, err := f.pool.Run(ctx, Task{FnID: f.id, Name: f.name, Blob: f.blob,
-		Encode: func(w io.Writer) error { return encodeArgs(w, args, rows, mem) },
-		Decode: func(b []byte) (err error) {
-			idx, vals, err = decodeTable(b, mem)
-			return err
-		}})
+	work, err := f.run(ctx, mem, args, nil, func(b []byte) (err error) {
+		idx, vals, err = decodeTable(b, mem)
+		return err
+	})
 	if err != nil {
 		if idx != nil {
 			idx.Release()
 			vals.Release()
 		}
-		var pe *PyError
-		if errors.As(err, &pe) {
-			pe.Func = f.name
-		}
 		return nil, nil, 0, err
 	}
-	return idx, vals, time.Duration(res.WorkMs * 1e6), nil
+	return idx, vals, work, nil
 }
 
 // decodeTable reads a table function's result stream: one batch of two

@@ -8,24 +8,15 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
+// tableStream is cols as a worker's result stream: one batch, as encodeArgs
+// writes arguments.
 func tableStream(t *testing.T, mem memory.Allocator, cols ...arrow.Array) []byte {
 	t.Helper()
-	fields := make([]arrow.Field, len(cols))
-	for i, c := range cols {
-		fields[i] = arrow.Field{Name: "c", Type: c.DataType(), Nullable: true}
-	}
-	rec := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, int64(cols[0].Len()))
-	defer rec.Release()
 	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(rec.Schema()), ipc.WithAllocator(mem))
-	if err := w.Write(rec); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
+	if err := encodeArgs(&buf, cols, cols[0].Len(), mem); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
