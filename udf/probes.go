@@ -29,8 +29,8 @@ func (builtinHealthy) Bind(args []arrow.DataType) (arrow.DataType, error) {
 	return arrow.PrimitiveTypes.Int32, nil
 }
 
-// Eval is never called with arguments (Bind refuses them); it answers for
-// the rows of its first argument if it is.
+// Eval is never called with arguments (Bind refuses them); if it is, it
+// refuses them too. Calls without columns go through EvalRows.
 func (f builtinHealthy) Eval(ctx context.Context, mem memory.Allocator, args []arrow.Array) (arrow.Array, error) {
 	if len(args) != 0 {
 		return nil, &ArityError{Func: f.Name(), Expected: 0, Got: len(args)}
