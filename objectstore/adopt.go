@@ -192,6 +192,16 @@ func (f *shmFiles) stored(name string, id ID) {
 	}
 }
 
+// unlocate drops the id of name: locate answers "" from now on, while the
+// name stays taken.
+func (f *shmFiles) unlocate(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id := f.names[name]; id != "" {
+		delete(f.ids, id)
+	}
+}
+
 // forget drops name and its id.
 func (f *shmFiles) forget(name string) {
 	f.mu.Lock()
@@ -221,6 +231,7 @@ func (f *shmFiles) releaser(name string, m []byte, log *zap.Logger) func() {
 			log.Error("a shared-memory object's release hook was called twice", zap.String("file", name))
 			return
 		}
+		f.unlocate(name) // first: no one is sent to a file about to go
 		if err := syscall.Munmap(m); err != nil {
 			log.Error("unmapping an object's file", zap.String("file", name), zap.Error(err))
 		}
