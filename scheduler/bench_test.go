@@ -3,6 +3,7 @@ package scheduler
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"testing"
 
@@ -62,4 +63,29 @@ func BenchmarkRunTasks(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(batches*rows/per), "ns/task")
+}
+
+// BenchmarkHybridPlace: one placement decision with 999 peers (a 1,000
+// node cluster), local slots full so that peers are looked at.
+func BenchmarkHybridPlace(b *testing.B) {
+	peers := make([]PeerView, 999)
+	for i := range peers {
+		peers[i] = PeerView{Name: fmt.Sprintf("n%03d", i), Slots: 4, Running: i % 5, Inflight: i % 2}
+	}
+	s := Snapshot{Lane: LaneWorkers, Slots: 4, Running: 4, Queued: 3, Peers: peers}
+	t := TaskInfo{Func: "f", Rows: 100, Bytes: 8000, CostNs: 20_000_000}
+	h := Hybrid{}
+	spilled := 0
+	x := uint64(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		x = splitmix(x)
+		s.Rand = x
+		if !h.Place(s, t).Local() {
+			spilled++
+		}
+	}
+	if spilled == 0 {
+		b.Fatal("no task spilled")
+	}
 }

@@ -29,11 +29,16 @@
 //     retried; after the call ended nothing is (retry.txt).
 //   - Placement: where each task runs. Place(Snapshot, TaskInfo) returns a
 //     Decision, "here" or "on peer X". It is consulted once per task as
-//     the task is dispatched, with the state of the task's lane. The only
-//     implementation today is Local (always here), and a node sends no
-//     task to a peer yet: a Decision naming one fails the call with
-//     ErrNoPeers (placement.txt). The cluster's placement fills this seam:
-//     a pure function of local state, peer views and the task.
+//     the task is dispatched, with the state of the task's lane and the
+//     peers' gossiped views. Local (a node alone) runs everything here
+//     (placement.txt). Hybrid is the cluster's (hybrid.txt): here while a
+//     local slot is free; past that, a task of known cost moves to a peer
+//     with a free slot when moving its bytes costs at most half of running
+//     it, least loaded first with a random pick among the top 20% (peers
+//     below half their slots count as equally idle), never a task that a
+//     peer sent. Its randomness comes in the Snapshot, so it stays pure;
+//     it looks at 16 peers at most, chosen at random, so a decision costs
+//     the same at any cluster size.
 //
 // # The shell
 //

@@ -43,6 +43,15 @@ import (
 //
 //	place LANE SLOTS QUEUED ROWS    print where Local places the task
 //
+//	nopeers               forget the peers
+//	peer NAME SLOTS RUNNING QUEUED INFLIGHT [warm] [rtt=NS] [nspb=F]
+//	                      add a peer's view
+//	hybrid SLOTS RUNNING QUEUED COST_NS BYTES RAND [spilled]
+//	                      print where Hybrid places the task
+//	spread SLOTS RUNNING QUEUED COST_NS BYTES N
+//	                      place N tasks with N random numbers, print how
+//	                      many each place got
+//
 //	tablecheck, tablejoin           table calls (table_scenario_test.go)
 func TestScenarios(t *testing.T) {
 	scenario.Run(t, "testdata/*.txt", func(t *testing.T) func(scenario.Step) []string {
@@ -52,9 +61,10 @@ func TestScenarios(t *testing.T) {
 }
 
 type scenarioState struct {
-	t    *testing.T
-	core *Core
-	est  *CostEstimator
+	t     *testing.T
+	core  *Core
+	est   *CostEstimator
+	peers []PeerView
 }
 
 // nums parses f[1:] as numbers, leaving words as zero, and checks that
@@ -85,6 +95,8 @@ func (st *scenarioState) exec(s scenario.Step) []string {
 		return st.execRetry(s, f)
 	case "tablecheck", "tablejoin":
 		return st.execTable(s, f)
+	case "nopeers", "peer", "hybrid", "spread":
+		return st.execHybrid(s, f)
 	case "place":
 		n := st.nums(s, f, 4, "lane")
 		lane := map[string]Lane{"native": LaneNative, "workers": LaneWorkers}[f[1]]
