@@ -32,7 +32,9 @@ const (
 // trip plus its bytes at the peer's measured cost per byte) costs at most
 // MoveShare of running it and less than waiting here for a slot, and (3) a
 // peer has a free slot, counting the tasks this node sent it since its last
-// report. Among those peers the pick is random among the TopKFraction least
+// report (PeerView.Inflight) and taking only its share of the slots free
+// at the report when other nodes have tasks waiting too (Snapshot.Busy).
+// Among those peers the pick is random among the TopKFraction least
 // loaded, where every peer below SpreadThreshold counts as equally loaded
 // and a peer with the function warm comes first among equals. The zero
 // value uses the defaults.
@@ -128,9 +130,17 @@ func (h Hybrid) candidates(s Snapshot, t TaskInfo, share, wait float64, out []ca
 			idx = int(x % uint64(peers))
 		}
 		p := &s.Peers[idx]
-		used := p.Running + p.Queued + p.Inflight
+		used := max(p.Running+p.Queued-p.InflightAtReport, 0) + p.Inflight
 		if p.Slots <= 0 || used >= p.Slots {
 			continue
+		}
+		// Of the slots free at its report, this node takes its share: as
+		// many nodes with tasks waiting would fill them as well.
+		if busy := s.Busy; busy > 1 {
+			free := p.Slots - max(p.Running+p.Queued-p.InflightAtReport, 0)
+			if p.Inflight-p.InflightAtReport >= (free+busy-1)/busy {
+				continue
+			}
 		}
 		rtt, perByte := float64(p.RTTNs), p.MoveNsPerByte
 		if rtt <= 0 {

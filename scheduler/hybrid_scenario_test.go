@@ -26,6 +26,8 @@ func (st *scenarioState) execHybrid(s scenario.Step, f []string) []string {
 				p.Warm = true
 			case "rtt":
 				p.RTTNs, err = strconv.ParseInt(v, 10, 64)
+			case "atreport":
+				p.InflightAtReport, err = strconv.Atoi(v)
 			case "nspb":
 				p.MoveNsPerByte, err = strconv.ParseFloat(v, 64)
 			default:

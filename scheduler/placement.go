@@ -20,6 +20,10 @@ type Snapshot struct {
 	// Peers are the live peers that could run the task, in a stable order
 	// (by name); empty on a node alone.
 	Peers []PeerView
+	// Busy is how many nodes of the cluster (this one included) had tasks
+	// waiting at their last report: they share the peers' free slots.
+	// Zero counts as one.
+	Busy int
 	// Rand is a random number drawn by the caller for this decision: the
 	// decision stays a pure function of its arguments, and tests fix it.
 	Rand uint64
@@ -32,9 +36,13 @@ type PeerView struct {
 	Slots   int    // tasks of the lane it runs at once
 	Running int    // of those, running when it reported
 	Queued  int    // tasks waiting in its queue when it reported
-	// Inflight is the tasks this node has sent it and not yet had back:
-	// what the peer's stale report does not show yet.
-	Inflight int
+	// Inflight is the tasks this node has sent it and not yet had back;
+	// InflightAtReport is what it was when the peer reported. The peer's
+	// load now is its report less this node's share then, plus this
+	// node's share now: exact for this node's own tasks, stale only for
+	// other origins'.
+	Inflight         int
+	InflightAtReport int
 	// Warm: the peer has the task's function loaded.
 	Warm bool
 	// MoveNsPerByte is the measured cost of sending it a byte and having

@@ -45,7 +45,7 @@ import (
 //
 //	nopeers               forget the peers
 //	peer NAME SLOTS RUNNING QUEUED INFLIGHT [warm] [rtt=NS] [nspb=F]
-//	                      add a peer's view
+//	                      [atreport=N]  add a peer's view
 //	hybrid SLOTS RUNNING QUEUED COST_NS BYTES RAND [spilled]
 //	                      print where Hybrid places the task
 //	spread SLOTS RUNNING QUEUED COST_NS BYTES N
