@@ -109,7 +109,8 @@ type call struct {
 	costed  udf.Costed // the function, when it measures its work; else nil
 	cost    *costCell  // its cost, when costed
 
-	outstanding int // tasks submitted whose results are not yet taken
+	outstanding int        // tasks submitted whose results are not yet taken
+	held        []heldTask // tasks placed on a busy peer, waiting to be sent (spill.go)
 	inbox       inbox
 }
 
@@ -144,6 +145,9 @@ func (c *call) loop(in <-chan input, emit Emit) error {
 			}
 		case <-c.inbox.signal:
 			if err := c.collect(); err != nil {
+				return err
+			}
+			if err := c.placeHeld(); err != nil {
 				return err
 			}
 		case <-c.ctx.Done():

@@ -64,6 +64,16 @@ func (p *pool) snapshot(l Lane) Snapshot {
 	return Snapshot{Lane: l, Slots: ln.slots, Running: int(ln.running.Load()), Queued: len(ln.jobs)}
 }
 
+// stats is every lane's load now, in Lane order.
+func (p *pool) stats() []LaneStats {
+	out := make([]LaneStats, 0, lanes)
+	for l := Lane(0); l < lanes; l++ {
+		sn := p.snapshot(l)
+		out = append(out, LaneStats{Lane: l.String(), Slots: sn.Slots, Running: sn.Running, Queued: sn.Queued})
+	}
+	return out
+}
+
 // close stops accepting jobs and waits for the queued ones to finish.
 func (p *pool) close() {
 	for l := range p.lanes {

@@ -211,3 +211,27 @@ func TestASpilledCallIsRefusedWhenTheQueueIsFull(t *testing.T) {
 		t.Fatalf("stats %+v: want one spill refused", st)
 	}
 }
+
+// onePeer sends every task to p1.
+type onePeer struct{}
+
+func (onePeer) Place(s Snapshot, t TaskInfo) Decision { return Decision{Peer: "p1"} }
+
+func TestTasksWaitForABusyPeerWithoutBlockingTheCall(t *testing.T) {
+	f := newFixture(t, Config{Executors: 1})
+	remote := newFakeRemote(f.mem, 1, func(int64) peerOutcome { return peerOK })
+	f.sched.cfg.Remote, f.sched.cfg.Placement = remote, onePeer{}
+	var local atomic.Int64
+	in := f.batches([]int{200, 100}, 0)
+	out, err := f.run(context.Background(), countingCopy(&local), CallOptions{RowsPerTask: 10}, newSliceSource(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, "copy", out, in)
+	if n := remote.maxByPeer["p1"]; n > PeerLimit {
+		t.Fatalf("p1 ran %d tasks at once, more than %d for its one slot", n, PeerLimit)
+	}
+	if local.Load()+remote.rows.Load() != 300 || remote.rows.Load() < 200 {
+		t.Fatalf("%d rows here, %d on p1: want 300 once, most of them held for p1", local.Load(), remote.rows.Load())
+	}
+}

@@ -66,6 +66,16 @@ type Stats struct {
 	SpillsRefused int64 `json:"spills_refused"`
 	PeerFailures  int64 `json:"peer_failures"`
 	PeerRefusals  int64 `json:"peer_refusals"`
+	// Lanes is each lane's load now: what peers read to place tasks here.
+	Lanes []LaneStats `json:"lanes"`
+}
+
+// LaneStats is one lane's load.
+type LaneStats struct {
+	Lane    string `json:"lane"` // Lane.String()
+	Slots   int    `json:"slots"`
+	Running int    `json:"running"`
+	Queued  int    `json:"queued"`
 }
 
 // New starts a scheduler and its executors.
@@ -105,6 +115,7 @@ func (s *Scheduler) Stats() Stats {
 		SpillsRefused: s.stats.spillsRefused.Load(),
 		PeerFailures:  s.stats.peerFailures.Load(),
 		PeerRefusals:  s.stats.peerRefusals.Load(),
+		Lanes:         s.pool.stats(),
 	}
 }
 

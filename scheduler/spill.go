@@ -21,10 +21,48 @@ type taskPlan struct {
 	spilled bool    // the call came from a peer
 }
 
-// place asks placement where task idx of the batch runs and sends it
-// there. A task for a peer that already runs PeerLimit tasks per slot for
-// this node runs here instead: back-pressure without blocking the call.
+// heldTask is a task placement put on a peer that already ran all the
+// tasks it may for this node: the call holds it until a result comes back.
+type heldTask struct {
+	p   *taskPlan
+	idx int
+}
+
+// place sends task idx of the batch where placement says, after the tasks
+// the call holds, in order.
 func (c *call) place(p *taskPlan, idx int) error {
+	if len(c.held) > 0 {
+		c.held = append(c.held, heldTask{p, idx})
+		return nil
+	}
+	held, err := c.tryPlace(p, idx)
+	if held {
+		c.held = append(c.held, heldTask{p, idx})
+	}
+	return err
+}
+
+// placeHeld places the tasks the call holds, in order, until one is held
+// again; collect calls it as results come back.
+func (c *call) placeHeld() error {
+	for len(c.held) > 0 {
+		h := c.held[0]
+		held, err := c.tryPlace(h.p, h.idx)
+		if err != nil || held {
+			return err
+		}
+		c.held[0] = heldTask{}
+		c.held = c.held[1:]
+	}
+	return nil
+}
+
+// tryPlace asks placement where task idx of the batch runs and sends it
+// there. A peer that already runs PeerLimit tasks per slot for this node
+// takes no more: the task is held (held is true) while the call has tasks
+// out whose results will say when to try again, else it runs here. The
+// call's goroutine never blocks on a peer.
+func (c *call) tryPlace(p *taskPlan, idx int) (held bool, err error) {
 	r := p.bt.ranges[idx]
 	snap := c.s.pool.snapshot(c.lane)
 	snap.Rand = rand.Uint64()
@@ -40,28 +78,39 @@ func (c *call) place(p *taskPlan, idx int) error {
 	}
 	d := c.s.cfg.Placement.Place(snap, info)
 	if !d.Local() && remote == nil {
-		return fmt.Errorf("%w: %s", ErrNoPeers, d.Peer)
+		return false, fmt.Errorf("%w: %s", ErrNoPeers, d.Peer)
 	}
-	c.outstanding++
-	c.s.stats.tasksActive.Add(1)
-	c.s.stats.tasks.Add(1)
 	if !d.Local() && !p.spilled {
 		for _, v := range snap.Peers {
-			if v.Name == d.Peer && c.s.peers.take(d.Peer, PeerLimit*max(v.Slots, 1)) {
-				c.s.stats.spilledOut.Add(1)
-				go c.runOnPeer(p.bt, p.seq, idx, d.Peer)
-				return nil
+			if v.Name != d.Peer {
+				continue
 			}
+			if !c.s.peers.take(d.Peer, PeerLimit*max(v.Slots, 1)) {
+				if c.outstanding > 0 {
+					return true, nil
+				}
+				break
+			}
+			c.dispatched()
+			c.s.stats.spilledOut.Add(1)
+			go c.runOnPeer(p.bt, p.seq, idx, d.Peer)
+			return false, nil
 		}
 	}
 	select {
 	case c.s.pool.lanes[c.lane].jobs <- c.localJob(p.bt, p.seq, idx, 0):
-		return nil
+		c.dispatched()
+		return false, nil
 	case <-c.ctx.Done():
-		c.outstanding--
-		c.s.stats.tasksActive.Add(-1)
-		return c.ctx.Err()
+		return false, c.ctx.Err()
 	}
+}
+
+// dispatched counts a task sent to run, here or on a peer.
+func (c *call) dispatched() {
+	c.outstanding++
+	c.s.stats.tasksActive.Add(1)
+	c.s.stats.tasks.Add(1)
 }
 
 // localJob runs task idx here, after prior evaluations elsewhere.
