@@ -14,6 +14,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc/metadata"
 
@@ -43,14 +44,14 @@ func (s *Server) fetchFunction(body []byte) ([]byte, error) {
 	hash := string(body)
 	for _, f := range s.cat.List() {
 		if py, ok := f.(*udf.PyFunc); ok && py.Hash() == hash {
-			return encodeRegister(py)
+			return encodeRegister(py, s.cfg.Mem)
 		}
 	}
 	return nil, fmt.Errorf("%w: no registered python function has hash %.64q", udf.ErrUnknownFunction, hash)
 }
 
 // encodeRegister is the register body of py (register.go reads it).
-func encodeRegister(py *udf.PyFunc) ([]byte, error) {
+func encodeRegister(py *udf.PyFunc, mem memory.Allocator) ([]byte, error) {
 	h := struct {
 		Name    string  `json:"name"`
 		Returns string  `json:"returns"`
@@ -58,9 +59,9 @@ func encodeRegister(py *udf.PyFunc) ([]byte, error) {
 		Table   bool    `json:"table"`
 	}{Name: py.Name(), Table: py.IsTable()}
 	ret := arrow.NewSchema([]arrow.Field{{Name: py.Name(), Type: py.Returns(), Nullable: true}}, nil)
-	h.Returns = base64.StdEncoding.EncodeToString(flight.SerializeSchema(ret, nil))
+	h.Returns = base64.StdEncoding.EncodeToString(flight.SerializeSchema(ret, mem))
 	if args := py.Args(); args != nil {
-		a := base64.StdEncoding.EncodeToString(flight.SerializeSchema(arrow.NewSchema(args, nil), nil))
+		a := base64.StdEncoding.EncodeToString(flight.SerializeSchema(arrow.NewSchema(args, nil), mem))
 		h.Args = &a
 	}
 	js, err := json.Marshal(h)
