@@ -65,7 +65,7 @@ func startSpillNode(t *testing.T, bin, py, token string, peers ...string) *spill
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if tcp, ok := strings.CutPrefix(strings.Fields(sc.Text()+" x x")[2], "tcp="); ok && strings.HasPrefix(sc.Text(), "quiver ready") {
+			if tcp, ok := strings.CutPrefix(strings.Fields(sc.Text() + " x x")[2], "tcp="); ok && strings.HasPrefix(sc.Text(), "quiver ready") {
 				ready <- tcp
 			}
 		}
