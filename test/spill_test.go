@@ -65,8 +65,10 @@ func startSpillNode(t *testing.T, bin, py, token string, peers ...string) *spill
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if tcp, ok := strings.CutPrefix(strings.Fields(sc.Text() + " x x")[2], "tcp="); ok && strings.HasPrefix(sc.Text(), "quiver ready") {
-				ready <- tcp
+			// "quiver ready tcp=HOST:PORT unix=PATH"
+			f := strings.Fields(sc.Text())
+			if len(f) >= 3 && f[0] == "quiver" && f[1] == "ready" {
+				ready <- strings.TrimPrefix(f[2], "tcp=")
 			}
 		}
 		_, _ = io.Copy(io.Discard, out)
