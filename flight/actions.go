@@ -25,6 +25,7 @@ var actionTypes = []*flight.ActionType{
 	{Type: ActionClusterStatus, Description: "JSON view of the cluster: nodes, executors, calls, tasks, functions"},
 	{Type: ActionRegister, Description: "register a Python function: u32 LE length, JSON {name, returns}, cloudpickled blob"},
 	{Type: ActionDrop, Description: "drop a Python function: body is its name"},
+	{Type: ActionFetchFunction, Description: "a registered Python function's register body: body is its content hash (peers)"},
 	{Type: ActionObjectRelease, Description: "drop the reference a DoPut took: body is the object id"},
 	{Type: ActionObjectShm, Description: "JSON {dir}: the node's shared-memory directory for objects, \"\" when off or over TCP"},
 	{Type: ActionObjectAdopt, Description: "store a file of that directory, an Arrow IPC stream: JSON {file: NAME}; answers like DoPut"},
@@ -57,6 +58,8 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 		body, err = s.register(a.Body)
 	case ActionDrop:
 		err = s.cat.Drop(string(a.Body))
+	case ActionFetchFunction:
+		body, err = s.fetchFunction(a.Body)
 	case ActionObjectRelease:
 		err = s.releaseObject(a.Body)
 	case ActionObjectShm:
@@ -66,8 +69,8 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 	case ActionObjectLocate:
 		body, err = s.objectLocate(stream, a.Body)
 	default:
-		return fmt.Errorf("%w %q: this node serves %s, %s, %s, %s, %s, %s, %s, %s and %s", errUnknownAction, a.Type,
-			ActionProtocolVersion, ActionHealth, ActionClusterStatus, ActionRegister, ActionDrop, ActionObjectRelease,
+		return fmt.Errorf("%w %q: this node serves %s, %s, %s, %s, %s, %s, %s, %s, %s and %s", errUnknownAction, a.Type,
+			ActionProtocolVersion, ActionHealth, ActionClusterStatus, ActionRegister, ActionDrop, ActionFetchFunction, ActionObjectRelease,
 			ActionObjectShm, ActionObjectAdopt, ActionObjectLocate)
 	}
 	if err != nil {

@@ -15,7 +15,15 @@
 //   - GetFlightInfo and ListFlights are the catalog (catalog.go), in the
 //     layout of the RisingWave and Databend external-UDF callers.
 //   - DoAction (actions.go) serves protocol_version, health, cluster_status,
-//     register and drop (register.go), and the object actions.
+//     register and drop (register.go), fetch_function (peerfuncs.go), and
+//     the object actions.
+//   - Peers (peer.go, peerrun.go): PeerClient is the one piece of the
+//     cluster that speaks Flight to other nodes. It keeps one connection
+//     per peer, runs a spilled task as a DoExchange marked quiver-spilled
+//     (the Run of scheduler.Remote), reads peers' cluster_status and
+//     fetches functions. A spilled call here runs as one task or is
+//     refused; a Python function it names by hash is fetched once from its
+//     origin and kept out of the catalog (peerfuncs.go).
 //   - Objects (objects.go): DoPut on descriptor PATH ["objects"] stores a
 //     stream in the object store and answers its id; DoGet(ticket = id)
 //     streams it back; object_release drops the reference DoPut took. The

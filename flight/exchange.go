@@ -2,9 +2,13 @@
 package flight
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/quiver-udf/quiver/scheduler"
 )
@@ -39,7 +43,7 @@ func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err e
 	if err != nil {
 		return err
 	}
-	fn, err := s.cat.Lookup(name)
+	fn, err := s.lookupCall(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -54,7 +58,22 @@ func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err e
 	}
 	defer w.Close()
 	started = true
-	return s.sched.Run(ctx, b, src, w.WriteInfo)
+	err = s.sched.Run(ctx, b, src, w.WriteInfo)
+	if opts.Spilled {
+		taskErrorTrailer(stream, err)
+	}
+	return err
+}
+
+// taskErrorTrailer tells the origin of a spilled call that failed in the
+// function itself what the function's error was (HeaderTaskError): the
+// origin fails its call as if the task had failed there.
+func taskErrorTrailer(stream grpc.ServerStream, err error) {
+	var te *scheduler.TaskError
+	if !errors.As(err, &te) || scheduler.Classify(te.Err, nil) != scheduler.FailFunction {
+		return
+	}
+	stream.SetTrailer(metadata.Pairs(HeaderTaskError, te.Err.Error(), HeaderTaskAttempts, strconv.Itoa(te.Attempts)))
 }
 
 // readBudget is how many of the largest messages the reader of one call may

@@ -27,6 +27,26 @@ const (
 	HeaderTableFunction = "quiver-table-function"
 )
 
+// Headers of peer calls: a task one node spills to another
+// (docs/protocol.md, "Peer calls"; peer.go sends them).
+const (
+	// HeaderSpilled "1": the call is a task a peer spilled here. It runs
+	// here or is refused (ResourceExhausted), never forwarded.
+	HeaderSpilled = "quiver-spilled"
+	// HeaderFuncHash names a registered Python function by its content
+	// hash (udf.PyFunc.Hash); the descriptor still carries its name.
+	HeaderFuncHash = "quiver-func-hash"
+	// HeaderOrigin is the Flight address (host:port) of the node that
+	// spilled the call, from which a missing function is fetched.
+	HeaderOrigin = "quiver-origin"
+	// HeaderTaskError (binary) is set on the trailer of a spilled call
+	// that failed in the function itself: the function's error, without
+	// the call's row range, which the origin adds.
+	HeaderTaskError = "quiver-task-error-bin"
+	// HeaderTaskAttempts is how many evaluations the failed task made.
+	HeaderTaskAttempts = "quiver-task-attempts"
+)
+
 // Limits on header values.
 const (
 	maxRowsPerTask = 1 << 31
@@ -66,6 +86,13 @@ func callOptions(ctx context.Context) (scheduler.CallOptions, error) {
 		o.Table = true
 	default:
 		return o, udf.Invalidf("header %s must be 0 or 1, got %q", HeaderTableFunction, v)
+	}
+	switch v := lastHeader(md, HeaderSpilled); v {
+	case "", "0":
+	case "1":
+		o.Spilled = true
+	default:
+		return o, udf.Invalidf("header %s must be 0 or 1, got %q", HeaderSpilled, v)
 	}
 	return o, nil
 }

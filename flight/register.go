@@ -116,6 +116,24 @@ func parseSchema(name, what, b64 string, mem memory.Allocator) (*arrow.Schema, e
 
 // register adds or replaces a Python function.
 func (s *Server) register(body []byte) ([]byte, error) {
+	fn, err := s.newPyFunc(body)
+	if err != nil {
+		return nil, err
+	}
+	replaced, err := s.cat.Put(fn)
+	if err != nil {
+		return nil, err
+	}
+	if replaced {
+		s.log.Info("python function replaced", zap.String("name", fn.Name()), zap.String("id", fn.ID()))
+	} else {
+		s.log.Debug("python function registered", zap.String("name", fn.Name()), zap.String("id", fn.ID()))
+	}
+	return json.Marshal(Registered{Name: fn.Name(), ID: fn.ID(), Replaced: replaced})
+}
+
+// newPyFunc builds the Python function a register body describes.
+func (s *Server) newPyFunc(body []byte) (*udf.PyFunc, error) {
 	reg, err := parseRegister(body, s.cfg.Mem)
 	if err != nil {
 		return nil, err
@@ -131,14 +149,5 @@ func (s *Server) register(body []byte) ([]byte, error) {
 	if reg.args != nil {
 		fn.SetArgs(reg.args)
 	}
-	replaced, err := s.cat.Put(fn)
-	if err != nil {
-		return nil, err
-	}
-	if replaced {
-		s.log.Info("python function replaced", zap.String("name", reg.name), zap.String("id", fn.ID()))
-	} else {
-		s.log.Debug("python function registered", zap.String("name", reg.name), zap.String("id", fn.ID()))
-	}
-	return json.Marshal(Registered{Name: reg.name, ID: fn.ID(), Replaced: replaced})
+	return fn, nil
 }

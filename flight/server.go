@@ -56,6 +56,10 @@ type Config struct {
 	// callers on the unix socket. Nil refuses them (Unimplemented). The
 	// caller owns it and closes it after Shutdown.
 	Objects *objectstore.Store
+	// Peers, when set, fetches the Python functions of spilled calls from
+	// their origin (fetch_function). Nil: a spilled call of a function this
+	// node lacks is refused (NotFound). The caller owns and closes it.
+	Peers *PeerClient
 }
 
 func (c *Config) validate() error {
@@ -84,6 +88,7 @@ type Server struct {
 	drain    chan struct{} // closed when Shutdown starts: sessions end
 	sessions atomic.Int64  // session streams open now
 	drainMu  sync.Once
+	peerFns  peerFuncs // functions of peers' spilled calls (peerfuncs.go)
 }
 
 // New builds a server over a scheduler and a catalog it does not own.

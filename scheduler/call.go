@@ -3,7 +3,6 @@ package scheduler
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"sync"
 
@@ -110,7 +109,8 @@ type call struct {
 	costed  udf.Costed // the function, when it measures its work; else nil
 	cost    *costCell  // its cost, when costed
 
-	outstanding int // tasks submitted whose results are not yet taken
+	outstanding int        // tasks submitted whose results are not yet taken
+	held        []heldTask // tasks placed on a busy peer, waiting to be sent (spill.go)
 	inbox       inbox
 }
 
@@ -147,6 +147,9 @@ func (c *call) loop(in <-chan input, emit Emit) error {
 			if err := c.collect(); err != nil {
 				return err
 			}
+			if err := c.placeHeld(); err != nil {
+				return err
+			}
 		case <-c.ctx.Done():
 			return c.ctx.Err()
 		}
@@ -180,8 +183,8 @@ func (c *call) collect() error {
 	return first
 }
 
-// admit cuts rec into tasks and queues each where placement says, in its
-// lane of the pool.
+// admit cuts rec into tasks and sends each where placement says: its
+// lane of the pool here, or a peer.
 func (c *call) admit(rec arrow.RecordBatch) error {
 	if c.b.decode {
 		var err error
@@ -196,25 +199,43 @@ func (c *call) admit(rec arrow.RecordBatch) error {
 			return err
 		}
 	}
+	if c.b.Opts.Spilled {
+		if err := c.refuseSpill(); err != nil {
+			rec.Release()
+			return err
+		}
+	}
 	ranges := Split(rows, c.taskRows(rows))
 	seq := c.core.Admit(len(ranges))
 	bt := &batch{rec: rec, ranges: ranges, results: make([]taskResult, len(ranges))}
 	c.batches[seq] = bt
-	jobs := c.s.pool.lanes[c.lane].jobs
-	for i, r := range ranges {
-		idx, r := i, r
-		if d := c.s.cfg.Placement.Place(c.s.pool.snapshot(c.lane), TaskInfo{Func: c.name, Rows: r.Len}); !d.Local() {
-			return fmt.Errorf("%w: %s", ErrNoPeers, d.Peer)
+	p := &taskPlan{bt: bt, seq: seq, spilled: c.b.Opts.Spilled}
+	if c.s.cfg.Remote != nil {
+		p.bytes = recordBytes(rec)
+	}
+	if c.costed != nil {
+		p.perRow = c.cost.estimate().AvgPerRowNs(rows)
+	}
+	for idx := range ranges {
+		if err := c.place(p, idx); err != nil {
+			return err
 		}
-		j := func() { c.inbox.put(c.runTask(bt.rec, seq, idx, r)) }
-		select {
-		case jobs <- j:
-			c.outstanding++
-			c.s.stats.tasksActive.Add(1)
-			c.s.stats.tasks.Add(1)
-		case <-c.ctx.Done():
-			return c.ctx.Err()
-		}
+	}
+	return nil
+}
+
+// refuseSpill refuses a task spilled here when its lane's queue already
+// holds Config.SpillBacklog tasks: it is never forwarded again.
+func (c *call) refuseSpill() error {
+	c.s.stats.spilledIn.Add(1)
+	l := c.s.pool.lanes[c.lane]
+	backlog := c.s.cfg.SpillBacklog
+	if backlog == 0 {
+		backlog = 2 * max(l.slots, 1)
+	}
+	if len(l.jobs) >= backlog {
+		c.s.stats.spillsRefused.Add(1)
+		return ErrSpillBusy
 	}
 	return nil
 }

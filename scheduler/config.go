@@ -21,6 +21,13 @@ type Config struct {
 	Workers int
 	// Placement decides where each task runs. Nil means Local: here.
 	Placement Placement
+	// Remote runs the tasks placement sends to peers. Nil means the node
+	// is alone: a Decision naming a peer fails the call with ErrNoPeers.
+	Remote Remote
+	// SpillBacklog is how many tasks may wait in a lane's queue before a
+	// task spilled here by a peer is refused (ErrSpillBusy). Zero means
+	// twice the lane's slots.
+	SpillBacklog int
 	// Window is the number of input batches one call may hold at once (read,
 	// running or waiting to be written). Zero means 2. It bounds a call's
 	// memory: a client that sends faster than the node computes is slowed by
@@ -37,7 +44,7 @@ type Config struct {
 }
 
 func (c *Config) validate() error {
-	if c.Executors < 0 || c.Workers < 0 || c.Window < 0 || c.MaxCalls < 0 || c.QueueDepth < 0 {
+	if c.Executors < 0 || c.Workers < 0 || c.Window < 0 || c.MaxCalls < 0 || c.QueueDepth < 0 || c.SpillBacklog < 0 {
 		return errors.New("scheduler: negative limit in Config")
 	}
 	if c.Executors == 0 {

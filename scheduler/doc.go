@@ -29,9 +29,10 @@
 //     retried; after the call ended nothing is (retry.txt).
 //   - Placement: where each task runs. Place(Snapshot, TaskInfo) returns a
 //     Decision, "here" or "on peer X". It is consulted once per task as
-//     the task is dispatched, with the state of the task's lane and the
-//     peers' gossiped views. Local (a node alone) runs everything here
-//     (placement.txt). Hybrid is the cluster's (hybrid.txt): here while a
+//     the task is dispatched, with the state of the task's lane and, when
+//     Config.Remote is set, the peers' views. Local runs everything here;
+//     on a node without Remote a Decision naming a peer fails the call
+//     with ErrNoPeers (placement.txt). Hybrid is the cluster's (hybrid.txt): here while a
 //     local slot is free; past that, a task of known cost moves to a peer
 //     with a free slot when moving its bytes costs at most half of running
 //     it, least loaded first with a random pick among the top 20% (peers
@@ -61,6 +62,17 @@
 //     measures its work (udf.Costed.EvalWork) reports each task to its
 //     estimator, one per function ID shared by all calls (Scheduler.Cost
 //     reads it); the udf package keeps no estimate.
+//   - Spillback (spill.go, remote.go): a task placed on a peer skips the
+//     lane's queue and runs through Config.Remote on a goroutine of its
+//     own, at most PeerLimit per slot of the peer at once (beyond that it
+//     runs here). Its result enters the call's inbox like a local one, so
+//     the call's Core still takes exactly one result per task. A peer that
+//     refuses the task (ErrPeerRefused) or is lost has it run here; a lost
+//     peer counts against the call's Retries. The function's own failure
+//     on the peer (PeerFuncError) fails the call as it would here. A call
+//     that a peer spilled here (CallOptions.Spilled) never forwards its
+//     tasks; it is refused with ErrSpillBusy when its lane's queue holds
+//     Config.SpillBacklog tasks.
 //   - Bind types a call: a native kernel that refuses a dictionary-encoded
 //     column binds it as its value type, and Run decodes it once per batch
 //     before the batch is cut (dictionary.go); Python functions and those

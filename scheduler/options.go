@@ -65,6 +65,10 @@ type CallOptions struct {
 	// Table asks for table-function output (table.go): a scalar function's
 	// rows come back with their row indices. A table function's always do.
 	Table bool
+	// Spilled: the call is a task a peer spilled here (quiver-spilled). Its
+	// tasks run here, never forwarded, or the call is refused with
+	// ErrSpillBusy when the lane's queue is full.
+	Spilled bool
 }
 
 // Bound is a function checked against a call's input schema.

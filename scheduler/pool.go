@@ -4,6 +4,7 @@ package scheduler
 
 import (
 	"sync"
+	"sync/atomic"
 )
 
 // job is one unit of work on the pool. run must not block on the caller.
@@ -25,8 +26,9 @@ func (l Lane) String() string { return [...]string{"native", "workers"}[l] }
 
 // lane is one queue and the goroutines that serve it.
 type lane struct {
-	jobs  chan job
-	slots int
+	jobs    chan job
+	slots   int
+	running *atomic.Int64 // jobs running now
 }
 
 // pool runs jobs on a fixed number of goroutines per lane.
@@ -40,15 +42,17 @@ type pool struct {
 func newPool(executors, workers, depth int) *pool {
 	p := &pool{}
 	for l, n := range [lanes]int{executors, workers} {
-		p.lanes[l] = lane{jobs: make(chan job, depth), slots: n}
+		p.lanes[l] = lane{jobs: make(chan job, depth), slots: n, running: new(atomic.Int64)}
 		p.wg.Add(n)
 		for i := 0; i < n; i++ {
-			go func(jobs <-chan job) {
+			go func(ln lane) {
 				defer p.wg.Done()
-				for j := range jobs {
+				for j := range ln.jobs {
+					ln.running.Add(1)
 					j()
+					ln.running.Add(-1)
 				}
-			}(p.lanes[l].jobs)
+			}(p.lanes[l])
 		}
 	}
 	return p
@@ -56,7 +60,18 @@ func newPool(executors, workers, depth int) *pool {
 
 // snapshot is what placement sees of lane l now.
 func (p *pool) snapshot(l Lane) Snapshot {
-	return Snapshot{Lane: l, Slots: p.lanes[l].slots, Queued: len(p.lanes[l].jobs)}
+	ln := p.lanes[l]
+	return Snapshot{Lane: l, Slots: ln.slots, Running: int(ln.running.Load()), Queued: len(ln.jobs)}
+}
+
+// stats is every lane's load now, in Lane order.
+func (p *pool) stats() []LaneStats {
+	out := make([]LaneStats, 0, lanes)
+	for l := Lane(0); l < lanes; l++ {
+		sn := p.snapshot(l)
+		out = append(out, LaneStats{Lane: l.String(), Slots: sn.Slots, Running: sn.Running, Queued: sn.Queued})
+	}
+	return out
 }
 
 // close stops accepting jobs and waits for the queued ones to finish.

@@ -24,6 +24,7 @@ type Scheduler struct {
 	active int
 
 	stats counters
+	peers inflight // tasks each peer runs for this node now
 }
 
 type counters struct {
@@ -35,6 +36,12 @@ type counters struct {
 	tasksActive atomic.Int64
 	nulledRows  atomic.Int64
 	retries     atomic.Int64
+	// Tasks sent to peers, tasks peers sent here, and what went wrong.
+	spilledOut    atomic.Int64
+	spilledIn     atomic.Int64
+	spillsRefused atomic.Int64
+	peerFailures  atomic.Int64
+	peerRefusals  atomic.Int64
 }
 
 // Stats is a snapshot of the scheduler's counters.
@@ -50,6 +57,25 @@ type Stats struct {
 	Tasks       int64 `json:"tasks_total"`
 	NulledRows  int64 `json:"nulled_rows_total"`
 	Retries     int64 `json:"task_retries_total"`
+	// SpilledOut counts tasks sent to peers; SpilledIn tasks peers sent
+	// here, SpillsRefused those refused of them. PeerFailures counts tasks
+	// whose peer was lost, PeerRefusals those a peer refused: both then
+	// ran elsewhere (or failed their call when out of retries).
+	SpilledOut    int64 `json:"tasks_spilled_out"`
+	SpilledIn     int64 `json:"tasks_spilled_in"`
+	SpillsRefused int64 `json:"spills_refused"`
+	PeerFailures  int64 `json:"peer_failures"`
+	PeerRefusals  int64 `json:"peer_refusals"`
+	// Lanes is each lane's load now: what peers read to place tasks here.
+	Lanes []LaneStats `json:"lanes"`
+}
+
+// LaneStats is one lane's load.
+type LaneStats struct {
+	Lane    string `json:"lane"` // Lane.String()
+	Slots   int    `json:"slots"`
+	Running int    `json:"running"`
+	Queued  int    `json:"queued"`
 }
 
 // New starts a scheduler and its executors.
@@ -83,6 +109,13 @@ func (s *Scheduler) Stats() Stats {
 		Tasks:       s.stats.tasks.Load(),
 		NulledRows:  s.stats.nulledRows.Load(),
 		Retries:     s.stats.retries.Load(),
+
+		SpilledOut:    s.stats.spilledOut.Load(),
+		SpilledIn:     s.stats.spilledIn.Load(),
+		SpillsRefused: s.stats.spillsRefused.Load(),
+		PeerFailures:  s.stats.peerFailures.Load(),
+		PeerRefusals:  s.stats.peerRefusals.Load(),
+		Lanes:         s.pool.stats(),
 	}
 }
 

@@ -52,15 +52,16 @@ func (r *taskResult) release() {
 	}
 }
 
-// runTask evaluates the call's function on rows r of rec.
-func (c *call) runTask(rec arrow.RecordBatch, seq, idx int, r Range) taskResult {
+// runTask evaluates the call's function on rows r of rec, after prior
+// evaluations that a lost peer made.
+func (c *call) runTask(rec arrow.RecordBatch, seq, idx int, r Range, prior int) taskResult {
 	res := taskResult{seq: seq, idx: idx}
 	if err := c.ctx.Err(); err != nil {
 		res.err = err
 		return res
 	}
 	start := time.Now()
-	col, rows, attempts, act, err := c.evalRetrying(rec, r, false)
+	col, rows, attempts, act, err := c.evalRetrying(rec, r, false, prior)
 	if act == Isolate {
 		col, rows, res.errs, err = c.evalRows(rec, r)
 	}
@@ -75,9 +76,9 @@ func (c *call) runTask(rec arrow.RecordBatch, seq, idx int, r Range) taskResult 
 
 // evalRetrying evaluates rows r of rec (one row alone when row is set) as
 // often as Decide says to, and returns the last evaluation, how many were
-// made, and what Decide says follows it.
-func (c *call) evalRetrying(rec arrow.RecordBatch, r Range, row bool) (arrow.Array, []int32, int, Action, error) {
-	for attempt := 1; ; attempt++ {
+// made (prior ones elsewhere included), and what Decide says follows it.
+func (c *call) evalRetrying(rec arrow.RecordBatch, r Range, row bool, prior int) (arrow.Array, []int32, int, Action, error) {
+	for attempt := prior + 1; ; attempt++ {
 		col, rows, err := c.eval(rec, r)
 		if err == nil {
 			return col, rows, attempt, Done, nil
@@ -157,7 +158,7 @@ func (c *call) evalRows(rec arrow.RecordBatch, r Range) (arrow.Array, []int32, [
 		if err := c.ctx.Err(); err != nil {
 			return nil, nil, nil, err
 		}
-		col, _, _, act, err := c.evalRetrying(rec, Range{Offset: r.Offset + i, Len: 1}, true)
+		col, _, _, act, err := c.evalRetrying(rec, Range{Offset: r.Offset + i, Len: 1}, true, 0)
 		msg := ""
 		switch act {
 		case Fail:

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -29,6 +30,9 @@ type PyFunc struct {
 	pool *WorkerPool
 	// table: a table function (NewPyTableFunc); see pytable.go.
 	table bool
+	// hash is the content hash, computed once (pyspec.go).
+	hashOnce sync.Once
+	hash     string
 }
 
 // BlobID is the content address of a blob: the first 16 bytes of its

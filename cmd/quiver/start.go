@@ -24,6 +24,7 @@ type startFlags struct {
 	record, spillDir, shmDir          string
 	recordMax, objectMemory           int64
 	executors, workers, maxMessage    int
+	peers                             []string
 	drain, idleExit                   time.Duration
 	watchPID                          int
 	block                             bool
@@ -101,6 +102,9 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 	fl.IntVar(&f.watchPID, "watch-pid", 0, "drain and exit once this process is gone (0: none)")
 	fl.DurationVar(&f.idleExit, "idle-exit", 0, "drain and exit after this long without a client connection (0: never)")
 	fl.BoolVar(&f.block, "block", false, "stay in the foreground; print a ready line on stdout when serving")
+	// Interim, until membership finds peers (--join): hidden.
+	fl.StringArrayVar(&f.peers, "peer", nil, "Flight address (host:port) of a node to spill tasks to; repeatable (interim)")
+	_ = fl.MarkHidden("peer")
 	return cmd
 }
 
@@ -124,6 +128,7 @@ func (f startFlags) config(cmd *cobra.Command) (node.Config, error) {
 		ShmDir:            f.shmDir,
 		WatchPID:          f.watchPID,
 		IdleExit:          f.idleExit,
+		Peers:             f.peers,
 		Ready: func(tcp, socket string) {
 			fmt.Fprintf(cmd.OutOrStdout(), "quiver ready tcp=%s unix=%s\n", tcp, socket)
 		},

@@ -69,6 +69,11 @@ type Config struct {
 	// connection for that long (a node started on demand does not outlive
 	// its users). Zero means never.
 	IdleExit time.Duration
+	// Peers are the Flight addresses (host:port) of other nodes this node
+	// may spill tasks to, polled for their load. Interim, until membership
+	// (gossip) finds peers by itself; empty means alone. Every node, with
+	// peers or not, runs the tasks peers spill to it.
+	Peers []string
 	// Ready, if set, is called once the listeners are bound, with the real
 	// TCP address (port 0 resolved) and the socket path.
 	Ready func(tcp, socket string)
@@ -176,6 +181,19 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if pool != nil {
 		scfg.Workers = pool.Size()
 	}
+	peers := flight.NewPeerClient(flight.PeerConfig{Token: cfg.Token, Origin: lis.tcpAddr(), MaxMessageBytes: cfg.MaxMessageBytes})
+	// Closed after the server has drained (deferred calls run last first).
+	defer peers.Close()
+	if len(cfg.Peers) > 0 {
+		pctx, stopPeers := context.WithCancel(context.Background()) // ends at return, after the drain
+		src := newStaticPeers(pctx, cfg.Peers, peers, log.Named("peers"))
+		rem := newRemote(src, peers)
+		watched := make(chan struct{})
+		go func() { defer close(watched); rem.watch(pctx) }()
+		defer func() { stopPeers(); src.Wait(); <-watched }()
+		scfg.Remote, scfg.Placement = rem, spillWhenBusy{}
+		log.Info("spilling to static peers", zap.Strings("peers", cfg.Peers))
+	}
 	sched, err := scheduler.New(scfg, log.Named("scheduler"))
 	if err != nil {
 		return err
@@ -183,6 +201,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	defer sched.Close()
 	fcfg.Workers = pool
 	fcfg.Address = lis.tcpAddr()
+	fcfg.Peers = peers
 	srv, err := flight.New(fcfg, sched, udf.NewBuiltinCatalog(), log.Named("flight"))
 	if err != nil {
 		return err
