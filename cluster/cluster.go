@@ -28,6 +28,7 @@ type Cluster struct {
 	log  *zap.Logger
 	ml   *memberlist.Memberlist
 	d    *delegate
+	lw   *logWriter
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
@@ -52,7 +53,8 @@ func New(cfg Config, log *zap.Logger) (*Cluster, error) {
 		return nil, err
 	}
 	d := newDelegate(log, meta, cfg.OnEvent != nil)
-	mc, err := memberlistConfig(cfg, d, log.Named("memberlist"))
+	lw := &logWriter{log: log.Named("memberlist"), suspect: d.suspect}
+	mc, err := memberlistConfig(cfg, d, lw)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +64,7 @@ func New(cfg Config, log *zap.Logger) (*Cluster, error) {
 	}
 	// The local node's address is fixed once created; only its metadata
 	// changes later (under memberlist's lock, hence never read from it).
-	c := &Cluster{cfg: cfg, log: log, ml: ml, d: d, stop: make(chan struct{}), joinDone: make(chan struct{}),
+	c := &Cluster{cfg: cfg, log: log, ml: ml, d: d, lw: lw, stop: make(chan struct{}), joinDone: make(chan struct{}),
 		selfAddr: ml.LocalNode().Address()}
 	if cfg.Token == "" {
 		log.Warn("gossip is neither encrypted nor authenticated: no token (loopback only)", zap.String("gossip", c.selfAddr))
@@ -154,6 +156,8 @@ func (c *Cluster) Close() error {
 		close(c.stop)
 		err = c.ml.Shutdown()
 		c.wg.Wait()
+		c.lw.muted.Store(true)
+		c.d.closed.Store(true)
 	})
 	return err
 }

@@ -4,6 +4,7 @@ package cluster
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -39,6 +40,9 @@ type Event struct {
 // outside its callbacks.
 type delegate struct {
 	log *zap.Logger
+	// closed: the Cluster closed; memberlist's goroutines, which outlive
+	// its Shutdown, may still call in, and nothing is logged any more.
+	closed atomic.Bool
 
 	mu      sync.Mutex
 	meta    []byte             // this node's encoded Load
@@ -94,7 +98,7 @@ func (d *delegate) AckPayload() []byte                         { return nil }
 
 func (d *delegate) NotifyJoin(n *memberlist.Node) {
 	m, leaving := memberOf(n)
-	d.log.Info("member joined", zap.String("name", m.Name), zap.String("gossip", m.GossipAddr), zap.String("flight", m.Load.Flight))
+	d.info("member joined", zap.String("name", m.Name), zap.String("gossip", m.GossipAddr), zap.String("flight", m.Load.Flight))
 	d.set(Joined, m, leaving)
 }
 
@@ -121,7 +125,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	if leaving {
 		kind, m.State = Left, StateLeft
 	}
-	d.log.Info("member "+string(kind), zap.String("name", m.Name), zap.String("gossip", m.GossipAddr))
+	d.info("member "+string(kind), zap.String("name", m.Name), zap.String("gossip", m.GossipAddr))
 	d.set(kind, m, leaving)
 }
 
@@ -143,6 +147,13 @@ func (d *delegate) suspect(name string) {
 	defer d.mu.Unlock()
 	if r := d.members[name]; r != nil && r.m.State == StateAlive {
 		r.m.State, r.since = StateSuspect, time.Now()
+	}
+}
+
+// info logs unless the Cluster closed.
+func (d *delegate) info(msg string, fields ...zap.Field) {
+	if !d.closed.Load() {
+		d.log.Info(msg, fields...)
 	}
 }
 

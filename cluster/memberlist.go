@@ -10,6 +10,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -45,8 +46,8 @@ func secretKey(token string) []byte {
 }
 
 // memberlistConfig builds memberlist's configuration from cfg; d serves as
-// both its delegate and its event delegate.
-func memberlistConfig(cfg Config, d *delegate, zl *zap.Logger) (*memberlist.Config, error) {
+// its delegate, event delegate and ping delegate, lw as its log.
+func memberlistConfig(cfg Config, d *delegate, lw *logWriter) (*memberlist.Config, error) {
 	c := memberlist.DefaultLANConfig()
 	if cfg.tune != nil {
 		cfg.tune(c)
@@ -73,7 +74,7 @@ func memberlistConfig(cfg Config, d *delegate, zl *zap.Logger) (*memberlist.Conf
 	c.Delegate = d
 	c.Events = d
 	c.Ping = d
-	c.Logger = log.New(&logWriter{log: zl, suspect: d.suspect}, "", 0)
+	c.Logger = log.New(lw, "", 0)
 	return c, nil
 }
 
@@ -105,12 +106,20 @@ func splitAddr(addr string) (string, int, error) {
 // entries at that level; its chatter (DEBUG) stays at debug.
 // A line saying this node's probe of a member failed marks it suspect:
 // memberlist has no other way to tell.
+//
+// memberlist's Shutdown does not wait for its goroutines: a probe under
+// way may still log. Once muted, lines are dropped, so that nothing is
+// logged after Close returns.
 type logWriter struct {
 	log     *zap.Logger
 	suspect func(name string)
+	muted   atomic.Bool
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
+	if w.muted.Load() {
+		return len(p), nil
+	}
 	line := bytes.TrimSpace(p)
 	lvl := "DEBUG"
 	if len(line) > 0 && line[0] == '[' {
