@@ -15,7 +15,7 @@ import (
 
 // member is a quiver start --block process and its ready line's fields.
 type member struct {
-	cmd                *exec.Cmd
+	cmd               *exec.Cmd
 	tcp, unix, gossip string
 }
 
