@@ -32,7 +32,7 @@ def start_node(rundir):
     if not line.startswith("quiver ready"):
         proc.kill()
         sys.exit(f"node did not start: {line!r}")
-    sock = line.split("unix=")[1].strip()
+    sock = line.split("unix=")[1].split()[0]
     return proc, "grpc+unix://" + sock
 
 

@@ -72,7 +72,7 @@ def start_node(run_dir: str):
     if not line.startswith("quiver ready"):
         proc.kill()
         sys.exit(f"the node did not start: {line!r}")
-    return proc, "grpc+unix://" + line.split("unix=")[1].strip()
+    return proc, "grpc+unix://" + line.split("unix=")[1].split()[0]
 
 
 def best(repeat: int, fn):

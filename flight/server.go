@@ -60,6 +60,9 @@ type Config struct {
 	// their origin (fetch_function). Nil: a spilled call of a function this
 	// node lacks is refused (NotFound). The caller owns and closes it.
 	Peers *PeerClient
+	// Members, when set, reports the cluster's membership: cluster_status
+	// lists the peers and totals. Nil: this node is alone.
+	Members func() Membership
 }
 
 func (c *Config) validate() error {
@@ -174,8 +177,13 @@ func (s *Server) Health() Health {
 	return h
 }
 
-// NodeStatus is one node in ClusterStatus.
+// NodeStatus is this node in ClusterStatus, in full.
 type NodeStatus struct {
+	// Name and Gossip are its name and gossip address in the cluster, ""
+	// without membership; State is "alive".
+	Name      string   `json:"name"`
+	Gossip    string   `json:"gossip"`
+	State     string   `json:"state"`
 	Address   string   `json:"address"`
 	Socket    string   `json:"socket"`
 	Version   string   `json:"version"`
@@ -192,14 +200,21 @@ type NodeStatus struct {
 	ShmDir string `json:"shm_dir"`
 	// Sessions is the number of session streams open now.
 	Sessions int64 `json:"sessions"`
+	// WorkersBusy of the live workers run a task; Queued tasks wait for a
+	// slot.
+	WorkersBusy int `json:"workers_busy"`
+	Queued      int `json:"queued"`
 }
 
-// ClusterStatus is the body of the cluster_status action.
+// ClusterStatus is the body of the cluster_status action: this node (the
+// only entry of Nodes), the other members, and totals over all.
 type ClusterStatus struct {
-	Nodes []NodeStatus `json:"nodes"`
+	Nodes  []NodeStatus  `json:"nodes"`
+	Peers  []PeerStatus  `json:"peers"`
+	Totals ClusterTotals `json:"totals"`
 }
 
-// ClusterStatus reports this node; peers join the list with membership.
+// ClusterStatus reports this node in full and its peers as gossiped.
 func (s *Server) ClusterStatus() ClusterStatus {
 	var names []string
 	for _, f := range s.cat.List() {
@@ -225,7 +240,18 @@ func (s *Server) ClusterStatus() ClusterStatus {
 		n.ShmDir = s.cfg.Objects.ShmDir()
 	}
 	n.Sessions = s.sessions.Load()
-	return ClusterStatus{Nodes: []NodeStatus{n}}
+	n.State = "alive"
+	n.WorkersBusy = workersBusy(n.PoolStats)
+	n.Queued = s.sched.Queued()
+	peers := []PeerStatus{}
+	if s.cfg.Members != nil {
+		m := s.cfg.Members()
+		n.Name, n.Gossip = m.Name, m.Gossip
+		if m.Peers != nil {
+			peers = m.Peers
+		}
+	}
+	return ClusterStatus{Nodes: []NodeStatus{n}, Peers: peers, Totals: totals(n, peers)}
 }
 
 // rssBytes reads this process's resident set size from /proc, or -1.

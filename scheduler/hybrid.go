@@ -24,10 +24,13 @@ const (
 	// share of running it (a 20 ms task moves over a LAN, a 50 us one does
 	// not).
 	DefaultMoveShare = 0.5
+	// DefaultUnknownCostNs stands for the cost of a Python task whose
+	// function has not been measured yet.
+	DefaultUnknownCostNs = 10_000_000
 )
 
 // Hybrid places a task here while this node has a free slot for its lane.
-// Past that, a task of known cost goes to a peer when (1) it came from no
+// Past that, a task goes to a peer when (1) it came from no
 // peer (a spilled task is never forwarded), (2) moving it (the peer's round
 // trip plus its bytes at the peer's measured cost per byte) costs at most
 // MoveShare of running it and less than waiting here for a slot, and (3) a
@@ -36,8 +39,10 @@ const (
 // at the report when other nodes have tasks waiting too (Snapshot.Busy).
 // Among those peers the pick is random among the TopKFraction least
 // loaded, where every peer below SpreadThreshold counts as equally loaded
-// and a peer with the function warm comes first among equals. The zero
-// value uses the defaults.
+// and a peer with the function warm comes first among equals. A task of
+// unknown cost stays here when it is native and counts as
+// DefaultUnknownCostNs when it runs in Python. The zero value uses the
+// defaults.
 type Hybrid struct {
 	SpreadThreshold float64
 	TopKFraction    float64
@@ -54,8 +59,16 @@ type candidate struct {
 
 // Place decides where t runs.
 func (h Hybrid) Place(s Snapshot, t TaskInfo) Decision {
-	if s.Running+s.Queued < s.Slots || t.Spilled || len(s.Peers) == 0 || t.CostNs <= 0 {
+	if s.Running+s.Queued < s.Slots || t.Spilled || len(s.Peers) == 0 {
 		return Decision{}
+	}
+	if t.CostNs <= 0 {
+		// Unknown: a native task is cheap until measured; a Python task
+		// (its function's first batch) is assumed worth moving.
+		if s.Lane != LaneWorkers {
+			return Decision{}
+		}
+		t.CostNs = DefaultUnknownCostNs
 	}
 	share := h.MoveShare
 	if share <= 0 {

@@ -43,6 +43,10 @@ type PeerView struct {
 	// other origins'.
 	Inflight         int
 	InflightAtReport int
+	// Report names the peer's load report (a new number for each): the
+	// scheduler fills InflightAtReport from its count when it first sees
+	// a report.
+	Report uint64
 	// Warm: the peer has the task's function loaded.
 	Warm bool
 	// MoveNsPerByte is the measured cost of sending it a byte and having

@@ -88,6 +88,14 @@ const PeerLimit = 2
 type inflight struct {
 	mu sync.Mutex
 	n  map[string]int
+	// seen is, per peer, the last report placement saw and this node's
+	// count when it first saw it.
+	seen map[string]seenReport
+}
+
+type seenReport struct {
+	report   uint64
+	inflight int
 }
 
 // take counts a task for peer if fewer than limit run there now.
@@ -113,11 +121,22 @@ func (f *inflight) done(peer string) {
 	f.mu.Unlock()
 }
 
-// fill sets each view's Inflight from this node's count.
+// fill sets each view's Inflight from this node's count, and its
+// InflightAtReport from the count when its report was first seen.
 func (f *inflight) fill(views []PeerView) {
 	f.mu.Lock()
+	if f.seen == nil {
+		f.seen = map[string]seenReport{}
+	}
 	for i := range views {
-		views[i].Inflight = f.n[views[i].Name]
+		v := &views[i]
+		v.Inflight = f.n[v.Name]
+		sr, ok := f.seen[v.Name]
+		if !ok || sr.report != v.Report {
+			sr = seenReport{report: v.Report, inflight: v.Inflight}
+			f.seen[v.Name] = sr
+		}
+		v.InflightAtReport = sr.inflight
 	}
 	f.mu.Unlock()
 }

@@ -21,8 +21,9 @@ type taskPlan struct {
 	spilled bool    // the call came from a peer
 }
 
-// heldTask is a task placement put on a peer that already ran all the
-// tasks it may for this node: the call holds it until a result comes back.
+// heldTask is a task the call holds until a result comes back: placement
+// put it on a peer that already runs all the tasks it may for this node,
+// or here while no slot is free here and the node has peers.
 type heldTask struct {
 	p   *taskPlan
 	idx int
@@ -70,6 +71,7 @@ func (c *call) tryPlace(p *taskPlan, idx int) (held bool, err error) {
 	if remote != nil && !p.spilled {
 		snap.Peers = remote.Peers(c.lane)
 		c.s.peers.fill(snap.Peers)
+		snap.Busy = busyNodes(snap)
 	}
 	info := TaskInfo{Func: c.name, Rows: r.Len, Spilled: p.spilled,
 		CostNs: int64(p.perRow * float64(r.Len))}
@@ -96,6 +98,12 @@ func (c *call) tryPlace(p *taskPlan, idx int) (held bool, err error) {
 			go c.runOnPeer(p.bt, p.seq, idx, d.Peer)
 			return false, nil
 		}
+	}
+	// Here, but no slot is free here and there are peers: the task waits
+	// in the call, not in the lane's queue, so that the next result (a
+	// slot freed here or on a peer) places it again.
+	if d.Local() && len(snap.Peers) > 0 && snap.Running+snap.Queued >= snap.Slots && c.outstanding > 0 {
+		return true, nil
 	}
 	select {
 	case c.s.pool.lanes[c.lane].jobs <- c.localJob(p.bt, p.seq, idx, 0):
@@ -210,6 +218,20 @@ func dataBytes(d arrow.ArrayData) int64 {
 	}
 	if dict, ok := d.Dictionary().(*array.Data); ok && dict != nil {
 		n += dataBytes(dict)
+	}
+	return n
+}
+
+// busyNodes counts the nodes with tasks waiting: this one and its peers.
+func busyNodes(s Snapshot) int {
+	n := 0
+	if s.Queued > 0 {
+		n++
+	}
+	for _, p := range s.Peers {
+		if p.Queued > 0 {
+			n++
+		}
 	}
 	return n
 }

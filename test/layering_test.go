@@ -19,9 +19,10 @@ const module = "github.com/quiver-udf/quiver/"
 // cmd -> internal/node -> flight -> scheduler -> udf, objectstore -> leaves.
 var allowed = map[string][]string{
 	"cmd/quiver":        {"flight", "internal/dial", "internal/loadtest", "internal/node", "internal/record", "internal/rundir", "objectstore"},
-	"internal/node":     {"flight", "internal/record", "objectstore", "scheduler", "udf"},
+	"internal/node":     {"cluster", "flight", "internal/record", "objectstore", "scheduler", "udf"},
 	"internal/loadtest": {"flight", "internal/dial", "internal/record"},
 	"flight":            {"scheduler", "udf", "objectstore", "internal/record", "internal/ipccheck"},
+	"cluster":           {},
 	"scheduler":         {"udf"},
 	"udf":               {"internal/ipccheck"},
 	"objectstore":       {"internal/arrowio", "internal/ipccheck"},

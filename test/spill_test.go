@@ -1,7 +1,8 @@
 // Spillback across real nodes: three `quiver start --block` processes on
-// loopback, one Python worker each, the first spilling a registered Python
-// function's tasks to the others; a peer killed mid-call and a peer with
-// another token cost time, never rows.
+// loopback that form a cluster by gossip, one Python worker each, the
+// first spilling a registered Python function's tasks to the others; a
+// peer killed mid-call and a node with another token cost time, never
+// rows.
 package test
 
 import (
@@ -32,14 +33,16 @@ import (
 
 // spillNode is one started node.
 type spillNode struct {
-	addr  string // host:port
-	token string
-	cmd   *exec.Cmd
+	addr   string // host:port
+	gossip string // host:port
+	token  string
+	cmd    *exec.Cmd
 }
 
-// startSpillNode starts a node with one Python worker and the given token
-// and peers, and waits for its ready line.
-func startSpillNode(t *testing.T, bin, py, token string, peers ...string) *spillNode {
+// startSpillNode starts a node with one Python worker and the given token,
+// joining the members at the gossip addresses join, and waits for its
+// ready line.
+func startSpillNode(t *testing.T, bin, py, token string, join ...string) *spillNode {
 	t.Helper()
 	dir := runDir(t)
 	tok := filepath.Join(dir, "token")
@@ -48,8 +51,9 @@ func startSpillNode(t *testing.T, bin, py, token string, peers ...string) *spill
 	}
 	args := []string{"start", "--block", "--run-dir", dir, "--listen", "127.0.0.1:0", "--socket", "none",
 		"--workers", "1", "--python", py, "--token-file", tok, "--shm-dir", "none", "--object-store-memory", "67108864"}
-	for _, p := range peers {
-		args = append(args, "--peer", p)
+	args = append(args, "--gossip", "127.0.0.1:0")
+	for _, j := range join {
+		args = append(args, "--join", j)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
@@ -61,21 +65,21 @@ func startSpillNode(t *testing.T, bin, py, token string, peers ...string) *spill
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	ready := make(chan string, 1)
+	ready := make(chan *spillNode, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			// "quiver ready tcp=HOST:PORT unix=PATH"
+			// "quiver ready tcp=HOST:PORT unix=PATH gossip=HOST:PORT"
 			f := strings.Fields(sc.Text())
-			if len(f) >= 3 && f[0] == "quiver" && f[1] == "ready" {
-				ready <- strings.TrimPrefix(f[2], "tcp=")
+			if len(f) >= 5 && f[0] == "quiver" && f[1] == "ready" {
+				ready <- &spillNode{addr: strings.TrimPrefix(f[2], "tcp="), gossip: strings.TrimPrefix(f[4], "gossip="), token: token, cmd: cmd}
 			}
 		}
 		_, _ = io.Copy(io.Discard, out)
 	}()
 	select {
-	case addr := <-ready:
-		return &spillNode{addr: addr, token: token, cmd: cmd}
+	case n := <-ready:
+		return n
 	case <-time.After(hang):
 		t.Fatal("the node never said it was ready")
 		return nil
@@ -88,6 +92,7 @@ type spillStats struct {
 	SpilledOut   int64 `json:"tasks_spilled_out"`
 	SpilledIn    int64 `json:"tasks_spilled_in"`
 	PeerFailures int64 `json:"peer_failures"`
+	alivePeers   int
 }
 
 func (n *spillNode) stats(t *testing.T) spillStats {
@@ -107,11 +112,31 @@ func (n *spillNode) stats(t *testing.T) spillStats {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st struct{ Nodes []spillStats }
+	var st struct {
+		Nodes []spillStats
+		Peers []struct{ State string }
+	}
 	if err := json.Unmarshal(res.Body, &st); err != nil || len(st.Nodes) != 1 {
 		t.Fatalf("cluster_status %s: %v", res.Body, err)
 	}
+	for _, p := range st.Peers {
+		if p.State == "alive" {
+			st.Nodes[0].alivePeers++
+		}
+	}
 	return st.Nodes[0]
+}
+
+// waitPeers waits until n sees want peers alive.
+func (n *spillNode) waitPeers(t *testing.T, want int) {
+	t.Helper()
+	deadline := time.Now().Add(hang)
+	for n.stats(t).alivePeers != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never saw %d peers alive", n.addr, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // registerSlow registers "slow" (x*3, sleeping 20 ms a row) on n with the
@@ -192,9 +217,10 @@ func TestTasksSpillToPeersAndSurviveALostPeer(t *testing.T) {
 	bin := buildQuiver(t)
 	py := testpy.Python(t, "..")
 	p2 := startSpillNode(t, bin, py, "cluster-token")
-	p3 := startSpillNode(t, bin, py, "cluster-token")
-	stranger := startSpillNode(t, bin, py, "another-token")
-	n1 := startSpillNode(t, bin, py, "cluster-token", p2.addr, p3.addr, stranger.addr)
+	p3 := startSpillNode(t, bin, py, "cluster-token", p2.gossip)
+	stranger := startSpillNode(t, bin, py, "another-token", p2.gossip)
+	n1 := startSpillNode(t, bin, py, "cluster-token", p2.gossip, stranger.gossip)
+	n1.waitPeers(t, 2)
 	registerSlow(t, py, n1)
 
 	callSlow(t, n1, 300)
@@ -204,7 +230,10 @@ func TestTasksSpillToPeersAndSurviveALostPeer(t *testing.T) {
 		t.Fatalf("origin %+v, peers %+v %+v: want tasks run on all three", st1, st2, st3)
 	}
 	if st := stranger.stats(t); st.SpilledIn != 0 {
-		t.Fatalf("the peer with another token ran %d spilled tasks", st.SpilledIn)
+		t.Fatalf("the node with another token ran %d spilled tasks", st.SpilledIn)
+	}
+	if st := stranger.stats(t); st.alivePeers != 0 {
+		t.Fatalf("the node with another token sees %d peers", st.alivePeers)
 	}
 
 	// Kill p2 once it runs tasks of the second call; the call completes.

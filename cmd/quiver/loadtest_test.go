@@ -29,7 +29,7 @@ func startTestNode(t *testing.T, recordDir string) (addr string, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	cfg := node.Config{Socket: filepath.Join(dir, "q.sock"), Executors: 2, Workers: -1, Record: recordDir,
-		DrainTimeout: 10 * time.Second, Ready: func(string, string) { close(ready) }}
+		DrainTimeout: 10 * time.Second, Ready: func(string, string, string) { close(ready) }}
 	done := make(chan error, 1)
 	go func() { done <- node.Run(ctx, cfg, zaptest.NewLogger(t)) }()
 	select {

@@ -3,6 +3,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,9 +23,11 @@ type startFlags struct {
 	listen, socket, runDir, tokenFile string
 	tlsCert, tlsKey, logLevel, python string
 	record, spillDir, shmDir          string
+	gossip, name                      string
+	join                              []string
+	joinTimeout                       time.Duration
 	recordMax, objectMemory           int64
 	executors, workers, maxMessage    int
-	peers                             []string
 	drain, idleExit                   time.Duration
 	watchPID                          int
 	block                             bool
@@ -67,11 +70,11 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 			pidFile := filepath.Join(f.runDir, rundir.PIDName)
 			pid := fmt.Sprintf("%d\n", os.Getpid())
 			ready := cfg.Ready
-			cfg.Ready = func(tcp, socket string) {
+			cfg.Ready = func(tcp, socket, gossip string) {
 				if err := os.WriteFile(pidFile, []byte(pid), 0o600); err != nil {
 					log.Error("writing the pid file; quiver stop will not find this node", zap.Error(err))
 				}
-				ready(tcp, socket)
+				ready(tcp, socket, gossip)
 			}
 			defer func() {
 				if b, err := os.ReadFile(pidFile); err == nil && string(b) == pid {
@@ -101,10 +104,11 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.IntVar(&f.watchPID, "watch-pid", 0, "drain and exit once this process is gone (0: none)")
 	fl.DurationVar(&f.idleExit, "idle-exit", 0, "drain and exit after this long without a client connection (0: never)")
+	fl.StringVar(&f.gossip, "gossip", "", "membership (gossip) address HOST:PORT, TCP and UDP; port 0 picks a free one; \"none\" for none (default: the --listen host, port 8817, or a free port when --listen's port is 0)")
+	fl.StringSliceVar(&f.join, "join", nil, "join the cluster of these members' gossip addresses (HOST:PORT,...); without it the node starts a cluster")
+	fl.DurationVar(&f.joinTimeout, "join-timeout", 60*time.Second, "how long joining is retried in the background")
+	fl.StringVar(&f.name, "name", "", "this node's name in the cluster (default: hostname and a random suffix)")
 	fl.BoolVar(&f.block, "block", false, "stay in the foreground; print a ready line on stdout when serving")
-	// Interim, until membership finds peers (--join): hidden.
-	fl.StringArrayVar(&f.peers, "peer", nil, "Flight address (host:port) of a node to spill tasks to; repeatable (interim)")
-	_ = fl.MarkHidden("peer")
 	return cmd
 }
 
@@ -128,10 +132,20 @@ func (f startFlags) config(cmd *cobra.Command) (node.Config, error) {
 		ShmDir:            f.shmDir,
 		WatchPID:          f.watchPID,
 		IdleExit:          f.idleExit,
-		Peers:             f.peers,
-		Ready: func(tcp, socket string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "quiver ready tcp=%s unix=%s\n", tcp, socket)
+		Join:              withPort(f.join, defaultGossipPort),
+		JoinTimeout:       f.joinTimeout,
+		Name:              f.name,
+		Ready: func(tcp, socket, gossip string) {
+			line := fmt.Sprintf("quiver ready tcp=%s unix=%s", tcp, socket)
+			if gossip != "" {
+				line += " gossip=" + gossip
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), line)
 		},
+	}
+	var err error
+	if cfg.Gossip, cfg.GossipFallback, err = gossipAddr(f.gossip, f.listen); err != nil {
+		return cfg, err
 	}
 	if cfg.Socket == "none" {
 		cfg.Socket = ""
@@ -153,6 +167,50 @@ func (f startFlags) config(cmd *cobra.Command) (node.Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// defaultGossipPort is the gossip port of a node started with default
+// flags; --join names it when a member's address has no port.
+const defaultGossipPort = "8817"
+
+// gossipAddr is the gossip address for --gossip flag given --listen: ""
+// (none) for "none"; for "", the --listen host with port 8817 (port 0
+// when --listen's is 0, so that nodes on free ports never collide), which
+// falls back to a free port if taken; else flag itself.
+func gossipAddr(flag, listen string) (addr string, fallback bool, err error) {
+	switch flag {
+	case "none":
+		return "", false, nil
+	case "":
+	default:
+		if _, _, err := net.SplitHostPort(flag); err != nil {
+			return "", false, fmt.Errorf("--gossip %q: %w", flag, err)
+		}
+		return flag, false, nil
+	}
+	if listen == "" {
+		return "", false, nil
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", false, fmt.Errorf("--listen %q: %w", listen, err)
+	}
+	if port != "0" {
+		port = defaultGossipPort
+	}
+	return net.JoinHostPort(host, port), true, nil
+}
+
+// withPort gives every address without a port the port given.
+func withPort(addrs []string, port string) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			a = net.JoinHostPort(a, port)
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 func newLogger(level string) (*zap.Logger, error) {

@@ -87,8 +87,35 @@ func clusterStatus(ctx context.Context, addr, token string) (*qflight.ClusterSta
 }
 
 func printStatus(w io.Writer, st *qflight.ClusterStatus) {
-	fmt.Fprintf(w, "======== Quiver cluster: %d node(s) ========\n", len(st.Nodes))
+	t := st.Totals
+	fmt.Fprintf(w, "======== Quiver cluster: %d node(s), %d alive ========\n", max(t.Nodes, len(st.Nodes)), t.NodesAlive)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tADDRESS\tGOSSIP\tSTATE\tVERSION\tWORKERS BUSY\tQUEUED\tSPILLED IN/OUT\tOBJECT STORE")
+	for _, n := range st.Nodes {
+		name := n.Name
+		if name == "" {
+			name = "(this node)"
+		}
+		addr := n.Address
+		if addr == "" {
+			addr = n.Socket
+		}
+		store := "-"
+		if o := n.ObjectStore; o != nil {
+			store = fmt.Sprintf("%.1f/%.1f MiB", mib(o.MemoryBytes), mib(o.MemoryLimitBytes))
+		}
+		fmt.Fprintf(tw, "%s *\t%s\t%s\t%s\t%s\t%d/%d\t%d\t-\t%s\n", name, addr, dash(n.Gossip), n.Status, n.Version,
+			n.WorkersBusy, n.Workers, n.Queued, store)
+	}
+	for _, p := range st.Peers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d/%d\t%d\t%d/%d\t%.1f/%.1f MiB\n", p.Name, dash(p.Address), p.Gossip, p.State,
+			p.Version, p.WorkersBusy, p.Workers, p.Queued, p.TasksSpilledIn, p.TasksSpilledOut,
+			mib(p.ObjectStoreBytes), mib(p.ObjectStoreLimitBytes))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "total: python workers %d busy of %d, %d task(s) queued (alive nodes)\n", t.WorkersBusy, t.Workers, t.Queued)
+	fmt.Fprintln(w, "\n======== This node (*) ========")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tSTATUS\tVERSION\tUPTIME\tEXECUTORS\tCALLS\tTASKS\tCALLS TOTAL\tROWS TOTAL\tRSS")
 	for _, n := range st.Nodes {
 		name := n.Address
@@ -115,6 +142,14 @@ func printStatus(w io.Writer, st *qflight.ClusterStatus) {
 		fmt.Fprintf(w, "pid %d: sessions open %d\n", n.PID, n.Sessions)
 		fmt.Fprintf(w, "pid %d: functions %s\n", n.PID, strings.Join(n.Functions, ", "))
 	}
+}
+
+// dash is s, or "-" when empty.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }

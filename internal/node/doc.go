@@ -13,7 +13,12 @@
 //  3. the Python worker pool (its workers reach their own node through the
 //     socket, or the bound TCP address when there is no socket), the
 //     scheduler (native executors and one lane slot per Python worker,
-//     counted apart) and the Flight server over all of them.
+//     counted apart) and the Flight server over all of them;
+//  4. with Gossip set, the node's membership (package cluster, in
+//     cluster.go here): it gossips this node's load, joins Join in the
+//     background, and feeds cluster_status its peers. A default gossip
+//     port that is taken falls back to a free one (GossipFallback). On
+//     cancellation the node leaves the cluster before it drains.
 //
 // Peers: every node has a flight.PeerClient, through which it fetches the
 // Python functions of tasks peers spill to it. With Config.Peers (interim,
@@ -28,5 +33,5 @@
 // cancellation drains calls in flight for at most DrainTimeout.
 //
 // Safe defaults live in Config.validate: a TCP address that is not
-// loopback is refused without a token.
+// loopback is refused without a token, and so is a gossip address.
 package node

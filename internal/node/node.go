@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/quiver-udf/quiver/cluster"
 	"github.com/quiver-udf/quiver/flight"
 	"github.com/quiver-udf/quiver/internal/record"
 	"github.com/quiver-udf/quiver/objectstore"
@@ -69,14 +70,25 @@ type Config struct {
 	// connection for that long (a node started on demand does not outlive
 	// its users). Zero means never.
 	IdleExit time.Duration
-	// Peers are the Flight addresses (host:port) of other nodes this node
-	// may spill tasks to, polled for their load. Interim, until membership
-	// (gossip) finds peers by itself; empty means alone. Every node, with
-	// peers or not, runs the tasks peers spill to it.
-	Peers []string
+	// Gossip is the membership address (HOST:PORT, TCP and UDP; port 0
+	// picks a free one); empty means no membership: the node is alone. A
+	// host that is not loopback requires Token, which also keys the gossip.
+	Gossip string
+	// GossipFallback: when Gossip cannot be bound (a default port taken by
+	// another node on this host), gossip on a free port instead of failing.
+	GossipFallback bool
+	// Join lists members' gossip addresses to join, in the background;
+	// empty starts a cluster.
+	Join []string
+	// JoinTimeout bounds how long joining is retried; zero means 60 s.
+	JoinTimeout time.Duration
+	// Name is the node's name in the cluster; empty means the hostname and
+	// a random suffix.
+	Name string
 	// Ready, if set, is called once the listeners are bound, with the real
-	// TCP address (port 0 resolved) and the socket path.
-	Ready func(tcp, socket string)
+	// TCP address (port 0 resolved), the socket path and the bound gossip
+	// address ("" without membership).
+	Ready func(tcp, socket, gossip string)
 }
 
 func (c *Config) validate() error {
@@ -91,6 +103,20 @@ func (c *Config) validate() error {
 		if !loop && c.Token == "" {
 			return fmt.Errorf("node: refusing to listen on %s without a token: it is reachable from the network; pass --token-file or listen on 127.0.0.1", c.Listen)
 		}
+	}
+	if c.Gossip != "" {
+		loop, err := isLoopback(c.Gossip)
+		if err != nil {
+			return err
+		}
+		if !loop && c.Token == "" {
+			return fmt.Errorf("node: refusing to gossip on %s without a token: it is reachable from the network; pass --token-file or gossip on 127.0.0.1", c.Gossip)
+		}
+	} else if len(c.Join) > 0 {
+		return errors.New("node: --join needs a gossip address")
+	}
+	if c.JoinTimeout < 0 {
+		return errors.New("node: negative --join-timeout")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("node: --tls-cert and --tls-key go together")
@@ -114,13 +140,9 @@ func (c *Config) validate() error {
 func isLoopback(addr string) (bool, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return false, fmt.Errorf("node: listen address %q: %w", addr, err)
+		return false, fmt.Errorf("node: address %q: %w", addr, err)
 	}
-	if host == "localhost" {
-		return true, nil
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback(), nil
+	return cluster.IsLoopback(host), nil
 }
 
 // Run serves until ctx ends, then drains calls in flight and returns.
@@ -184,15 +206,15 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	peers := flight.NewPeerClient(flight.PeerConfig{Token: cfg.Token, Origin: lis.tcpAddr(), MaxMessageBytes: cfg.MaxMessageBytes})
 	// Closed after the server has drained (deferred calls run last first).
 	defer peers.Close()
-	if len(cfg.Peers) > 0 {
-		pctx, stopPeers := context.WithCancel(context.Background()) // ends at return, after the drain
-		src := newStaticPeers(pctx, cfg.Peers, peers, log.Named("peers"))
+	var src *clusterPeers
+	if cfg.Gossip != "" {
+		src = &clusterPeers{}
 		rem := newRemote(src, peers)
+		pctx, stopWatch := context.WithCancel(context.Background()) // ends at return, after the drain
 		watched := make(chan struct{})
 		go func() { defer close(watched); rem.watch(pctx) }()
-		defer func() { stopPeers(); src.Wait(); <-watched }()
-		scfg.Remote, scfg.Placement = rem, spillWhenBusy{}
-		log.Info("spilling to static peers", zap.Strings("peers", cfg.Peers))
+		defer func() { stopWatch(); <-watched }()
+		scfg.Remote, scfg.Placement = rem, scheduler.Hybrid{}
 	}
 	sched, err := scheduler.New(scfg, log.Named("scheduler"))
 	if err != nil {
@@ -201,8 +223,23 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	defer sched.Close()
 	fcfg.Workers = pool
 	fcfg.Address = lis.tcpAddr()
+	cat := udf.NewBuiltinCatalog()
+	var members *cluster.Cluster
+	gossip := ""
+	if cfg.Gossip != "" {
+		p := parts{flight: peerAddr(lis.tcpAddr(), cfg.Gossip), version: cfg.Version, sched: sched, pool: pool,
+			objects: objects, cat: cat}
+		if members, err = joinCluster(cfg, p, log.Named("cluster")); err != nil {
+			return err
+		}
+		// Closed last but one: the node leaves (below) before it drains.
+		defer members.Close()
+		gossip = members.Self().GossipAddr
+		src.c.Store(members)
+		fcfg.Members = membership(members)
+	}
 	fcfg.Peers = peers
-	srv, err := flight.New(fcfg, sched, udf.NewBuiltinCatalog(), log.Named("flight"))
+	srv, err := flight.New(fcfg, sched, cat, log.Named("flight"))
 	if err != nil {
 		return err
 	}
@@ -218,9 +255,9 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	log.Info("serving", zap.String("tcp", lis.tcpAddr()), zap.String("socket", cfg.Socket),
 		zap.Int("executors", sched.Executors()), zap.Int("python_workers", scfg.Workers),
 		zap.Int64("object_store_bytes", objects.Limit()), zap.String("spill_dir", objects.Dir()),
-		zap.String("shm_dir", objects.ShmDir()))
+		zap.String("shm_dir", objects.ShmDir()), zap.String("gossip", gossip))
 	if cfg.Ready != nil {
-		cfg.Ready(lis.tcpAddr(), cfg.Socket)
+		cfg.Ready(lis.tcpAddr(), cfg.Socket, gossip)
 	}
 	var serveErr error
 	select {
@@ -228,6 +265,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	case serveErr = <-errc:
 	case why := <-ended:
 		log.Info("ending by itself", zap.String("why", why))
+	}
+	if members != nil {
+		// Peers stop sending work here before the calls in flight drain.
+		if err := members.Leave(leaveTimeout); err != nil {
+			log.Warn("leaving the cluster", zap.Error(err))
+		}
 	}
 	log.Info("draining", zap.Duration("timeout", cfg.DrainTimeout))
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)

@@ -29,7 +29,7 @@ func TestRunServesAndCleansUp(t *testing.T) {
 	readyc := make(chan ready, 1)
 	cfg := Config{Listen: "127.0.0.1:0", Socket: filepath.Join(dir, "q.sock"), Executors: 1, Workers: -1,
 		SpillDir: dir, ShmDir: shm, DrainTimeout: 10 * time.Second,
-		Ready: func(tcp, socket string) { readyc <- ready{tcp, socket} }}
+		Ready: func(tcp, socket, _ string) { readyc <- ready{tcp, socket} }}
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, cfg, zaptest.NewLogger(t)) }()
 	var r ready

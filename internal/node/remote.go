@@ -76,7 +76,8 @@ func (r *remote) Peers(l scheduler.Lane) []scheduler.PeerView {
 			continue
 		}
 		ll := v.Lanes[l]
-		out = append(out, scheduler.PeerView{Name: v.Name, Slots: ll.Slots, Running: ll.Running, Queued: ll.Queued})
+		out = append(out, scheduler.PeerView{Name: v.Name, Slots: ll.Slots, Running: ll.Running, Queued: ll.Queued,
+			Report: v.Report, RTTNs: v.RTT.Nanoseconds()})
 	}
 	return out
 }

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-READY = re.compile(r"^quiver ready tcp=(?P<tcp>\S+) unix=(?P<unix>\S+)$")
+READY = re.compile(r"^quiver ready tcp=(?P<tcp>\S+) unix=(?P<unix>\S+)(?: gossip=(?P<gossip>\S+))?$")
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 45  # longer than the node's default 30 s drain timeout
 
