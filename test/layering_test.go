@@ -34,6 +34,7 @@ var allowed = map[string][]string{
 	"internal/scenario": {},
 	"internal/shmtest":  {},
 	"internal/testpy":   {},
+	"internal/placesim": {"scheduler"},
 	"test":              {},
 }
 
