@@ -32,14 +32,15 @@
 //     the task is dispatched, with the state of the task's lane and, when
 //     Config.Remote is set, the peers' views. Local runs everything here;
 //     on a node without Remote a Decision naming a peer fails the call
-//     with ErrNoPeers (placement.txt). Hybrid is the cluster's (hybrid.txt): here while a
-//     local slot is free; past that, a task of known cost moves to a peer
-//     with a free slot when moving its bytes costs at most half of running
-//     it, least loaded first with a random pick among the top 20% (peers
-//     below half their slots count as equally idle), never a task that a
-//     peer sent. Its randomness comes in the Snapshot, so it stays pure;
-//     it looks at 16 peers at most, chosen at random, so a decision costs
-//     the same at any cluster size.
+//     with ErrNoPeers (placement.txt). Hybrid is the cluster's
+//     (hybrid.txt): here while a local slot is free; past that, a task
+//     moves to a peer with a free slot when moving its bytes costs at most
+//     half of running it, least loaded first with a random pick among the
+//     top 20% (peers below half their slots count as equally idle), never
+//     a task that a peer sent. Its randomness comes in the Snapshot, so it
+//     stays pure; it looks at 16 peers at most, chosen at random, so a
+//     decision costs the same at any cluster size. internal/placesim
+//     drives it with thousands of simulated nodes.
 //
 // # The shell
 //

@@ -21,13 +21,11 @@
 //     cancellation the node leaves the cluster before it drains.
 //
 // Peers: every node has a flight.PeerClient, through which it fetches the
-// Python functions of tasks peers spill to it. With Config.Peers (interim,
-// until membership: --peer), it also spills: staticPeers (peers.go, a
-// PeerSource) polls the peers' cluster_status, remote (remote.go) turns
-// their views into scheduler.Remote and cuts off tasks in flight to a
-// peer that stops answering, and spillWhenBusy (spill.go) places tasks
-// until scheduler.Hybrid replaces it. Replacing the static source with
-// membership's views is one PeerSource.
+// Python functions of tasks peers spill to it. With Gossip set it also
+// spills: clusterPeers (peers.go, a PeerSource) reads the members' load
+// records, remote (remote.go) turns them into scheduler.Remote and cuts
+// off tasks in flight to a member declared dead, and scheduler.Hybrid
+// places the tasks.
 //
 // Then it serves, calls Ready with the bound addresses, and on
 // cancellation drains calls in flight for at most DrainTimeout.
