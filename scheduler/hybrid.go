@@ -24,6 +24,13 @@ const (
 	// share of running it (a 20 ms task moves over a LAN, a 50 us one does
 	// not).
 	DefaultMoveShare = 0.5
+	// PeerQueue is how many tasks per slot a peer is sent beyond its
+	// slots: a slot freed there finds the next task waiting instead of
+	// idling until the next report reaches an origin (with 100 ms stale
+	// views this took the simulated makespan at 300 nodes from 1.37x the
+	// ideal to 1.14x). A peer accepts twice that before it refuses
+	// (Config.SpillBacklog).
+	PeerQueue = 1
 	// DefaultUnknownCostNs stands for the cost of a Python task whose
 	// function has not been measured yet.
 	DefaultUnknownCostNs = 10_000_000
@@ -34,9 +41,10 @@ const (
 // peer (a spilled task is never forwarded), (2) moving it (the peer's round
 // trip plus its bytes at the peer's measured cost per byte) costs at most
 // MoveShare of running it and less than waiting here for a slot, and (3) a
-// peer has a free slot, counting the tasks this node sent it since its last
-// report (PeerView.Inflight) and taking only its share of the slots free
-// at the report when other nodes have tasks waiting too (Snapshot.Busy).
+// peer has room (a free slot, or one of PeerQueue waiting places per
+// slot), counting the tasks this node has in flight there now in place of
+// its share of the peer's report (PeerView.Inflight) and taking only its
+// share of the room free at the report when other nodes have tasks waiting too (Snapshot.Busy).
 // Among those peers the pick is random among the TopKFraction least
 // loaded, where every peer below SpreadThreshold counts as equally loaded
 // and a peer with the function warm comes first among equals. A task of
@@ -144,13 +152,14 @@ func (h Hybrid) candidates(s Snapshot, t TaskInfo, share, wait float64, out []ca
 		}
 		p := &s.Peers[idx]
 		used := max(p.Running+p.Queued-p.InflightAtReport, 0) + p.Inflight
-		if p.Slots <= 0 || used >= p.Slots {
+		room := p.Slots * (1 + PeerQueue)
+		if p.Slots <= 0 || used >= room {
 			continue
 		}
 		// Of the slots free at its report, this node takes its share: as
 		// many nodes with tasks waiting would fill them as well.
 		if busy := s.Busy; busy > 1 {
-			free := p.Slots - max(p.Running+p.Queued-p.InflightAtReport, 0)
+			free := room - max(p.Running+p.Queued-p.InflightAtReport, 0)
 			if p.Inflight-p.InflightAtReport >= (free+busy-1)/busy {
 				continue
 			}

@@ -68,6 +68,7 @@ func (st *scenarioState) execHybrid(s scenario.Step, f []string) []string {
 // hybridArgs is the snapshot and task of "SLOTS RUNNING QUEUED COST_NS BYTES".
 func (st *scenarioState) hybridArgs(n []int64) (Snapshot, TaskInfo) {
 	snap := Snapshot{Lane: LaneWorkers, Slots: int(n[1]), Running: int(n[2]), Queued: int(n[3]), Peers: st.peers}
+	snap.Busy = busyNodes(snap)
 	return snap, TaskInfo{Func: "f", Rows: 1, CostNs: n[4], Bytes: n[5]}
 }
 
