@@ -52,7 +52,7 @@ func TestDetectionTime(t *testing.T) {
 
 // BenchmarkDetection reports ms to declare a stopped member dead, for
 // both detectors, in clusters of 3 (and 8 for the tuned one: the default
-// one's 8 members take longer than the helper's 30 s to converge here).
+// one's 8 members take longer than the 30 s the test allows to converge here).
 // Run: go test -run - -bench Detection -benchtime 3x ./cluster/
 func BenchmarkDetection(b *testing.B) {
 	for _, d := range []struct {

@@ -36,7 +36,7 @@ func (f *PyFunc) EvalTable(ctx context.Context, mem memory.Allocator, args []arr
 		idx  *array.Int32
 		vals arrow.Array
 	)
-	work, err := f.run(ctx, mem, args, nil, func(b []byte) (err error) {
+	work, err := f.run(ctx, mem, args, taskContext(ctx), func(b []byte) (err error) {
 		idx, vals, err = decodeTable(b, mem)
 		return err
 	})

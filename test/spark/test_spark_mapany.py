@@ -168,6 +168,34 @@ def test_empty_partitions(spark, node_calls):
     assert empty.mapInPandas(quiver.accelerate(explode_pd), schema).collect() == []
 
 
+def with_task_context(it: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    from pyspark import TaskContext
+    tc = TaskContext.get()
+    # The stage differs between the two runs; the partition and attempt do not.
+    where = f"{tc.partitionId()}/{tc.attemptNumber()}/{tc.getLocalProperty('quiver.test')}"
+    for df in it:
+        yield pd.DataFrame({"id": df["id"], "where": [where] * len(df)})
+
+
+def test_task_context_on_the_node(spark, node_calls):
+    """TaskContext.get() inside a map function that runs on the node is Spark's task's."""
+    df = spark.range(0, 40, numPartitions=4)
+    schema = "id long, where string"
+
+    @quiver.accelerate
+    def on_node(it: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import os
+        assert os.environ.get("QUIVER_WORKER_ID") is not None, "not on the node"
+        yield from with_task_context(it)
+
+    spark.sparkContext.setLocalProperty("quiver.test", "prop")
+    try:
+        rows = check(df.mapInPandas(with_task_context, schema), df.mapInPandas(on_node, schema), node_calls, least=4)
+    finally:
+        spark.sparkContext.setLocalProperty("quiver.test", None)
+    assert len({r.where for r in rows}) == 4 and all(r.where.endswith("/prop") for r in rows)
+
+
 def test_columns_by_name(flat, node_calls):
     def reversed_columns(it: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for df in explode_pd(it):

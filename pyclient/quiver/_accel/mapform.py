@@ -38,6 +38,7 @@ import pyarrow as pa
 
 from .. import _options
 from .._convert import _has_struct, pandas_to_arrow
+from .._taskcontext import headers as task_headers
 from .._wire.conn import new_call_info
 from .._wire.tablecall import exchange_table
 from ..errors import FunctionNotFound, OverCapacity, Unavailable
@@ -107,7 +108,7 @@ def map_frames(acc, form: str, item):
         yield from _timed_here(acc, item)  # once: what a frame costs here, for the switch
         return
     batch = pa.RecordBatch.from_arrays(cols, names=[f"_{i}" for i in range(len(cols))])
-    headers = acc.opts.headers + _TABLE_HEADER
+    headers = acc.opts.headers + _TABLE_HEADER + task_headers()
     for attempt in range(2):
         info = new_call_info()
         try:
