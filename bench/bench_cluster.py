@@ -122,20 +122,28 @@ def main():
     ap.add_argument("--rows", type=int, default=400)
     ap.add_argument("--rows-per-task", type=int, default=5)
     ap.add_argument("--nodes", type=int, default=4)
+    ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args()
+    figures = {"rows": a.rows, "rows_per_task": a.rows_per_task, "seconds": {}}
     print(f"### Spillback: one call of {a.rows} rows x 20 ms on node 1, tasks of "
           f"{a.rows_per_task} rows, one worker per node\n")
     print("| nodes | seconds | speedup | of ideal |\n| --- | --- | --- | --- |")
     base = None
     for n in range(1, a.nodes + 1):
         t = run_cluster(n, a.rows, a.rows_per_task)
+        figures["seconds"][n] = t
         base = base or t
         print(f"| {n} | {t:.2f} | {base / t:.2f}x | {base / t / n:.2f} |", flush=True)
     r = kill_rerun(100, 5)
     work = 100 * 0.02
+    figures["kill_to_end_s"], figures["kill_left_s"] = r, work - 2 * 0.3
     print(f"\nkill -9 of the peer 0.3 s into a call of {work:.0f} s of work on two nodes: the call "
           f"ended {r:.2f} s after the kill (the origin alone needs about {work - 2 * 0.3:.1f} s for "
           f"what was left), results exact.")
+    if a.json:
+        import json
+        with open(a.json, "w") as f:
+            json.dump(figures, f)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from section_cluster import report_cluster
 from section_forms import report_forms
 from udf_workloads import RAY_SYSTEM_CONFIG
 
@@ -162,6 +163,7 @@ def report(res: dict, charts: list[str], args) -> str:
               "calls, a 100 MB put) taken with the same code for both.", "", *k["markdown"], ""]
 
     L += report_forms(res.get("forms"))
+    L += report_cluster(res.get("cluster"))
     L += ["## What this run did not cover", ""]
     missing = []
     if s and "ray" not in s.get("times", {"ray": 1}):
@@ -169,7 +171,7 @@ def report(res: dict, charts: list[str], args) -> str:
     if not charts:
         missing.append(f"charts: {res.get('charts_error', 'not drawn')}")
     missing += res.get("errors", [])
-    L += [f"- {m}" for m in missing] or ["- Nothing was skipped: all five sections ran."]
+    L += [f"- {m}" for m in missing] or ["- Nothing was skipped: all six sections ran."]
     L += ["- Not part of this suite (run by hand): `bench/bench_node.py` (haversine_km against numpy and a "
           "per-row loop, node memory under load), `bench/bench_udf.py` (Client.call, multiprocessing.Pool "
           "limit, per-task overhead; see NOTES.md), and the Go benchmarks of `./udf/`.", ""]

@@ -42,6 +42,7 @@ import bench_node  # noqa: E402  (exchange, best)
 import bench_udf  # noqa: E402  (calibrate, heavy_row, start_spark, machine, QUIVER_PATH)
 import udf_workloads as W  # noqa: E402
 from report import report  # noqa: E402
+from section_cluster import section_cluster  # noqa: E402
 from section_forms import section_forms  # noqa: E402
 from udf_workloads import RAY_SYSTEM_CONFIG  # noqa: E402
 
@@ -412,10 +413,10 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes, one repetition")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray variant")
     ap.add_argument("--no-spark", action="store_true", help="skip sections 2 and 5 (Spark)")
-    ap.add_argument("--only", choices=["transport", "spark", "loadtest", "tasks", "forms"], action="append")
+    ap.add_argument("--only", choices=["transport", "spark", "loadtest", "tasks", "forms", "cluster"], action="append")
     ap.add_argument("--out", default=os.path.join(BENCH, "RESULTS.md"))
     args = ap.parse_args()
-    sections = args.only or ["transport", "spark", "loadtest", "tasks", "forms"]
+    sections = args.only or ["transport", "spark", "loadtest", "tasks", "forms", "cluster"]
     if args.no_spark:
         sections = [s for s in sections if s not in ("spark", "forms")]
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_line(),
@@ -432,7 +433,8 @@ def main() -> int:
                          ("spark", lambda: section_spark(node, args.quick, args.no_ray)),
                          ("loadtest", lambda: section_loadtest(node, args.quick)),
                          ("tasks", lambda: section_tasks(args.quick, args.no_ray)),
-                         ("forms", lambda: section_forms(args.quick, QBIN))):
+                         ("forms", lambda: section_forms(args.quick, QBIN)),
+                         ("cluster", lambda: section_cluster(args.quick, QBIN))):
             if name not in sections:
                 continue
             say(f"== {name}")
