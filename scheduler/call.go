@@ -205,7 +205,7 @@ func (c *call) admit(rec arrow.RecordBatch) error {
 			return err
 		}
 	}
-	ranges := Split(rows, c.taskRows(rows))
+	ranges := c.split(rows)
 	seq := c.core.Admit(len(ranges))
 	bt := &batch{rec: rec, ranges: ranges, results: make([]taskResult, len(ranges))}
 	c.batches[seq] = bt
@@ -240,22 +240,26 @@ func (c *call) refuseSpill() error {
 	return nil
 }
 
-// taskRows picks the task size for a batch: the caller's, else from the
-// function's measured cost when it measures one (its equivalent cost per
-// row at this batch's size), else the native default, spread over as many
-// tasks as the node runs at once.
-func (c *call) taskRows(rows int64) int64 {
+// split cuts a batch into tasks of the caller's size, else sized from
+// the function's measured cost when it measures one (TaskRowsForCost; in
+// two sizes while its fixed part is not separated yet), else of the native
+// default, spread over as many tasks as the node runs at once.
+func (c *call) split(rows int64) []Range {
 	if c.b.Opts.RowsPerTask > 0 {
-		return c.b.Opts.RowsPerTask
+		return Split(rows, c.b.Opts.RowsPerTask)
 	}
-	if c.costed != nil {
-		ns := c.cost.estimate().AvgPerRowNs(rows)
-		if c.b.Opts.Independent {
-			return IndependentTaskRows(rows, ns, c.costed.Parallelism())
-		}
-		return TaskRowsByCost(rows, ns, c.costed.Parallelism())
+	if c.costed == nil {
+		return Split(rows, TaskRows(rows, 0, c.s.Executors()))
 	}
-	return TaskRows(rows, 0, c.s.Executors())
+	cost := c.cost.estimate()
+	if c.b.Opts.Independent {
+		return Split(rows, IndependentTaskRows(rows, cost.AvgPerRowNs(rows), c.costed.Parallelism()))
+	}
+	per := TaskRowsForCost(rows, cost, c.costed.Parallelism())
+	if cost.Tasks > 0 && !cost.Separated {
+		return SplitProbing(rows, per)
+	}
+	return Split(rows, per)
 }
 
 // flush assembles batch seq's output, emits it and frees the batch.

@@ -18,6 +18,10 @@ type Cost struct {
 	// Tasks is how many measured tasks the estimate rests on; zero means
 	// none yet, and then both costs are zero.
 	Tasks int
+	// Separated: the fixed part was told from the per-row part, by tasks
+	// of different sizes, now or in an earlier window (see CostEstimator).
+	// Until then all the cost counts as per row.
+	Separated bool
 }
 
 // AvgPerRowNs is the equivalent average cost per row of a task of rows
@@ -42,7 +46,12 @@ func (c Cost) AvgPerRowNs(rows int64) float64 {
 // The fixed part can be told from the per-row part only when task sizes
 // differ: while they are all within minRowSpread of each other (tasks of
 // one size, as sizing by cost makes them), or fewer than minFitTasks are
-// known, the estimate is all per row: the median of the tasks' ns per row.
+// known, the estimate is all per row (the median of the tasks' ns per row)
+// until a fit has separated the parts once; after that the fixed part
+// found then is kept and the per-row part fitted to what it leaves (the
+// median of (ns - PerTaskNs)/rows), so that a function's cost can change
+// while sizing keeps every task's size the same. SplitProbing cuts the
+// batches of a function not separated yet into tasks of two sizes.
 //
 // It is a plain value without clocks or locks; its owner serializes use.
 type CostEstimator struct {
@@ -67,6 +76,10 @@ func (e *CostEstimator) Observe(rows int64, workNs float64) {
 	if rows <= 0 || !(workNs >= 0) || math.IsInf(workNs, 0) {
 		return
 	}
+	// Fit what is held before it changes: a separation that the window
+	// shows now is kept even if nobody asked for the estimate meanwhile
+	// (a fit of at most CostWindow tasks costs a microsecond or two).
+	e.Estimate()
 	e.rows[e.next], e.ns[e.next] = float64(rows), workNs
 	e.next = (e.next + 1) % CostWindow
 	e.n = min(e.n+1, CostWindow)
@@ -76,14 +89,15 @@ func (e *CostEstimator) Observe(rows int64, workNs float64) {
 // Estimate returns the cost fitted to the tasks held.
 func (e *CostEstimator) Estimate() Cost {
 	if e.stale {
-		e.fit = fitCost(e.rows[:e.n], e.ns[:e.n])
+		e.fit = fitCost(e.rows[:e.n], e.ns[:e.n], e.fit)
 		e.stale = false
 	}
 	return e.fit
 }
 
 // fitCost fits work against rows; x and y hold at most CostWindow points.
-func fitCost(x, y []float64) Cost {
+// prev is the last fit: its fixed part stands while x cannot separate one.
+func fitCost(x, y []float64, prev Cost) Cost {
 	n := len(x)
 	if n == 0 {
 		return Cost{}
@@ -96,6 +110,12 @@ func fitCost(x, y []float64) Cost {
 		return median(buf[:n])
 	}
 	if n < minFitTasks || slices.Max(x) < minRowSpread*slices.Min(x) {
+		if prev.Separated {
+			for i := range x {
+				buf[i] = (y[i] - prev.PerTaskNs) / x[i]
+			}
+			return Cost{PerTaskNs: prev.PerTaskNs, PerRowNs: max(median(buf[:n]), 0), Tasks: n, Separated: true}
+		}
 		return Cost{PerRowNs: perRow(), Tasks: n}
 	}
 	// Theil-Sen: the slope is the median of the slopes between tasks of
@@ -118,7 +138,7 @@ func fitCost(x, y []float64) Cost {
 	if a < 0 {
 		return Cost{PerRowNs: perRow(), Tasks: n}
 	}
-	return Cost{PerTaskNs: a, PerRowNs: b, Tasks: n}
+	return Cost{PerTaskNs: a, PerRowNs: b, Tasks: n, Separated: true}
 }
 
 // median of v, which it reorders.

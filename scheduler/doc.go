@@ -12,16 +12,22 @@
 // clocks, goroutines or I/O, each tested from scenario files in testdata/
 // (scenario_test.go says the commands):
 //
-//   - Split, TaskRows, TaskRowsByCost, IndependentTaskRows: how to cut a
-//     batch into tasks (split.txt, cost.txt).
+//   - Split, TaskRows, TaskRowsByCost, TaskRowsForCost, SplitProbing,
+//     IndependentTaskRows: how to cut a batch into tasks (split.txt,
+//     cost.txt, sizing.txt).
 //   - Core: which batches a call may admit (its window), which are
 //     complete and may be emitted, in order (sequence.txt, random.txt,
 //     errors.txt).
 //   - CostEstimator: what a function's task costs, a fixed part per task
 //     plus a part per row, fitted robustly (Theil-Sen) over its last
-//     CostWindow measured tasks (cost.txt). Sizing takes its equivalent
-//     cost per row at the batch's size, Cost.AvgPerRowNs; the fixed part
-//     is there for sizing that wants it.
+//     CostWindow measured tasks (cost.txt). TaskRowsForCost sizes a
+//     function's tasks from it: enough tasks for every worker, none under
+//     MinTaskTime of work, and, once the fixed part is told from the part
+//     per row, none so small that the fixed part is over FixedShare (10%)
+//     of it (a model's predict then runs a batch as one task). Until then
+//     SplitProbing cuts its batches in two sizes, which separates the
+//     parts; the fixed part found then stands while tasks of one size
+//     follow (sizing.txt).
 //   - Classify and Decide: the retry budget. A task whose executor died
 //     (udf.ErrWorkerDied) runs again up to CallOptions.Retries more times;
 //     a function's own failure never does, and under OnErrorNull its rows

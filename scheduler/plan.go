@@ -1,6 +1,8 @@
 // How to cut a batch into tasks: pure functions, no state.
 package scheduler
 
+import "math"
+
 // Range is a task's rows within its batch: [Offset, Offset+Len).
 type Range struct {
 	Offset int64
@@ -101,4 +103,48 @@ func IndependentTaskRows(rows int64, costNs float64, workers int) int64 {
 	}
 	spread := (rows + int64(workers) - 1) / int64(workers)
 	return max(1, min(int64(MinTaskTime/costNs), spread))
+}
+
+// FixedShare is the largest share of a task's work that its fixed part may
+// take: a function with a large cost per call (a model's predict) gets
+// tasks long enough to pay it once per about nine times its worth of rows.
+const FixedShare = 0.1
+
+// TaskRowsForCost sizes tasks from a function's fitted cost: as
+// TaskRowsByCost at the batch's equivalent cost per row, but once the
+// fixed part is separated, no task so small that the fixed part is more
+// than FixedShare of it. A function whose cost is all fixed runs each
+// batch as one task: splitting would only repeat its cost.
+func TaskRowsForCost(rows int64, c Cost, workers int) int64 {
+	per := TaskRowsByCost(rows, c.AvgPerRowNs(rows), workers)
+	if rows <= 0 || !c.Separated || c.PerTaskNs <= 0 {
+		return per
+	}
+	if c.PerRowNs <= 0 {
+		return rows
+	}
+	least := int64(math.Ceil(c.PerTaskNs * (1 - FixedShare) / (FixedShare * c.PerRowNs)))
+	return min(max(per, least), rows)
+}
+
+// SplitProbing cuts rows rows as Split does, but into tasks of two sizes,
+// per and half of it in turn, so that the measured tasks tell a function's
+// fixed cost from its cost per row (CostEstimator). A batch that would be
+// one task stays one.
+func SplitProbing(rows, per int64) []Range {
+	if rows <= 0 || per <= 0 || per >= rows || per < 2 {
+		return Split(rows, per)
+	}
+	per = max(per, (rows-1)/MaxTasksPerBatch+1)
+	var out []Range
+	for off, i := int64(0), 0; off < rows; i++ {
+		l := per
+		if i%2 == 1 {
+			l = per / 2
+		}
+		l = min(l, rows-off)
+		out = append(out, Range{Offset: off, Len: l})
+		off += l
+	}
+	return out
 }

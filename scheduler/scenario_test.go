@@ -37,6 +37,9 @@ import (
 //	avgrow ROWS           print its equivalent cost per row at ROWS rows
 //	sized ROWS WORKERS    TaskRowsByCost at that cost
 //	jobsized ROWS WORKERS IndependentTaskRows at that cost
+//	fit                   print the fitted cost and whether it is separated
+//	fixedsized ROWS WORKERS   TaskRowsForCost at that cost
+//	probe ROWS PER        print the task sizes SplitProbing makes
 //
 //	classify ERROR        print the Failure of a sample error (see sampleErrors)
 //	decide FAILURE ATTEMPTS RETRIES [null] [row]   print the Action
@@ -89,7 +92,7 @@ func (st *scenarioState) exec(s scenario.Step) []string {
 	switch f[0] {
 	case "window", "admit", "complete", "shuffle", "ready", "split", "taskrows", "costrows", "jobrows":
 		return st.execCore(s, f)
-	case "estimator", "observe", "tasks", "estimate", "avgrow", "sized", "jobsized":
+	case "estimator", "observe", "tasks", "estimate", "avgrow", "sized", "jobsized", "fit", "fixedsized", "probe":
 		return st.execCost(s, f)
 	case "classify", "decide":
 		return st.execRetry(s, f)
@@ -216,6 +219,19 @@ func (st *scenarioState) execCost(s scenario.Step, f []string) []string {
 	case "sized":
 		n := st.nums(s, f, 2)
 		return []string{strconv.FormatInt(TaskRowsByCost(n[1], st.est.Estimate().AvgPerRowNs(n[1]), int(n[2])), 10)}
+	case "fit":
+		c := st.est.Estimate()
+		return []string{fmt.Sprintf("per_task=%.3gns per_row=%.3gns separated=%v", c.PerTaskNs, c.PerRowNs, c.Separated)}
+	case "fixedsized":
+		n := st.nums(s, f, 2)
+		return []string{strconv.FormatInt(TaskRowsForCost(n[1], st.est.Estimate(), int(n[2])), 10)}
+	case "probe":
+		n := st.nums(s, f, 2)
+		var out []string
+		for _, r := range SplitProbing(n[1], n[2]) {
+			out = append(out, strconv.FormatInt(r.Len, 10))
+		}
+		return []string{strings.Join(out, " ")}
 	}
 	// jobsized
 	n := st.nums(s, f, 2)
