@@ -53,6 +53,7 @@ func (id ID) Owner() string {
 	}
 	return tag
 }
+
 // NewID returns a new random id that names this store's owner
 // (Config.Owner), if it has one.
 func (s *Store) NewID() ID { return NewOwnedID(s.cfg.Owner) }
