@@ -60,6 +60,11 @@ type Config struct {
 	// their origin (fetch_function). Nil: a spilled call of a function this
 	// node lacks is refused (NotFound). The caller owns and closes it.
 	Peers *PeerClient
+	// Pull, when set, reads the objects other nodes own (ids naming
+	// another owner tag) that DoGet or a session's get asks for, unless a
+	// client published one under that id here. Nil: every id is looked up
+	// here only. The caller owns it and closes it after Shutdown.
+	Pull *Puller
 	// Members, when set, reports the cluster's membership: cluster_status
 	// lists the peers and totals. Nil: this node is alone.
 	Members func() Membership
