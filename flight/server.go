@@ -171,11 +171,19 @@ func (s *Server) finish(method string, err error) error {
 type Health struct {
 	Status  string `json:"status"` // "serving" or "draining"
 	Version string `json:"version"`
+	// Owner is the owner tag that the ids of this node's objects carry
+	// (objectstore.NewOwnedID): a client that names its own objects
+	// (a session put's id) prefixes it so that other nodes find them.
+	// Absent without an object store or a tag.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Health reports whether the node takes calls.
 func (s *Server) Health() Health {
 	h := Health{Status: "serving", Version: s.cfg.Version}
+	if s.cfg.Objects != nil {
+		h.Owner = s.cfg.Objects.Owner()
+	}
 	if s.draining.Load() {
 		h.Status = "draining"
 	}
