@@ -21,6 +21,9 @@ type Load struct {
 	// Flight is the TCP address at which peers reach the node's Flight
 	// service ("" when it serves no TCP).
 	Flight string `json:"f,omitempty"`
+	// Owner is the owner tag that the ids of its objects carry
+	// (objectstore.NewOwnedID): whom to pull them from.
+	Owner string `json:"o,omitempty"`
 	// Version is the node's build version.
 	Version string `json:"v,omitempty"`
 	// WorkersBusy of Workers Python worker processes run a task now.

@@ -29,6 +29,17 @@
 //     streams it back; object_release drops the reference DoPut took. The
 //     store keeps those references (objectstore.Store.Publish) and checks
 //     capacity; this package only reads and answers.
+//   - Object pulls (pull.go, pullcopies.go, pullserve.go, peerget.go):
+//     an id names its owner node (objectstore.ID.Owner). A DoGet or a
+//     session get of an id another node owns, not published here, goes
+//     through the Puller: the first reader pulls the object from the
+//     owner (a DoGet marked quiver-pull, answered in chunks of about
+//     PullChunkBytes, 5 MiB; concurrent readers share one pull by
+//     singleflight) and it is kept as a copy in this node's store; every
+//     later read asks the owner first (object_stat), so a copy is never
+//     served once its owner released it or is lost (NOT_FOUND, as
+//     ErrOwnerLost). Copies go least recently used first past
+//     PullConfig.CopyBytes, and after PullConfig.CopyIdle unused.
 //   - Shared memory (shm.go), for callers on the node's unix socket:
 //     object_shm says where the store's directory is, object_adopt has the
 //     store adopt a file a client wrote there, object_locate says which

@@ -3,6 +3,7 @@
 package flight
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,7 +136,11 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 	if store == nil {
 		return errNoObjectStore
 	}
-	h, err := store.Acquire(objectstore.ID(tkt.GetTicket()))
+	id := objectstore.ID(tkt.GetTicket())
+	if isPull(stream.Context()) {
+		return s.servePull(stream, id)
+	}
+	h, err := s.acquireObject(stream.Context(), id, false)
 	if err != nil {
 		return err
 	}
@@ -165,6 +170,25 @@ func (s *Server) DoGet(tkt *flight.Ticket, stream flight.FlightService_DoGetServ
 		}
 	}
 	return w.Close()
+}
+
+// acquireObject takes a reference to id for a reader: a copy pulled from
+// its owner when id names another node and no client published it here
+// (pull.go), else the object here (only a published one with published).
+func (s *Server) acquireObject(ctx context.Context, id objectstore.ID, published bool) (*objectstore.Handle, error) {
+	store := s.cfg.Objects
+	if s.remoteObject(id) {
+		return s.cfg.Pull.Acquire(ctx, id)
+	}
+	if published {
+		return store.AcquirePublished(id)
+	}
+	return store.Acquire(id)
+}
+
+// remoteObject reports whether reading id pulls it from another node.
+func (s *Server) remoteObject(id objectstore.ID) bool {
+	return s.cfg.Pull != nil && s.cfg.Pull.Remote(id) && !s.cfg.Objects.Published(id)
 }
 
 // blobBatch wraps b, without a copy, as one row of blobSchema.

@@ -60,6 +60,11 @@ type Config struct {
 	// their origin (fetch_function). Nil: a spilled call of a function this
 	// node lacks is refused (NotFound). The caller owns and closes it.
 	Peers *PeerClient
+	// Pull, when set, reads the objects other nodes own (ids naming
+	// another owner tag) that DoGet or a session's get asks for, unless a
+	// client published one under that id here. Nil: every id is looked up
+	// here only. The caller owns it and closes it after Shutdown.
+	Pull *Puller
 	// Members, when set, reports the cluster's membership: cluster_status
 	// lists the peers and totals. Nil: this node is alone.
 	Members func() Membership
@@ -166,11 +171,19 @@ func (s *Server) finish(method string, err error) error {
 type Health struct {
 	Status  string `json:"status"` // "serving" or "draining"
 	Version string `json:"version"`
+	// Owner is the owner tag that the ids of this node's objects carry
+	// (objectstore.NewOwnedID): a client that names its own objects
+	// (a session put's id) prefixes it so that other nodes find them.
+	// Absent without an object store or a tag.
+	Owner string `json:"owner,omitempty"`
 }
 
 // Health reports whether the node takes calls.
 func (s *Server) Health() Health {
 	h := Health{Status: "serving", Version: s.cfg.Version}
+	if s.cfg.Objects != nil {
+		h.Owner = s.cfg.Objects.Owner()
+	}
 	if s.draining.Load() {
 		h.Status = "draining"
 	}

@@ -199,9 +199,12 @@ func (ss *session) handle(ctx context.Context, rec arrow.RecordBatch, meta []byt
 		ss.answer(req.Req, sessionReply{}, ss.s.releaseObject([]byte(req.ID)))
 	case opCall, opGet:
 		var h *objectstore.Handle
-		if req.Op == opGet {
+		pull := req.Op == opGet && ss.s.cfg.Objects != nil && ss.s.remoteObject(objectstore.ID(req.ID))
+		if req.Op == opGet && !pull {
 			// Held from now: a release read after this get does not pull
-			// the object from under it.
+			// the object from under it. (An object pulled from its owner
+			// is released there, not here: it is read in the goroutine,
+			// without holding up the session.)
 			if h, err = ss.acquire(req); err != nil {
 				rec.Release()
 				ss.answer(req.Req, sessionReply{}, err)
@@ -221,6 +224,13 @@ func (ss *session) handle(ctx context.Context, rec arrow.RecordBatch, meta []byt
 		go func() {
 			defer func() { <-ss.slots; ss.wg.Done() }()
 			defer rec.Release()
+			if pull {
+				var err error
+				if h, err = ss.s.cfg.Pull.Acquire(ctx, objectstore.ID(req.ID)); err != nil {
+					ss.answer(req.Req, sessionReply{}, err)
+					return
+				}
+			}
 			if h != nil {
 				defer h.Release()
 				ss.get(ctx, req, h)

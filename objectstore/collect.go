@@ -47,6 +47,12 @@ func (c *Collector) Put(ctx context.Context) (*Handle, error) {
 	return c.s.Put(ctx, Batches(c.schema, c.recs))
 }
 
+// PutCopy stores the batches added as a copy of the object id that
+// another node owns, as Store.PutCopy does.
+func (c *Collector) PutCopy(ctx context.Context, id ID) (*Handle, error) {
+	return c.s.PutCopy(ctx, id, Batches(c.schema, c.recs))
+}
+
 // Release drops the collector's references to its batches; the store
 // holds its own once Put returned.
 func (c *Collector) Release() {

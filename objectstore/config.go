@@ -45,6 +45,10 @@ type Config struct {
 	// with ErrNoShm. Where it cannot be made, the store logs why and
 	// serves without one.
 	ShmDir string
+	// Owner is this node's owner tag (NewOwnerTag): the ids the store makes
+	// name it (NewOwnedID), so that other nodes pull the objects from here.
+	// Empty means plain ids. It must be a valid tag.
+	Owner string
 }
 
 func (c *Config) validate() error {
@@ -65,6 +69,9 @@ func (c *Config) validate() error {
 	}
 	if c.SpillFileBytes == 0 {
 		c.SpillFileBytes = DefaultSpillFileBytes
+	}
+	if c.Owner != "" && !ValidOwnerTag(c.Owner) {
+		return fmt.Errorf("objectstore: Owner %q: want %d lower-case hex digits", c.Owner, OwnerTagLen)
 	}
 	if c.Mem == nil {
 		c.Mem = memory.DefaultAllocator

@@ -30,6 +30,10 @@ type Stats struct {
 	SpillsTotal   int64 `json:"spills_total"`
 	RestoresTotal int64 `json:"restores_total"`
 	DropsTotal    int64 `json:"drops_total"`
+	// PullsTotal counts copies of other nodes' objects stored here
+	// (PutCopy), PulledBytesTotal their bytes as the store counts them.
+	PullsTotal       int64 `json:"pulls_total"`
+	PulledBytesTotal int64 `json:"pulled_bytes_total"`
 }
 
 func (c *core) stats() Stats {

@@ -13,6 +13,17 @@
 //	defer h.Unpin()
 //	for _, rec := range obj.Batches { ... }
 //
+// # Ids and owners
+//
+// With Config.Owner set (a tag from NewOwnerTag, drawn by a node each time
+// it starts), the ids the store makes name it: "OWNER.HEX32"
+// (NewOwnedID; ID.Owner reads the tag back). Other nodes of a cluster
+// pull such an object from its owner and keep it here with PutCopy: an
+// ordinary object, counted in Stats.PullsTotal and PulledBytesTotal and
+// never published. Who pulls decides how long a copy lives (package
+// flight's Puller checks with the owner before each use). The files:
+// owner.go, copy.go.
+//
 // # Ownership
 //
 // Handles count references: Put and Acquire return a handle holding one,

@@ -61,6 +61,10 @@ func (s *Store) AcquirePublished(id ID) (*Handle, error) {
 	return s.Acquire(id)
 }
 
+// Published reports whether id is published (put by a client and not
+// released).
+func (s *Store) Published(id ID) bool { return s.pub.has(id) }
+
 // PublishBlob stores the concatenation of parts as a blob under id (a new
 // random id when empty) and publishes it without an answer; it returns the
 // id and what the blob counts against the memory bound. An id published
@@ -68,7 +72,7 @@ func (s *Store) AcquirePublished(id ID) (*Handle, error) {
 // ErrOverCapacity, before its parts are joined.
 func (s *Store) PublishBlob(ctx context.Context, id ID, parts ...[]byte) (ID, int64, error) {
 	if id == "" {
-		id = NewID()
+		id = s.NewID()
 	} else if s.pub.has(id) {
 		return "", 0, fmt.Errorf("%w: %q", ErrExists, string(id))
 	}

@@ -28,8 +28,9 @@ type Store struct {
 	frees  []func()         // release hooks due, called by unlock once the lock is let go
 	linger map[*meta]Object // after Close: pinned objects with a hook, until their last Unpin
 
-	shm shmFiles  // the shared-memory directory and the files adopted from it (adopt.go)
-	pub published // the references clients hold by id (publish.go)
+	shm shmFiles   // the shared-memory directory and the files adopted from it (adopt.go)
+	pub published  // the references clients hold by id (publish.go)
+	cp  copyCounts // copies of other nodes' objects (copy.go)
 
 	kick chan struct{} // wakes the spiller; capacity 1
 	quit chan struct{} // closed by Close
@@ -84,7 +85,7 @@ func (s *Store) Dir() string { return s.dir }
 // object is spilled. The store retains obj's batches; the caller keeps its
 // own references.
 func (s *Store) Put(ctx context.Context, obj Object) (*Handle, error) {
-	return s.PutWithID(ctx, NewID(), obj)
+	return s.PutWithID(ctx, s.NewID(), obj)
 }
 
 // PutWithID is Put under an id the caller chose, for content addressing:
@@ -160,8 +161,10 @@ func (s *Store) Acquire(id ID) (*Handle, error) {
 // Stats is a snapshot of the store's accounting.
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.core.stats()
+	st := s.core.stats()
+	s.mu.Unlock()
+	st.PullsTotal, st.PulledBytesTotal = s.cp.pulls.Load(), s.cp.bytes.Load()
+	return st
 }
 
 // Close stops the spiller, fails the puts and reads still waiting with

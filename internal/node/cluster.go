@@ -33,7 +33,7 @@ type parts struct {
 // load is this node's load record now.
 func (p parts) load() cluster.Load {
 	ss := p.sched.Stats()
-	l := cluster.Load{Flight: p.flight, Version: p.version, SpilledIn: ss.SpilledIn, SpilledOut: ss.SpilledOut}
+	l := cluster.Load{Flight: p.flight, Owner: p.objects.Owner(), Version: p.version, SpilledIn: ss.SpilledIn, SpilledOut: ss.SpilledOut}
 	for _, ln := range ss.Lanes {
 		switch ln.Lane {
 		case scheduler.LaneNative.String():
@@ -82,6 +82,20 @@ func peerAddr(tcp, gossip string) string {
 		}
 	}
 	return tcp
+}
+
+// ownerAddr finds the Flight address of the live member whose objects
+// carry owner tag tag (suspect counts as alive, as for tasks): the
+// puller's PullConfig.Owner.
+func ownerAddr(c *cluster.Cluster) func(tag string) (string, bool) {
+	return func(tag string) (string, bool) {
+		for _, m := range c.Members() {
+			if m.Load.Owner == tag && m.Load.Flight != "" && (m.State == cluster.StateAlive || m.State == cluster.StateSuspect) {
+				return m.Load.Flight, true
+			}
+		}
+		return "", false
+	}
 }
 
 // membership adapts the cluster's view for cluster_status.

@@ -174,7 +174,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		log.Info("recording calls", zap.String("dir", cfg.Record), zap.Int64("max_bytes", rec.MaxBytes()))
 	}
 	objects, err := objectstore.New(objectstore.Config{MemoryBytes: cfg.ObjectStoreMemory, SpillDir: cfg.SpillDir,
-		ShmDir: shmParent(cfg.ShmDir)}, log.Named("objects"))
+		ShmDir: shmParent(cfg.ShmDir), Owner: objectstore.NewOwnerTag()}, log.Named("objects"))
 	if err != nil {
 		return err
 	}
@@ -237,6 +237,13 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		gossip = members.Self().GossipAddr
 		src.c.Store(members)
 		fcfg.Members = membership(members)
+		pull, err := flight.NewPuller(flight.PullConfig{Owner: ownerAddr(members)}, objects, peers, log.Named("pull"))
+		if err != nil {
+			return err
+		}
+		// Closed after the server has drained (deferred calls run last first).
+		defer pull.Close()
+		fcfg.Pull = pull
 	}
 	fcfg.Peers = peers
 	srv, err := flight.New(fcfg, sched, cat, log.Named("flight"))

@@ -36,6 +36,13 @@ back) raises ObjectLost naming the id; a node that cannot be reached raises
 Unavailable. An object made by a task (Client.remote) is made again instead:
 see quiver.lineage. An object someone put cannot be, and is reported.
 
+Across a cluster: an id names the node that owns the object ("OWNER.HEX", the
+owner tag of that node; a client that names an object itself asks its node
+for the tag once, with `health`). A worker reads from its own node, which
+pulls the object from the owner once and keeps a copy for its other readers,
+checking with the owner before each read: an object its owner released, or
+whose owner died or cannot be reached, raises ObjectLost on every node.
+
 Layer: above the wire (quiver._wire), below tasks, lineage and the Client.
 An ``Objects`` holds one Connection; reading objects in a UDF or a task uses
 this process's shared connection (quiver._wire.conn.shared). Importing this
@@ -49,6 +56,7 @@ import collections
 import json
 import os
 import pickle
+import re
 import secrets
 import struct
 import threading
@@ -81,7 +89,9 @@ SESSION_PUT_BYTES = 4 << 20      # a pickle up to this size is put over the sess
 class ObjectRef:
     """A reference to an object stored on a quiver node.
 
-    id: the node's object id (32 hex digits); kind: "arrow" (get gives a
+    id: the object's id, "OWNER.HEX": the owner tag of the node that stores it
+    (16 hex digits; any node of its cluster pulls it from there) and 32 hex digits
+    (older nodes: 32 hex digits alone); kind: "arrow" (get gives a
     pyarrow Table) or "pickle" (get gives the unpickled object); address: the
     node that holds it, as a Flight location. Picklable and hashable (by id and
     address); ``release()`` drops the object from its node, and so does leaving
@@ -179,7 +189,7 @@ class Objects:
             answer = _do_put(conn, BLOB_SCHEMA, _blob_batches(data))
             return ObjectRef(answer["id"], "pickle", conn.address, rows=answer.get("rows"),
                              nbytes=answer.get("bytes"), conn=conn)
-        ref = ObjectRef(secrets.token_hex(16), "pickle", conn.address, nbytes=len(data), conn=conn)
+        ref = ObjectRef(new_id(conn), "pickle", conn.address, nbytes=len(data), conn=conn)
         ref._put = _PutState(self._queue_put(ref.id, data))
         return ref
 
@@ -276,12 +286,31 @@ def clear_cache() -> None:
         _cache_bytes = 0
 
 
+def new_id(conn: Connection) -> str:
+    """A new id for an object this client names itself: "OWNER.HEX" with the owner
+    tag of conn's node, so that the other nodes of its cluster can pull it."""
+    owner = conn.owner()
+    return f"{owner}.{secrets.token_hex(16)}" if owner else secrets.token_hex(16)
+
+
+def owned(object_id: str) -> bool:
+    """Whether an id names its owner node ("OWNER.REST"), which any node of the
+    cluster pulls it from."""
+    tag, dot, rest = object_id.partition(".")
+    return bool(dot and rest and _OWNER_TAG.fullmatch(tag))
+
+
+_OWNER_TAG = re.compile(r"[0-9a-f]{16}")
+
+
 def fetch(conn: Connection, ref: ObjectRef) -> tuple[Any, int]:
-    """Read ref from conn's node, falling back to the node the ref names; (value, bytes read)."""
+    """Read ref from conn's node; (value, bytes read). An id that names its owner is
+    pulled by conn's node from the owner (an ObjectLost there is final); an older
+    id, which names none, is read from the node the ref names if conn's lacks it."""
     try:
         return _do_get(conn, ref)
     except ObjectLost:
-        if _same_node(conn.address, ref.address):
+        if owned(ref.id) or _same_node(conn.address, ref.address):
             raise
         # Not on this node: ask the node that stored it.
         return _do_get(_process_conn(ref.address), ref)

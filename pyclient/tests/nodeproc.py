@@ -35,6 +35,7 @@ class Node:
     run_dir: str
     log: Path
     proc: subprocess.Popen
+    gossip: str | None = None  # host:port, with --gossip
 
     def log_tail(self, n: int = 40) -> str:
         lines = self.log.read_text(errors="replace").splitlines()
@@ -73,7 +74,7 @@ def start_node(extra_args: list[str] = ()) -> Node:
         pytest.fail(f"quiver {got} (exit {proc.returncode}); log:\n"
                     f"{log.read_text(errors='replace')[-4000:]}", pytrace=False)
     return Node(tcp=f"grpc://{m['tcp']}", unix=f"grpc+unix://{m['unix']}",
-                run_dir=run_dir, log=log, proc=proc)
+                run_dir=run_dir, log=log, proc=proc, gossip=m["gossip"])
 
 
 def stop_node(node: Node) -> None:

@@ -39,7 +39,7 @@ def test_put_get_table(client):
     ref = client.put(table)
     try:
         assert isinstance(ref, quiver.ObjectRef) and ref.kind == "arrow"
-        assert len(ref.id) == 32 and ref.rows == 3 and ref.nbytes > 0
+        assert objects.owned(ref.id) and len(ref.id) == 16 + 1 + 32 and ref.rows == 3 and ref.nbytes > 0
         got = client.get(ref)
         assert isinstance(got, pa.Table) and got.equals(table)
         assert client.get(ref).equals(table)  # reading does not consume it

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 import time
 import warnings
@@ -30,6 +31,7 @@ __all__ = ["Connection", "CallInfo", "Function", "Lockstep", "auth_headers", "ne
            "wire_table"]
 
 INPUT_COUNT_KEY = b"x-databend-udf-input-count"
+_OWNER_TAG = re.compile(r"[0-9a-f]{16}")  # a node's owner tag (docs/protocol.md, "Object pulls")
 
 # pandas 3 turns strings into large_string; the node's kernels take utf8 and binary.
 _WIRE_TYPES = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}
@@ -68,6 +70,7 @@ class Connection:
         self.plain = flight.FlightCallOptions(headers=self.auth)  # no options but the token
         self._lock = threading.Lock()
         self._sess: Session | None = None
+        self._owner: str | None = None
         self.closed = False
 
     def __repr__(self) -> str:
@@ -118,6 +121,18 @@ class Connection:
         with mapped_errors():
             results = list(self.flight.do_action(flight.Action(kind, body), options=self.plain))
         return results[0].body.to_pybytes() if results else b""
+
+    def owner(self) -> str:
+        """The node's owner tag (health's "owner"): the prefix of the ids of its objects,
+        by which other nodes of a cluster find them; "" for a node without one. Asked
+        once per connection."""
+        if self._owner is None:
+            try:
+                tag = json.loads(self.action("health")).get("owner") or ""
+            except (QuiverError, ValueError, AttributeError):
+                tag = ""
+            self._owner = tag if _OWNER_TAG.fullmatch(tag) else ""
+        return self._owner
 
     def functions(self) -> list[Function]:
         """Every function the node serves (ListFlights), sorted by name."""
