@@ -169,6 +169,7 @@ func (d *delegate) set(kind EventKind, m Member, leaving bool) {
 		m.Reports = r.m.Reports
 	}
 	m.Reports++
+	m.Leaving = leaving
 	d.members[m.Name] = &record{m: m, since: since, leaving: leaving}
 	if d.wake != nil {
 		d.queue = append(d.queue, Event{Kind: kind, Member: m})

@@ -37,6 +37,9 @@ type Member struct {
 	// Reports counts the load records this node has had from it: a new
 	// number is a new report.
 	Reports uint64
+	// Leaving: it announced that it leaves (Leave). It takes no new work
+	// and finishes what it runs; its State stays alive until it is gone.
+	Leaving bool
 }
 
 // memberOf copies memberlist's view of a node; call it only inside
@@ -45,5 +48,5 @@ type Member struct {
 // maintained by memberlist: the caller knows the state.
 func memberOf(n *memberlist.Node) (Member, bool) {
 	l, leaving := decodeLoad(n.Meta)
-	return Member{Name: n.Name, GossipAddr: n.Address(), State: StateAlive, Load: l}, leaving
+	return Member{Name: n.Name, GossipAddr: n.Address(), State: StateAlive, Load: l, Leaving: leaving}, leaving
 }

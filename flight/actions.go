@@ -60,7 +60,9 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 	case ActionDrop:
 		err = s.cat.Drop(string(a.Body))
 	case ActionFetchFunction:
-		body, err = s.fetchFunction(a.Body)
+		if err = s.checkPeerCert(stream.Context()); err == nil {
+			body, err = s.fetchFunction(a.Body)
+		}
 	case ActionObjectRelease:
 		err = s.releaseObject(a.Body)
 	case ActionObjectStat:

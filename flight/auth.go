@@ -1,4 +1,5 @@
-// Token authentication: a bearer token on every call when one is configured.
+// Authentication: a bearer token on every call when one is configured, and
+// a client certificate on peer calls when the cluster has a CA.
 package flight
 
 import (
@@ -7,8 +8,25 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 )
+
+// checkPeerCert: with Config.PeerCerts, a peer call (a spilled task,
+// fetch_function) must come over TLS with a client certificate that the
+// server's TLS configuration verified (signed by the cluster's CA).
+func (s *Server) checkPeerCert(ctx context.Context) error {
+	if !s.cfg.PeerCerts {
+		return nil
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
+			return nil
+		}
+	}
+	return toStatus(errNoPeerCert)
+}
 
 // checkToken returns errUnauthenticated unless ctx carries
 // "authorization: Bearer <token>".

@@ -17,13 +17,22 @@ import (
 // sends the output schema, then hands the stream to the scheduler.
 func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err error) {
 	defer func() { err = s.finish("DoExchange", err) }()
-	if s.draining.Load() {
-		return errDraining
-	}
 	ctx := stream.Context()
 	opts, err := callOptions(ctx)
 	if err != nil {
 		return err
+	}
+	if opts.Spilled {
+		if err := s.checkPeerCert(ctx); err != nil {
+			return err
+		}
+		done, err := s.spills.admit()
+		if err != nil {
+			return err
+		}
+		defer done()
+	} else if s.draining.Load() {
+		return errDraining
 	}
 	rdr, err := openReader(stream, s)
 	if err != nil {

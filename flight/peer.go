@@ -4,6 +4,7 @@ package flight
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,10 +28,14 @@ type PeerConfig struct {
 	// Token is the cluster token, sent to peers as "authorization: Bearer
 	// <token>"; empty sends none.
 	Token string
-	// TLS, when set, dials peers with TLS; nil dials in plaintext.
+	// TLS dials peers whose address is grpc+tls://host:port (they gossip
+	// it so when they serve TLS): the cluster's CA and this node's client
+	// certificate. Nil dials them with the system's roots and no client
+	// certificate. Other addresses are dialed in plaintext.
 	TLS credentials.TransportCredentials
-	// Origin is this node's Flight address (host:port) as peers reach it:
-	// where they fetch the Python functions it spills (HeaderOrigin).
+	// Origin is this node's Flight address (host:port, or
+	// grpc+tls://host:port) as peers reach it: where they fetch the Python
+	// functions it spills (HeaderOrigin).
 	Origin string
 	// MaxMessageBytes bounds one message either way; zero means
 	// DefaultMaxMessageBytes.
@@ -78,19 +83,25 @@ func (p *PeerClient) Close() error {
 	return errors.Join(errs...)
 }
 
-// conn returns the connection to addr (host:port, or grpc://host:port),
-// dialing it once. grpc.NewClient connects lazily and reconnects by itself.
+// conn returns the connection to addr (host:port, grpc://host:port or
+// grpc+tls://host:port), dialing it once. grpc.NewClient connects lazily
+// and reconnects by itself.
 func (p *PeerClient) conn(addr string) (*peerConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if c, ok := p.conns[addr]; ok {
 		return c, nil
 	}
-	creds := p.cfg.TLS
-	if creds == nil {
-		creds = insecure.NewCredentials()
+	creds := insecure.NewCredentials()
+	target, useTLS := strings.CutPrefix(addr, "grpc+tls://")
+	if useTLS {
+		creds = p.cfg.TLS
+		if creds == nil {
+			creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+		}
+	} else {
+		target = strings.TrimPrefix(strings.TrimPrefix(addr, "grpc+tcp://"), "grpc://")
 	}
-	target := strings.TrimPrefix(strings.TrimPrefix(addr, "grpc+tcp://"), "grpc://")
 	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(p.cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(p.cfg.MaxMessageBytes)))
 	if err != nil {

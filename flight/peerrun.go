@@ -132,6 +132,11 @@ func decodePeerResult(rec arrow.RecordBatch, t scheduler.RemoteTask) (scheduler.
 	return res, nil
 }
 
+// ErrPeerUnreachable: the peer could not be reached or the connection to
+// it broke (gRPC Unavailable). It comes wrapped with
+// scheduler.ErrPeerLost; the node leaves such a peer out for a while.
+var ErrPeerUnreachable = errors.New("flight: peer unreachable")
+
 // peerError classifies a failed peer call for the scheduler: a function's
 // own failure (the trailer says), a refusal, or a lost peer.
 func peerError(addr string, err error, trailer metadata.MD) error {
@@ -147,6 +152,8 @@ func peerError(addr string, err error, trailer metadata.MD) error {
 	case codes.ResourceExhausted, codes.Unauthenticated, codes.PermissionDenied, codes.NotFound,
 		codes.InvalidArgument, codes.Unimplemented, codes.FailedPrecondition:
 		return fmt.Errorf("%w: %s: %s", scheduler.ErrPeerRefused, addr, st.Message())
+	case codes.Unavailable:
+		return fmt.Errorf("%w %s: %w: %s", scheduler.ErrPeerLost, addr, ErrPeerUnreachable, st.Message())
 	}
 	return fmt.Errorf("%w %s: %v", scheduler.ErrPeerLost, addr, err)
 }

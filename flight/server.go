@@ -39,6 +39,11 @@ type Config struct {
 	MaxMessageBytes int
 	// TLS, when set, serves TLS on every listener.
 	TLS credentials.TransportCredentials
+	// PeerCerts: peer calls (spilled tasks, fetch_function) must present
+	// a client certificate that TLS verified (the node has a CA: the TLS
+	// configuration verifies client certificates when given). Calls of
+	// ordinary clients need none.
+	PeerCerts bool
 	// Version is reported by health and cluster_status.
 	Version string
 	// Address and Socket are reported by cluster_status.
@@ -97,6 +102,7 @@ type Server struct {
 	sessions atomic.Int64  // session streams open now
 	drainMu  sync.Once
 	peerFns  peerFuncs // functions of peers' spilled calls (peerfuncs.go)
+	spills   spills    // spilled calls running, refused when draining (drain.go)
 }
 
 // New builds a server over a scheduler and a catalog it does not own.
@@ -132,11 +138,14 @@ func (s *Server) Serve(lis net.Listener) error {
 	return err
 }
 
-// Shutdown stops taking calls (new ones get Unavailable), waits for the
-// calls in flight until ctx ends, then closes every connection.
+// Shutdown stops taking calls (new ones get Unavailable, spilled ones
+// ResourceExhausted), waits for the calls in flight until ctx ends, then
+// closes every connection. Spilled calls finish before the listeners
+// close, so that peers sending one late are refused, not cut off.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.draining.Store(true)
 	s.drainMu.Do(func() { close(s.drain) })
+	s.awaitSpills(ctx)
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()

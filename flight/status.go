@@ -20,6 +20,9 @@ var (
 	errDraining = errors.New("node is draining: retry on another node or after restart")
 	// errUnauthenticated: a token is required and was missing or wrong.
 	errUnauthenticated = errors.New("missing or bad token: send header authorization: Bearer <token>")
+	// errNoPeerCert: a peer call came without a client certificate the
+	// cluster's CA signed.
+	errNoPeerCert = errors.New("peer calls need a client certificate signed by the cluster's CA (quiver start --tls-ca)")
 	// errUnknownAction: DoAction with a type the node does not serve.
 	errUnknownAction = errors.New("unknown action")
 )
@@ -36,9 +39,9 @@ func codeOf(err error) codes.Code {
 		return codes.InvalidArgument
 	case errors.Is(err, udf.ErrNoWorkers):
 		return codes.Unavailable
-	case errors.Is(err, errUnauthenticated):
+	case errors.Is(err, errUnauthenticated), errors.Is(err, errNoPeerCert):
 		return codes.Unauthenticated
-	case errors.Is(err, scheduler.ErrOverCapacity):
+	case errors.Is(err, scheduler.ErrOverCapacity), errors.Is(err, errSpillDraining):
 		return codes.ResourceExhausted
 	case errors.Is(err, scheduler.ErrClosed), errors.Is(err, errDraining):
 		return codes.Unavailable

@@ -99,10 +99,11 @@ func (c *call) tryPlace(p *taskPlan, idx int) (held bool, err error) {
 			return false, nil
 		}
 	}
-	// Here, but no slot is free here and there are peers: the task waits
-	// in the call, not in the lane's queue, so that the next result (a
-	// slot freed here or on a peer) places it again.
-	if d.Local() && len(snap.Peers) > 0 && snap.Running+snap.Queued >= snap.Slots && c.outstanding > 0 {
+	// Here, but no slot is free here and the node has peers, or may have
+	// some soon (it is in a cluster: a node joining mid-call gets work):
+	// the task waits in the call, not in the lane's queue, so that the
+	// next result (a slot freed here or on a peer) places it again.
+	if d.Local() && remote != nil && !p.spilled && snap.Running+snap.Queued >= snap.Slots && c.outstanding > 0 {
 		return true, nil
 	}
 	select {

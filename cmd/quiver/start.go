@@ -20,17 +20,17 @@ import (
 )
 
 type startFlags struct {
-	listen, socket, runDir, tokenFile string
-	tlsCert, tlsKey, logLevel, python string
-	record, spillDir, shmDir          string
-	gossip, name                      string
-	join                              []string
-	joinTimeout                       time.Duration
-	recordMax, objectMemory           int64
-	executors, workers, maxMessage    int
-	drain, idleExit                   time.Duration
-	watchPID                          int
-	block                             bool
+	listen, socket, runDir, tokenFile        string
+	tlsCert, tlsKey, tlsCA, logLevel, python string
+	record, spillDir, shmDir                 string
+	gossip, name                             string
+	join                                     []string
+	joinTimeout                              time.Duration
+	recordMax, objectMemory                  int64
+	executors, workers, maxMessage           int
+	drain, idleExit                          time.Duration
+	watchPID                                 int
+	block                                    bool
 }
 
 func startCmd() *cobra.Command {
@@ -94,6 +94,7 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the token clients must send")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "TLS certificate (PEM)")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "TLS private key (PEM)")
+	fl.StringVar(&f.tlsCA, "tls-ca", "", "the cluster's CA (PEM): peers are verified against it, and peer calls must present a client certificate it signed")
 	fl.IntVar(&f.maxMessage, "max-message-bytes", 0, "largest gRPC message, i.e. input batch (default 512 MiB)")
 	fl.StringVar(&f.record, "record", "", "record the input of every call under this directory (see docs/loadtest.md)")
 	fl.Int64Var(&f.recordMax, "record-max-bytes", record.DefaultMaxBytes, "bound of the recording on disk, bytes; past it the oldest finished calls are deleted")
@@ -122,6 +123,7 @@ func (f startFlags) config(cmd *cobra.Command) (node.Config, error) {
 		Python:            f.python,
 		TLSCert:           f.tlsCert,
 		TLSKey:            f.tlsKey,
+		TLSCA:             f.tlsCA,
 		MaxMessageBytes:   f.maxMessage,
 		DrainTimeout:      f.drain,
 		Version:           version,

@@ -70,18 +70,23 @@ func joinCluster(cfg Config, p parts, log *zap.Logger) (*cluster.Cluster, error)
 }
 
 // peerAddr is the Flight address peers dial: the bound TCP address, with
-// a wildcard host replaced by the host this node gossips from.
-func peerAddr(tcp, gossip string) string {
+// a wildcard host replaced by the host this node gossips from, as
+// grpc+tls://host:port when the node serves TLS.
+func peerAddr(tcp, gossip string, useTLS bool) string {
 	host, port, err := net.SplitHostPort(tcp)
 	if err != nil || tcp == "" {
 		return tcp
 	}
+	addr := tcp
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		if ghost, _, err := net.SplitHostPort(gossip); err == nil {
-			return net.JoinHostPort(ghost, port)
+			addr = net.JoinHostPort(ghost, port)
 		}
 	}
-	return tcp
+	if useTLS {
+		return "grpc+tls://" + addr
+	}
+	return addr
 }
 
 // ownerAddr finds the Flight address of the live member whose objects

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/quiver-udf/quiver/cluster"
 	"github.com/quiver-udf/quiver/flight"
@@ -38,8 +37,16 @@ type Config struct {
 	Python string
 	// Token, when set, is required from every client.
 	Token string
-	// TLSCert and TLSKey, both set, serve TLS on TCP and the socket.
+	// TLSCert and TLSKey, both set, serve TLS on TCP and the socket; the
+	// node then gossips its Flight address as grpc+tls://host:port, and
+	// peers dial it with TLS.
 	TLSCert, TLSKey string
+	// TLSCA is the cluster's CA (PEM): peers' certificates are verified
+	// against it, the node presents TLSCert to them as a client
+	// certificate, and peer calls to this node must present one it signed.
+	// Empty verifies peers against the system's roots and asks for no
+	// client certificate.
+	TLSCA string
 	// MaxMessageBytes bounds one gRPC message; zero means the flight default.
 	MaxMessageBytes int
 	// DrainTimeout bounds how long shutdown waits for calls in flight; zero
@@ -121,6 +128,9 @@ func (c *Config) validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("node: --tls-cert and --tls-key go together")
 	}
+	if c.TLSCA != "" && c.TLSCert == "" {
+		return errors.New("node: --tls-ca needs --tls-cert and --tls-key")
+	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 30 * time.Second
 	}
@@ -150,14 +160,13 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	fcfg := flight.Config{Token: cfg.Token, MaxMessageBytes: cfg.MaxMessageBytes, Version: cfg.Version, Socket: cfg.Socket}
-	if cfg.TLSCert != "" {
-		creds, err := credentials.NewServerTLSFromFile(cfg.TLSCert, cfg.TLSKey)
-		if err != nil {
-			return fmt.Errorf("node: TLS: %w", err)
-		}
-		fcfg.TLS = creds
+	fcfg := flight.Config{Token: cfg.Token, MaxMessageBytes: cfg.MaxMessageBytes, Version: cfg.Version, Socket: cfg.Socket,
+		PeerCerts: cfg.TLSCA != ""}
+	serverTLS, peerTLS, err := tlsCreds(cfg)
+	if err != nil {
+		return err
 	}
+	fcfg.TLS = serverTLS
 	if cfg.Record != "" {
 		// The queue may hold one largest message: every batch can be recorded.
 		queue := int64(cfg.MaxMessageBytes)
@@ -203,7 +212,8 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	if pool != nil {
 		scfg.Workers = pool.Size()
 	}
-	peers := flight.NewPeerClient(flight.PeerConfig{Token: cfg.Token, Origin: lis.tcpAddr(), MaxMessageBytes: cfg.MaxMessageBytes})
+	self := peerAddr(lis.tcpAddr(), cfg.Gossip, cfg.TLSCert != "")
+	peers := flight.NewPeerClient(flight.PeerConfig{Token: cfg.Token, TLS: peerTLS, Origin: self, MaxMessageBytes: cfg.MaxMessageBytes})
 	// Closed after the server has drained (deferred calls run last first).
 	defer peers.Close()
 	var src *clusterPeers
@@ -227,7 +237,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	var members *cluster.Cluster
 	gossip := ""
 	if cfg.Gossip != "" {
-		p := parts{flight: peerAddr(lis.tcpAddr(), cfg.Gossip), version: cfg.Version, sched: sched, pool: pool,
+		p := parts{flight: self, version: cfg.Version, sched: sched, pool: pool,
 			objects: objects, cat: cat}
 		if members, err = joinCluster(cfg, p, log.Named("cluster")); err != nil {
 			return err
@@ -274,7 +284,9 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		log.Info("ending by itself", zap.String("why", why))
 	}
 	if members != nil {
-		// Peers stop sending work here before the calls in flight drain.
+		// Peers stop sending work here before the calls in flight drain;
+		// what they send meanwhile is refused and runs elsewhere.
+		srv.RefuseSpills()
 		if err := members.Leave(leaveTimeout); err != nil {
 			log.Warn("leaving the cluster", zap.Error(err))
 		}

@@ -22,9 +22,12 @@ type PeerInfo struct {
 	FlightAddr string // host:port of its Flight service
 	// Lanes is its load per lane, indexed by scheduler.Lane.
 	Lanes [2]LaneLoad
-	// Alive is false once it stopped answering: tasks in flight to it are
-	// re-run elsewhere.
+	// Alive: it takes new tasks. False once it stopped answering (tasks in
+	// flight to it are re-run elsewhere) or while it leaves.
 	Alive bool
+	// Leaving: it leaves on purpose (quiver stop): it takes no new task and
+	// finishes those in flight, which are not cut off.
+	Leaving bool
 	// Report names its load report: a new number for each.
 	Report uint64
 	// RTT is this node's last measured round trip to it; zero if unknown.
@@ -59,8 +62,9 @@ func (cp *clusterPeers) Views() []PeerInfo {
 			continue
 		}
 		l := m.Load
-		v := PeerInfo{Name: m.Name, FlightAddr: l.Flight, Report: m.Reports, RTT: m.RTT,
-			Alive: m.State == cluster.StateAlive || m.State == cluster.StateSuspect}
+		leaving := m.Leaving || m.State == cluster.StateLeft
+		v := PeerInfo{Name: m.Name, FlightAddr: l.Flight, Report: m.Reports, RTT: m.RTT, Leaving: leaving,
+			Alive: !leaving && (m.State == cluster.StateAlive || m.State == cluster.StateSuspect)}
 		v.Lanes[scheduler.LaneNative] = LaneLoad{Slots: l.Executors, Running: l.ExecutorsBusy, Queued: l.QueuedNative}
 		v.Lanes[scheduler.LaneWorkers] = LaneLoad{Slots: l.Workers, Running: l.WorkersBusy, Queued: l.Queued}
 		out = append(out, v)

@@ -1,10 +1,12 @@
 // The node's scheduler.Remote: peers' views from a PeerSource, tasks run
 // through the flight peer client, in-flight tasks cut off when their peer
-// is declared dead.
+// is declared dead, and a peer that could not be reached left out of
+// placement for a while.
 package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -20,7 +22,23 @@ type remote struct {
 
 	mu    sync.Mutex
 	lives map[string]*peerLife // per live peer: cancelled when it dies
+	down  map[string]downMark  // peers that could not be reached lately
+	now   func() time.Time     // the clock of down marks
 }
+
+// downMark leaves a peer out of placement after a transport failure (the
+// peer refused the connection or the stream broke) until membership
+// reports a newer load record for it or downFor passes: a peer killed
+// then costs one failed task per task in flight, not one per placement
+// until membership declares it dead.
+type downMark struct {
+	report uint64    // its load record when it failed
+	until  time.Time // when the mark lapses
+}
+
+// downFor is how long a down mark lasts without a newer load record: about
+// as long as membership takes to declare a killed peer dead.
+const downFor = time.Second
 
 // peerLife is a peer's life as the node sees it: its context ends when the
 // source stops reporting it alive.
@@ -33,7 +51,7 @@ type peerLife struct {
 const deathCheck = 100 * time.Millisecond
 
 func newRemote(src PeerSource, client *flight.PeerClient) *remote {
-	return &remote{src: src, client: client, lives: map[string]*peerLife{}}
+	return &remote{src: src, client: client, lives: map[string]*peerLife{}, down: map[string]downMark{}, now: time.Now}
 }
 
 // watch cancels the tasks in flight to peers the source no longer reports
@@ -55,7 +73,8 @@ func (r *remote) watch(ctx context.Context) {
 		}
 		alive := map[string]bool{}
 		for _, v := range r.src.Views() {
-			alive[v.Name] = v.Alive
+			// A leaving peer finishes what it runs: not cut off.
+			alive[v.Name] = v.Alive || v.Leaving
 		}
 		r.mu.Lock()
 		for name, l := range r.lives {
@@ -68,11 +87,12 @@ func (r *remote) watch(ctx context.Context) {
 	}
 }
 
-// Peers returns the live peers' views for lane l, in name order.
+// Peers returns the live peers' views for lane l, in name order, less
+// those marked down.
 func (r *remote) Peers(l scheduler.Lane) []scheduler.PeerView {
 	var out []scheduler.PeerView
 	for _, v := range r.src.Views() {
-		if !v.Alive || int(l) >= len(v.Lanes) || v.Lanes[l].Slots == 0 {
+		if !v.Alive || int(l) >= len(v.Lanes) || v.Lanes[l].Slots == 0 || r.isDown(v.Name, v.Report) {
 			continue
 		}
 		ll := v.Lanes[l]
@@ -96,7 +116,40 @@ func (r *remote) Run(ctx context.Context, peer string, t scheduler.RemoteTask) (
 	if err != nil && life.ctx.Err() != nil {
 		return res, fmt.Errorf("%w %s: declared dead", scheduler.ErrPeerLost, peer)
 	}
+	if errors.Is(err, flight.ErrPeerUnreachable) && ctx.Err() == nil {
+		r.markDown(peer)
+	}
 	return res, err
+}
+
+// markDown leaves peer out of placement until its next load record or
+// downFor passes.
+func (r *remote) markDown(peer string) {
+	var report uint64
+	for _, v := range r.src.Views() {
+		if v.Name == peer {
+			report = v.Report
+		}
+	}
+	r.mu.Lock()
+	r.down[peer] = downMark{report: report, until: r.now().Add(downFor)}
+	r.mu.Unlock()
+}
+
+// isDown reports whether peer, whose last load record is report, is
+// marked down; a mark that lapsed is dropped.
+func (r *remote) isDown(peer string, report uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m, ok := r.down[peer]
+	if !ok {
+		return false
+	}
+	if m.report != report || !r.now().Before(m.until) {
+		delete(r.down, peer)
+		return false
+	}
+	return true
 }
 
 // lookup returns peer's address and life, or "" when it is not alive.
