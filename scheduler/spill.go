@@ -99,11 +99,15 @@ func (c *call) tryPlace(p *taskPlan, idx int) (held bool, err error) {
 			return false, nil
 		}
 	}
-	// Here, but no slot is free here and the node has peers, or may have
-	// some soon (it is in a cluster: a node joining mid-call gets work):
-	// the task waits in the call, not in the lane's queue, so that the
-	// next result (a slot freed here or on a peer) places it again.
-	if d.Local() && remote != nil && !p.spilled && snap.Running+snap.Queued >= snap.Slots && c.outstanding > 0 {
+	// Here, but every slot here is taken and has a task waiting, and the
+	// node has peers, or may have some soon (it is in a cluster: a node
+	// joining mid-call gets work): the task waits in the call, not in the
+	// lane's queue, so that the next result (a slot freed here or on a
+	// peer) places it again. One waiting task per slot keeps the workers
+	// fed meanwhile. Native tasks (of unknown cost, which never move) go
+	// to their queue.
+	if d.Local() && remote != nil && !p.spilled && c.lane == LaneWorkers &&
+		snap.Running+snap.Queued >= snap.Slots*(1+PeerQueue) && c.outstanding > 0 {
 		return true, nil
 	}
 	select {
