@@ -49,6 +49,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from .._wire import local
 from .._wire.address import run_dir, socket_address
 from ..client import connect
 from ..errors import QuiverError, Unavailable
@@ -119,6 +120,9 @@ def setup_cluster(spark, *, workers_per_node: int | None = None,
         directory = run_dir()
         ip = ip_toward(_driver_host(sc))
         args = node_args(ip, directory, None, base if driver_workers else _no_workers(base))
+        own = local.started_node()
+        if own is not None and own["run_dir"] == directory:
+            local.shutdown()  # quiver.connect()'s node for this process: the cluster's replaces it
         if not start_here(cid, directory, args, os.getpid(), token):
             raise QuiverError(f"quiver: a node that setup_cluster did not start serves {directory}; "
                               f"stop it first (quiver stop --run-dir {directory})")
