@@ -1,8 +1,10 @@
 """deploy/databricks/quiver-init.sh as Databricks runs it: on a driver host and a worker
 host, here two network namespaces joined by a veth pair, with the variables Databricks sets
 (DB_IS_DRIVER, DB_DRIVER_IP) and the wheel from pyclient/build_wheels.py. The worker's
-script starts first and must wait for the driver's node; a second run changes nothing;
-a node refuses a wrong token."""
+script starts first and must wait for the driver's node; the two nodes form one cluster
+(each is the other's alive peer, gossiping on its host's address, port 8817); the worker
+reads its token from a file (QUIVER_TOKEN_FILE); a second run changes nothing; a node
+refuses a wrong token."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "deploy" / "databricks" / "quiver-init.sh"
 DRIVER_IP, WORKER_IP = "10.213.7.1", "10.213.7.2"
 TIMEOUT_S = 300
+JOIN_WITHIN_S = 20
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip"),
                                 reason="needs root and iproute2 for network namespaces")
@@ -90,11 +93,26 @@ def status(install, ns: str, address: str, token_file: str) -> subprocess.Comple
                      "--json"), check=False)
 
 
+def peers(install, ns: str, ip: str, token_file: str) -> list[dict]:
+    """The alive peers of the node at ip, once it sees one (or after JOIN_WITHIN_S)."""
+    deadline = time.monotonic() + JOIN_WITHIN_S
+    while True:
+        st = status(install, ns, f"grpc://{ip}:8815", token_file)
+        assert st.returncode == 0, st.stdout + st.stderr
+        alive = [p for p in json.loads(st.stdout)["peers"] if p["state"] == "alive"]
+        if alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
 def test_init_script_on_a_driver_and_a_worker(hosts, install, tmp_path):
     token = uuid.uuid4().hex
     drv_dir, wrk_dir = tempfile.mkdtemp(prefix="qdb-d-"), tempfile.mkdtemp(prefix="qdb-w-")
+    secret = tmp_path / "secret"
+    secret.write_text(token + "\n")
     drv_env = script_env(install, drv_dir, token, DB_IS_DRIVER="TRUE", DB_DRIVER_IP=DRIVER_IP)
-    wrk_env = script_env(install, wrk_dir, token, DB_IS_DRIVER="FALSE", DB_DRIVER_IP=DRIVER_IP)
+    wrk_env = script_env(install, wrk_dir, "", DB_IS_DRIVER="FALSE", DB_DRIVER_IP=DRIVER_IP,
+                         QUIVER_TOKEN_FILE=str(secret))
     try:
         # The worker's script first: it must wait for the driver's node, not fail.
         worker = subprocess.Popen(in_ns(hosts["worker"], "bash", SCRIPT), env=wrk_env, text=True,
@@ -116,6 +134,13 @@ def test_init_script_on_a_driver_and_a_worker(hosts, install, tmp_path):
             assert json.loads(ok.stdout)["nodes"], ok.stdout
             refused = status(install, ns, f"grpc://{ip}:8815", str(bad))
             assert refused.returncode != 0, "a wrong token was accepted"
+
+        # One cluster: each node is the other's peer, at its host's address.
+        for ns, ip, run_dir, other in ((hosts["worker"], DRIVER_IP, drv_dir, WORKER_IP),
+                                       (hosts["driver"], WORKER_IP, wrk_dir, DRIVER_IP)):
+            [peer] = peers(install, ns, ip, os.path.join(run_dir, "token")) or [None]
+            assert peer is not None, f"the node at {ip} has no peer"
+            assert peer["gossip"] == f"{other}:8817" and peer["address"] == f"{other}:8815", peer
         pid = int(Path(drv_dir, "quiver.pid").read_text())
 
         # Idempotent: a second run on the driver changes nothing.

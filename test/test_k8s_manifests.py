@@ -2,7 +2,9 @@
 client accept: every flag of the node's container is a flag of `quiver start`, the ports
 agree, the node's run directory is the hostPath the executors mount, the executors'
 QUIVER_ADDRESS is that directory's socket and resolves as the client reads it, the token
-comes from the same Secret and key on both sides, and the image builds the wheel."""
+comes from the same Secret and key on both sides, the nodes gossip on their pod IP and join
+the headless Service that selects them, on the port they expose for TCP and UDP, and the
+image builds the wheel."""
 
 from __future__ import annotations
 
@@ -129,6 +131,38 @@ def test_the_token_comes_from_one_secret(daemonset, node_container, executor):
     [exe] = executor["spec"]["containers"]
     ref = {e["name"]: e for e in exe["env"]}["QUIVER_TOKEN"]["valueFrom"]["secretKeyRef"]
     assert (ref["name"], ref["key"]) == (secret, key)
+
+
+@pytest.fixture(scope="module")
+def service() -> dict:
+    svc = load("service.yaml")
+    assert svc["kind"] == "Service" and svc["apiVersion"] == "v1"
+    return svc
+
+
+def test_nodes_gossip_on_their_pod_ip(node_container):
+    args = flags(node_container["args"])
+    host, port = args["--gossip"].rsplit(":", 1)
+    assert host.startswith("$(") and host.endswith(")"), "gossip on an address from the downward API"
+    env = {e["name"]: e for e in node_container["env"]}
+    assert env[host[2:-1]]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    ports = {(p["containerPort"], p["protocol"]) for p in node_container["ports"]}
+    assert {(int(port), "TCP"), (int(port), "UDP")} <= ports, "memberlist gossips over TCP and UDP"
+
+
+def test_nodes_join_the_headless_service_that_selects_them(daemonset, node_container, service):
+    host, port = flags(node_container["args"])["--join"].rsplit(":", 1)
+    name, namespace, rest = host.split(".", 2)
+    assert (name, namespace) == (service["metadata"]["name"], service["metadata"]["namespace"])
+    assert rest in ("svc", "svc.cluster.local")
+    assert namespace == daemonset["metadata"]["namespace"]
+    spec = service["spec"]
+    assert spec["clusterIP"] == "None", "headless: the name resolves to every node's pod IP"
+    assert spec.get("publishNotReadyAddresses") is True, "a node joins before it is ready"
+    assert spec["selector"].items() <= daemonset["spec"]["template"]["metadata"]["labels"].items()
+    gossip_port = int(flags(node_container["args"])["--gossip"].rsplit(":", 1)[1])
+    assert {(p["port"], p["protocol"]) for p in spec["ports"]} == {(int(port), "TCP"), (int(port), "UDP")}
+    assert all(p.get("targetPort", p["port"]) == gossip_port == int(port) for p in spec["ports"])
 
 
 def test_the_node_runs_as_the_spark_user(daemonset, node_container):

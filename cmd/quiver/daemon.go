@@ -55,7 +55,7 @@ func startDetached(cmd *cobra.Command, f startFlags) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), time.Second)
-		_, err := clusterStatus(ctx, addr, readToken(f.tokenFile))
+		_, err := clusterStatus(ctx, addr, readToken(f.tokenFile, addr))
 		cancel()
 		if err == nil {
 			fmt.Fprintf(cmd.OutOrStdout(), "quiver: node started, pid %d\n  address: %s\n  tcp:     %s\n  log:     %s\n",
@@ -122,10 +122,21 @@ func tail(path string, n int) string {
 }
 
 // readToken reads a token file; an unreadable file gives no token, and the
-// node answers Unauthenticated.
-func readToken(path string) string {
+// node answers Unauthenticated. Without a file it is $QUIVER_TOKEN, else,
+// for a unix socket address, the user-only token file beside the socket.
+func readToken(path, addr string) string {
 	if path == "" {
-		return os.Getenv("QUIVER_TOKEN")
+		if t := os.Getenv("QUIVER_TOKEN"); t != "" {
+			return t
+		}
+		sock, ok := strings.CutPrefix(addr, "grpc+unix://")
+		if !ok {
+			return ""
+		}
+		path = filepath.Join(filepath.Dir(sock), rundir.TokenName)
+		if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o077 != 0 {
+			return ""
+		}
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -33,7 +33,7 @@ func statusCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()
-			st, err := clusterStatus(ctx, addr, readToken(tokenFile))
+			st, err := clusterStatus(ctx, addr, readToken(tokenFile, addr))
 			if err != nil {
 				return fmt.Errorf("no answer from %s: %w", addr, err)
 			}
@@ -47,7 +47,7 @@ func statusCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&addr, "address", "", "node address (default: $QUIVER_ADDRESS, the default socket, grpc://127.0.0.1:8815)")
-	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the token (default: $QUIVER_TOKEN)")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the token (default: $QUIVER_TOKEN, else for a unix socket the file token beside it)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
 	return cmd
 }

@@ -14,6 +14,10 @@ const (
 	SocketName = "quiver.sock"
 	PIDName    = "quiver.pid"
 	LogName    = "quiver.log"
+	// TokenName is the token file clients of the socket beside it read
+	// when given none (user-only; quiver.spark.setup_cluster and the
+	// Databricks init script write it).
+	TokenName = "token"
 )
 
 // Default returns $QUIVER_RUN_DIR, else $XDG_RUNTIME_DIR/quiver, else

@@ -29,7 +29,7 @@ import pyarrow as pa
 from . import _options
 from ._registry import Registry, arg_fields
 from ._wire import local
-from ._wire.address import DEFAULT_TCP_ADDRESS, default_socket, resolve_address
+from ._wire.address import DEFAULT_TCP_ADDRESS, default_socket, default_token, resolve_address
 from ._wire.conn import Connection, Function, wire_table
 from .errors import ObjectLost, QuiverError, Timeout
 from .lineage import Lineages, has_lineage
@@ -41,7 +41,8 @@ __all__ = ["Client", "Function", "connect", "default_socket", "resolve_address",
 
 
 def connect(address: str | None = None, token: str | None = None) -> Client:
-    """Connect to a node; the token defaults to $QUIVER_TOKEN.
+    """Connect to a node; the token defaults to $QUIVER_TOKEN, else (for a node's unix
+    socket) the token file beside the socket (quiver._wire.address.default_token).
 
     With an address (or $QUIVER_ADDRESS) connecting is lazy: an unreachable node
     shows up as Unavailable on the first call. With neither, it is the way
@@ -51,7 +52,7 @@ def connect(address: str | None = None, token: str | None = None) -> Client:
     answers and none can be started.
     """
     if token is None:
-        token = os.environ.get("QUIVER_TOKEN") or None
+        token = default_token(address)
     if address is None and not os.environ.get("QUIVER_ADDRESS"):
         return Client(local.ensure_node(token), token=token)
     return Client(resolve_address(address), token=token)

@@ -68,6 +68,7 @@ import pyarrow.flight as flight
 
 from . import _taskrows
 from ._wire import shm as _shm
+from ._wire.address import default_token
 from ._wire.conn import Connection, shared
 from ._wire.session import SCHEMA as SESSION_SCHEMA
 from ._wire.session import SessionError
@@ -471,8 +472,9 @@ _fetch_locks: dict[tuple, threading.Lock] = {}
 
 
 def _process_conn(address: str | None) -> Connection:
-    """This process's shared connection to address (None: $QUIVER_ADDRESS), with $QUIVER_TOKEN."""
-    return shared(address, os.environ.get("QUIVER_TOKEN") or None)
+    """This process's shared connection to address (None: $QUIVER_ADDRESS), with $QUIVER_TOKEN
+    (else the token file beside a unix socket)."""
+    return shared(address, default_token(address))
 
 
 def _local_conn(ref: ObjectRef) -> Connection:

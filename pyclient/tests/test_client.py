@@ -11,6 +11,7 @@ import pytest
 
 import quiver
 import reference as ref
+from quiver._wire.address import default_token
 from quiver.client import DEFAULT_TCP_ADDRESS
 
 
@@ -59,6 +60,26 @@ def test_token_from_environment(clean_env):
         assert c.connection.auth == [(b"authorization", b"Bearer secret")]
     with quiver.connect("grpc://127.0.0.1:1", token="given") as c:
         assert c.connection.auth == [(b"authorization", b"Bearer given")]
+
+
+def test_token_from_the_file_beside_the_socket(clean_env, tmp_path):
+    """What setup_cluster and the Databricks init script leave in a run directory: the
+    socket's clients send it unasked, a TCP address never gets it, nor does a file others
+    may read."""
+    sock = f"grpc+unix://{tmp_path}/quiver.sock"
+    token = tmp_path / "token"
+    token.write_text("from-file\n")
+    token.chmod(0o600)
+    with quiver.connect(sock) as c:  # connecting is lazy
+        assert c.connection.auth == [(b"authorization", b"Bearer from-file")]
+    clean_env.setenv("QUIVER_ADDRESS", sock)
+    assert default_token() == "from-file"
+    assert default_token("grpc://127.0.0.1:1") is None
+    clean_env.setenv("QUIVER_TOKEN", "from-env")
+    assert default_token() == "from-env"
+    clean_env.delenv("QUIVER_TOKEN")
+    token.chmod(0o640)
+    assert default_token() is None
 
 
 def test_record_batch_gives_array(unix_client):

@@ -11,7 +11,7 @@ import warnings
 
 from .._registry import Registry
 from .._wire import local
-from .._wire.address import run_dir
+from .._wire.address import default_token, run_dir
 from .._wire.conn import Connection, forget, shared
 from ..errors import Unavailable
 from . import policy
@@ -69,8 +69,8 @@ _warned_fallback = False
 
 
 def _node_for(opts: _Options) -> _Node:
-    token = opts.token or os.environ.get("QUIVER_TOKEN") or None
     address = opts.address or os.environ.get("QUIVER_ADDRESS") or None
+    token = opts.token or default_token(address)
     key = (address or ("default", run_dir()), token, os.getpid())
     with _nodes_lock:
         node = _nodes.get(key)

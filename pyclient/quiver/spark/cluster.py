@@ -1,18 +1,29 @@
 """setup_cluster / shutdown_cluster: a quiver node on every host of a Spark application,
-started from the driver, gone when the application is.
+joined into one cluster, started from the driver, gone when the application is.
 
     from quiver.spark import setup_cluster, shutdown_cluster
     info = setup_cluster(spark, workers_per_node=4)   # or: with quiver.spark.cluster(spark): ...
     ...                                               # @quiver.accelerate UDFs find their node
+    info.status()                                     # every node, as one cluster
     shutdown_cluster()
 
-The driver's host gets a node from the driver process. Every other host gets one from a
+The driver's host gets a node from the driver process, serving and gossiping on the
+driver's address (``spark.driver.host``; free ports). Every other host gets one from a
 Spark job, once the executors have registered, with one task per core (Spark offers every
 free core at once, so each executor runs one); each task makes sure its host has a node
-(one per host, under the run directory's lock) and returns.
+(one per host, under the run directory's lock) that serves and gossips on the host's
+address toward the driver and joins the driver node's gossip (``--join``), and returns.
+The nodes form one cluster: a node whose Python workers are busy spills tasks to peers
+with free ones. An executor host that registers later gets its node the same way (the
+driver looks for new hosts every few seconds).
+
+The token: the nodes serve the network, so they require a token (and key gossip's
+encryption with it). setup_cluster makes a random one unless given one; it travels to the
+executors inside the node-starting job's closure (never on a command line, in a log or in
+Spark's UI) and rests in each host's run directory as the user-only file ``token``.
 Spark's Python workers find their host's node on the default per-user socket
-(quiver._wire.address.run_dir), with no configuration. Nodes listen on that user-only
-socket and on loopback TCP at a port the kernel chooses.
+(quiver._wire.address.run_dir) and its token in that file, with no configuration;
+``info.token`` is there for other clients.
 
 Nothing outlives the application:
 - the driver's node watches the driver process (``--watch-pid``): kill -9 of the driver
@@ -33,21 +44,21 @@ import json
 import os
 import secrets
 import socket
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 
+from .._wire import local
 from .._wire.address import run_dir, socket_address
 from ..client import connect
-from .._wire.local import STOP_TIMEOUT_S, answers, find_binary, host_lock, start_detached
 from ..errors import QuiverError, Unavailable
+from ._hostnode import ip_toward, node_args, node_pid, start_here, start_task, stop_here, stop_task
 
 __all__ = ["Cluster", "setup_cluster", "shutdown_cluster", "cluster"]
 
-MARKER = "cluster.json"     # in a node's run directory: which cluster started it
 APP_POLL_S = 0.5            # how often the driver looks whether the SparkContext stopped
+HOSTS_POLL_S = 5.0          # how often it looks for executor hosts without a node
 
 _lock = threading.Lock()
 _active: Cluster | None = None
@@ -59,50 +70,78 @@ class Cluster:
 
     id: str
     address: str                       # the driver host's node (its unix socket)
-    tcp: str                           # the same node over loopback TCP
+    tcp: str                           # the same node over TCP, at the driver's address
+    gossip: str = ""                   # its gossip address: other nodes --join it
+    token: str = field(default="", repr=False)  # what every node of the cluster requires
     nodes: list[dict] = field(default_factory=list)  # {"host", "pid", "started"} per host
     _spark: object = None
+    _start: object = None              # the executors' node-starting partition function
+    _hosts: set = field(default_factory=set)  # executor hosts the start job has run for
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def __repr__(self) -> str:
-        return f"Cluster(id={self.id!r}, address={self.address!r}, nodes={len(self.nodes)})"
+        return (f"Cluster(id={self.id!r}, address={self.address!r}, gossip={self.gossip!r}, "
+                f"nodes={len(self.nodes)})")
+
+    def connect(self):
+        """A quiver Client of the driver host's node, with the cluster's token."""
+        return connect(self.address, token=self.token)
+
+    def status(self) -> dict:
+        """cluster_status of the driver host's node: it, and every other node as its peer."""
+        with self.connect() as c:
+            return c.status()
 
 
 def setup_cluster(spark, *, workers_per_node: int | None = None,
                   object_store_memory: int | None = None, driver_workers: bool = True,
-                  timeout: float = 120.0) -> Cluster:
-    """Start a node on the driver's host and on every executor's host; return the Cluster.
+                  timeout: float = 120.0, token: str | None = None) -> Cluster:
+    """Start a node on the driver's host and on every executor's host, joined into one
+    cluster; return the Cluster.
 
     workers_per_node: Python workers of each node (default: one per core of its host).
     object_store_memory: bytes of each node's object store (default: 30% of its host's memory).
     driver_workers: whether the driver's node runs Python workers (False: it serves
     objects and native functions only; the driver's host then has no Python workers).
+    token: what the nodes require of clients and derive gossip's key from (default: a
+    random one, ``Cluster.token``); it rests in each host's run directory as ``token``.
     """
     global _active
     sc = _spark_context(spark)
+    if token is not None and (not token.strip() or token != token.strip()):
+        raise ValueError("quiver: token must be non-empty and without surrounding whitespace")
     with _lock:
         if _active is not None:
             raise QuiverError(f"quiver: a cluster is already set up ({_active!r}); "
                               "call shutdown_cluster() first")
         cid = secrets.token_hex(8)
-        args = _node_args(workers_per_node, object_store_memory)
+        token = token or secrets.token_urlsafe(32)
+        base = _node_args(workers_per_node, object_store_memory)
         directory = run_dir()
-        _start_here(cid, directory, args if driver_workers else _no_workers(args), os.getpid())
-        tcp = _tcp_address(directory)
-        info = Cluster(id=cid, address=socket_address(directory),
-                       tcp=tcp, _spark=spark)
-        info.nodes.append({"host": socket.gethostname(), "pid": _node_pid(directory), "started": True})
+        ip = ip_toward(_driver_host(sc))
+        args = node_args(ip, directory, None, base if driver_workers else _no_workers(base))
+        own = local.started_node()
+        if own is not None and own["run_dir"] == directory:
+            local.shutdown()  # quiver.connect()'s node for this process: the cluster's replaces it
+        if not start_here(cid, directory, args, os.getpid(), token):
+            raise QuiverError(f"quiver: a node that setup_cluster did not start serves {directory}; "
+                              f"stop it first (quiver stop --run-dir {directory})")
         try:
-            info.nodes += _start_on_executors(sc, cid, args, timeout)
-        except Exception:
-            _stop_here(cid, directory)
+            me = _self_status(directory, token)
+            info = Cluster(id=cid, address=socket_address(directory), tcp="grpc://" + me["address"],
+                           gossip=me["gossip"], token=token, _spark=spark)
+            info.nodes.append({"host": socket.gethostname(), "pid": node_pid(directory), "started": True})
+            info._start = start_task(cid, base, info.gossip, token)
+            info.nodes += _start_on_executors(sc, info, timeout)
+        except BaseException:
+            stop_here(cid, directory)
             raise
         _active = info
     threading.Thread(target=_watch_app, args=(sc, info), name="quiver-cluster-watch",
                      daemon=True).start()
     hosts = len({n["host"] for n in info.nodes})
-    print(f"quiver: cluster {cid} up: {hosts} host(s); status: quiver status --address {info.address}",
-          file=sys.stderr)
+    print(f"quiver: cluster {cid} up: {hosts} host(s), gossip {info.gossip}; "
+          f"status: quiver status --address {info.address}", file=sys.stderr)
     return info
 
 
@@ -117,10 +156,10 @@ def shutdown_cluster() -> None:
     sc = _spark_context(info._spark, must=False)
     if sc is not None and not _stopped(sc):
         try:
-            _on_executors(sc, _stop_task(info.id))
+            _on_executors(sc, stop_task(info.id))
         except Exception as e:  # an application that is going away: executors end their nodes
             print(f"quiver: stopping the executors' nodes: {e}", file=sys.stderr)
-    _stop_here(info.id, run_dir())
+    stop_here(info.id, run_dir())
 
 
 @contextlib.contextmanager
@@ -147,6 +186,20 @@ def _spark_context(spark, must: bool = True):
         return None
 
 
+def _driver_host(sc) -> str:
+    """The address executors reach the driver at (spark.driver.host, which Spark sets)."""
+    return sc.getConf().get("spark.driver.host") or socket.gethostname()
+
+
+def _self_status(directory: str, token: str) -> dict:
+    """The driver's node as its status reports it (address, gossip)."""
+    with connect(socket_address(directory), token=token) as c:
+        me = c.status()["nodes"][0]
+    if not me.get("gossip") or not me.get("address"):
+        raise QuiverError(f"quiver: the node in {directory} reports no gossip or TCP address: {me}")
+    return me
+
+
 def _stopped(sc) -> bool:
     try:
         return bool(sc._jsc.sc().isStopped())
@@ -155,25 +208,62 @@ def _stopped(sc) -> bool:
 
 
 def _watch_app(sc, info: Cluster) -> None:
-    """Stop the driver's node once the SparkContext has stopped."""
+    """Stop the driver's node once the SparkContext has stopped; start nodes on executor
+    hosts that registered since."""
+    next_hosts = time.monotonic() + HOSTS_POLL_S
     while not info._stop.wait(APP_POLL_S):
         if _stopped(sc):
             with _lock:
                 global _active
                 if _active is info:
                     _active = None
-            _stop_here(info.id, run_dir())
+            stop_here(info.id, run_dir())
             return
+        if time.monotonic() >= next_hosts:
+            next_hosts = time.monotonic() + HOSTS_POLL_S
+            _start_on_new_hosts(sc, info)
 
 
-def _start_on_executors(sc, cid: str, args: list[str], timeout: float) -> list[dict]:
+def _start_on_new_hosts(sc, info: Cluster) -> None:
+    """Run the node-starting job again when an executor host registered since the last
+    run (best effort: Spark places its tasks on free cores, likely the new executor's)."""
+    try:
+        hosts = _executor_hosts(sc)
+        if hosts <= info._hosts or info._stop.is_set():
+            return
+        sc.setJobDescription("quiver: nodes on new executor hosts")
+        found = _run_start(sc, info)
+    except Exception as e:  # the application may be stopping; the next look tries again
+        print(f"quiver: starting nodes on new executor hosts: {e}", file=sys.stderr)
+        return
+    info._hosts |= hosts
+    known = {n["host"] for n in info.nodes}
+    info.nodes += [n for n in found if n["host"] not in known]
+
+
+def _executor_hosts(sc) -> set:
+    """The hosts of the registered executors (less the driver's own entry)."""
+    driver = sc.getConf().get("spark.driver.host")
+    infos = sc._jsc.sc().statusTracker().getExecutorInfos()
+    hosts = [i.host() for i in infos]
+    if driver in hosts:
+        hosts.remove(driver)  # the driver's block manager is listed as an executor
+    return set(hosts)
+
+
+def _start_on_executors(sc, info: Cluster, timeout: float) -> list[dict]:
     """One node-starting task per core of the application, once its executors have
     registered: Spark offers every free core at once, so each executor runs one."""
     if sc.master == "local" or sc.master.startswith("local["):
         return []  # the driver's node serves the one host
     _wait_for_executors(sc, timeout)
+    info._hosts = _executor_hosts(sc)
+    return _run_start(sc, info)
+
+
+def _run_start(sc, info: Cluster) -> list[dict]:
     found: dict[str, dict] = {}
-    for line in _on_executors(sc, _start_task(cid, args)):
+    for line in _on_executors(sc, info._start):
         rec = json.loads(line)
         if rec["host"] not in found or rec["started"]:
             found[rec["host"]] = rec
@@ -202,7 +292,7 @@ def _on_executors(sc, fn) -> list:
 
 
 def _node_args(workers: int | None, memory: int | None) -> list[str]:
-    args = ["--listen", "127.0.0.1:0"]
+    args = []
     if workers is not None:
         if workers < 1:
             raise ValueError(f"quiver: workers_per_node must be at least 1, not {workers}")
@@ -217,81 +307,3 @@ def _no_workers(args: list[str]) -> list[str]:
     if "--workers" in out:
         del out[out.index("--workers"):out.index("--workers") + 2]
     return out + ["--workers", "-1"]
-
-
-# Both sides: start or stop this host's node.
-
-def _start_here(cid: str, directory: str, args: list[str], owner: int) -> bool:
-    """Start this host's node for cluster cid unless one answers; True if started here."""
-    address = socket_address(directory)
-    with host_lock(directory):
-        if answers(address):
-            return False
-        start_detached(directory, [*args, "--python", sys.executable, "--watch-pid", str(owner)])
-        with open(os.path.join(directory, MARKER), "w") as f:
-            json.dump({"cluster": cid}, f)
-    return True
-
-
-def _stop_here(cid: str, directory: str) -> None:
-    """Stop this host's node if cluster cid started it."""
-    with host_lock(directory):
-        try:
-            with open(os.path.join(directory, MARKER)) as f:
-                if json.load(f).get("cluster") != cid:
-                    return
-        except (OSError, ValueError):
-            return
-        binary = find_binary()
-        if binary is not None:
-            subprocess.run([binary, "stop", "--run-dir", directory], stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=STOP_TIMEOUT_S)
-        with contextlib.suppress(OSError):
-            os.remove(os.path.join(directory, MARKER))
-
-
-def _node_pid(directory: str) -> int | None:
-    try:
-        with open(os.path.join(directory, "quiver.pid")) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _tcp_address(directory: str) -> str:
-    """The node's loopback TCP address, from its status."""
-    with connect(socket_address(directory)) as c:
-        node = c.status()["nodes"][0]
-    return "grpc://" + node["address"] if node.get("address") else ""
-
-
-# The executors' side: functions Spark ships to its Python workers.
-
-def _start_task(cid: str, args: list[str]):
-    def start(_rows):
-        directory = run_dir()
-        started = _start_here(cid, directory, args, _executor_pid())
-        yield json.dumps({"host": socket.gethostname(), "pid": _node_pid(directory), "started": started})
-    return start
-
-
-def _stop_task(cid: str):
-    def stop(_rows):
-        _stop_here(cid, run_dir())
-        yield ""
-    return stop
-
-
-def _executor_pid() -> int:
-    """The JVM this Python worker serves (the nearest ancestor named java), else the parent."""
-    pid = os.getppid()
-    while pid > 1:
-        try:
-            with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() == "java":
-                    return pid
-            with open(f"/proc/{pid}/stat") as f:
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            break
-    return os.getppid()
