@@ -29,6 +29,7 @@ type shmFiles struct {
 	ids   map[ID]string
 
 	mapped      atomic.Int64 // files mapped now
+	mappedBytes atomic.Int64 // their bytes
 	doubleFrees atomic.Int64 // release hooks called more than once: a store bug
 }
 
@@ -79,6 +80,7 @@ func (s *Store) Adopt(ctx context.Context, name string, maxMessage int) (*Handle
 		return nil, 0, err
 	}
 	f.mapped.Add(1)
+	f.mappedBytes.Add(int64(len(m)))
 	h, err := s.Put(ctx, Object{Stream: m, Free: f.releaser(name, m, s.log)})
 	if err != nil {
 		return nil, 0, err // the store called the release hook
@@ -236,6 +238,7 @@ func (f *shmFiles) releaser(name string, m []byte, log *zap.Logger) func() {
 			log.Error("unmapping an object's file", zap.String("file", name), zap.Error(err))
 		}
 		f.mapped.Add(-1)
+		f.mappedBytes.Add(-int64(len(m)))
 		if err := os.Remove(filepath.Join(f.dir.path, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			log.Warn("removing an object's file", zap.String("file", name), zap.Error(err))
 		}

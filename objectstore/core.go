@@ -30,6 +30,9 @@ type core struct {
 	events     []event
 
 	spills, restores, drops int64
+	// spillWritten and spillRead: compressed bytes written to and read
+	// back from spill files.
+	spillWritten, spillRead int64
 }
 
 func newCore(bound, high, fileLimit int64) *core {
@@ -245,6 +248,7 @@ func (c *core) written(n int64) {
 	m, f := j.m, c.files[j.file]
 	f.size += n
 	c.spills++
+	c.spillWritten += n
 	if !m.freed {
 		m.onDisk, m.seg = true, segment{file: j.file, off: j.off, n: n}
 		f.live++
@@ -280,6 +284,7 @@ func (c *core) readDone() {
 	j := c.endJob(jobRead)
 	m := j.m
 	c.restores++
+	c.spillRead += m.seg.n
 	if m.freed {
 		c.emit(event{kind: evDrop, m: m})
 		return

@@ -34,12 +34,19 @@ type Stats struct {
 	// (PutCopy), PulledBytesTotal their bytes as the store counts them.
 	PullsTotal       int64 `json:"pulls_total"`
 	PulledBytesTotal int64 `json:"pulled_bytes_total"`
+	// SpillWrittenBytesTotal and SpillReadBytesTotal: compressed bytes
+	// written to spill files and read back from them.
+	SpillWrittenBytesTotal int64 `json:"spill_written_bytes_total"`
+	SpillReadBytesTotal    int64 `json:"spill_read_bytes_total"`
+	// ShmBytes is the size of the shared-memory files whose mappings are
+	// objects now (adopted, part of MemoryBytes).
+	ShmBytes int64 `json:"shm_bytes"`
 }
 
 func (c *core) stats() Stats {
 	s := Stats{Objects: len(c.objs), MemoryBytes: c.used, MemoryLimitBytes: c.bound, MemoryPeakBytes: c.peak,
 		SpillFiles: len(c.files), Waiting: len(c.queue), SpillsTotal: c.spills, RestoresTotal: c.restores,
-		DropsTotal: c.drops}
+		DropsTotal: c.drops, SpillWrittenBytesTotal: c.spillWritten, SpillReadBytesTotal: c.spillRead}
 	for _, m := range c.objs {
 		if m.state == stateDisk {
 			s.SpilledObjects++

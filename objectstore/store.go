@@ -164,6 +164,7 @@ func (s *Store) Stats() Stats {
 	st := s.core.stats()
 	s.mu.Unlock()
 	st.PullsTotal, st.PulledBytesTotal = s.cp.pulls.Load(), s.cp.bytes.Load()
+	st.ShmBytes = s.shm.mappedBytes.Load()
 	return st
 }
 

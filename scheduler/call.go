@@ -54,7 +54,7 @@ func (s *Scheduler) Run(ctx context.Context, b *Bound, src Source, emit Emit) er
 		ctx = udf.WithTaskContext(ctx, b.Opts.TaskContext)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	c := &call{s: s, b: b, ctx: ctx, core: NewCore(s.cfg.Window), batches: map[int]*batch{}, name: b.Func.Name()}
+	c := &call{s: s, b: b, ctx: ctx, core: NewCore(s.cfg.Window), batches: map[int]*batch{}, name: b.Func.Name(), id: CallID(ctx)}
 	if cf, ok := b.Func.(udf.Costed); ok {
 		c.costed, c.cost = cf, s.costOf(cf.ID())
 		if s.cfg.Workers > 0 {
@@ -105,6 +105,7 @@ type call struct {
 	core    *Core
 	batches map[int]*batch
 	name    string     // the function's name
+	id      string     // the call's id in logs (WithCallID), "" when none
 	lane    Lane       // where its tasks queue
 	costed  udf.Costed // the function, when it measures its work; else nil
 	cost    *costCell  // its cost, when costed
@@ -193,6 +194,8 @@ func (c *call) admit(rec arrow.RecordBatch) error {
 		}
 	}
 	rows := rec.NumRows()
+	c.s.stats.rowsIn.Add(rows)
+	c.s.stats.bytesIn.Add(recordBytes(rec))
 	if c.b.Table {
 		if err := checkTableBatch(rows); err != nil {
 			rec.Release()
@@ -274,6 +277,7 @@ func (c *call) flush(seq int, emit Emit) error {
 	defer out.Release()
 	c.s.stats.batches.Add(1)
 	c.s.stats.rows.Add(out.NumRows())
+	c.s.stats.bytesOut.Add(recordBytes(out))
 	var info BatchInfo
 	for _, r := range bt.results {
 		info.WorkMs += r.work.Seconds() * 1e3

@@ -36,6 +36,10 @@ type counters struct {
 	tasksActive atomic.Int64
 	nulledRows  atomic.Int64
 	retries     atomic.Int64
+	tasksFailed atomic.Int64
+	rowsIn      atomic.Int64
+	bytesIn     atomic.Int64
+	bytesOut    atomic.Int64
 	// Tasks sent to peers, tasks peers sent here, and what went wrong.
 	spilledOut    atomic.Int64
 	spilledIn     atomic.Int64
@@ -57,6 +61,14 @@ type Stats struct {
 	Tasks       int64 `json:"tasks_total"`
 	NulledRows  int64 `json:"nulled_rows_total"`
 	Retries     int64 `json:"task_retries_total"`
+	// TasksFailed counts tasks that failed for good (after their retries).
+	TasksFailed int64 `json:"tasks_failed_total"`
+	// RowsIn and BytesIn count the input batches admitted; BytesOut the
+	// output batches written (Rows their rows). Bytes are Arrow buffer
+	// sizes, not wire bytes.
+	RowsIn   int64 `json:"rows_in_total"`
+	BytesIn  int64 `json:"bytes_in_total"`
+	BytesOut int64 `json:"bytes_out_total"`
 	// SpilledOut counts tasks sent to peers; SpilledIn tasks peers sent
 	// here, SpillsRefused those refused of them. PeerFailures counts tasks
 	// whose peer was lost, PeerRefusals those a peer refused: both then
@@ -109,6 +121,10 @@ func (s *Scheduler) Stats() Stats {
 		Tasks:       s.stats.tasks.Load(),
 		NulledRows:  s.stats.nulledRows.Load(),
 		Retries:     s.stats.retries.Load(),
+		TasksFailed: s.stats.tasksFailed.Load(),
+		RowsIn:      s.stats.rowsIn.Load(),
+		BytesIn:     s.stats.bytesIn.Load(),
+		BytesOut:    s.stats.bytesOut.Load(),
 
 		SpilledOut:    s.stats.spilledOut.Load(),
 		SpilledIn:     s.stats.spilledIn.Load(),

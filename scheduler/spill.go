@@ -146,12 +146,12 @@ func (c *call) runOnPeer(bt *batch, seq, idx int, peer string) {
 	case err == nil:
 		if err := c.checkRemote(out, r); err != nil {
 			res.release()
-			res.err = &TaskError{Func: c.name, Batch: seq, Rows: r, Attempts: 1, Err: err}
+			res.err = c.taskFailed(&TaskError{Func: c.name, Batch: seq, Rows: r, Attempts: 1, Err: err})
 		}
 	case c.ctx.Err() != nil:
 		res.err = c.ctx.Err()
 	case errors.As(err, &pf):
-		res.err = &TaskError{Func: c.name, Batch: seq, Rows: r, Attempts: max(pf.Attempts, 1), Err: pf}
+		res.err = c.taskFailed(&TaskError{Func: c.name, Batch: seq, Rows: r, Attempts: max(pf.Attempts, 1), Err: pf})
 	case errors.Is(err, ErrPeerRefused):
 		c.s.stats.peerRefusals.Add(1)
 		c.requeue(bt, seq, idx, 0)
@@ -159,11 +159,11 @@ func (c *call) runOnPeer(bt *batch, seq, idx int, peer string) {
 	default:
 		c.s.stats.peerFailures.Add(1)
 		if c.b.Opts.Retries < 1 {
-			res.err = &TaskError{Func: c.name, Batch: seq, Rows: r, Attempts: 1, Err: fmt.Errorf("%w %s: %v", ErrPeerLost, peer, err)}
+			res.err = c.taskFailed(&TaskError{Func: c.name, Batch: seq, Rows: r, Attempts: 1, Err: fmt.Errorf("%w %s: %v", ErrPeerLost, peer, err)})
 			break
 		}
 		c.s.stats.retries.Add(1)
-		c.s.log.Warn("running here a task whose peer failed", zap.String("func", c.name), zap.String("peer", peer),
+		c.s.log.Warn("running here a task whose peer failed", zap.String("func", c.name), zap.String("call", c.id), zap.String("peer", peer),
 			zap.Int64("offset", r.Offset), zap.Int64("rows", r.Len), zap.Error(err))
 		c.requeue(bt, seq, idx, 1)
 		return

@@ -67,7 +67,7 @@ func (c *call) runTask(rec arrow.RecordBatch, seq, idx int, r Range, prior int) 
 	}
 	res.work = time.Since(start)
 	if err != nil {
-		res.err = &TaskError{Func: c.name, Batch: seq, Rows: r, Attempts: attempts, Err: err}
+		res.err = c.taskFailed(&TaskError{Func: c.name, Batch: seq, Rows: r, Attempts: attempts, Err: err})
 		return res
 	}
 	res.col, res.rows = col, rows
@@ -89,7 +89,7 @@ func (c *call) evalRetrying(rec arrow.RecordBatch, r Range, row bool, prior int)
 			return col, rows, attempt, act, err
 		}
 		c.s.stats.retries.Add(1)
-		c.s.log.Warn("retrying a task whose executor died", zap.String("func", c.name),
+		c.s.log.Warn("retrying a task whose executor died", zap.String("func", c.name), zap.String("call", c.id),
 			zap.Int64("offset", r.Offset), zap.Int64("rows", r.Len), zap.Int("attempt", attempt), zap.Error(err))
 	}
 }
