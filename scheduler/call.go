@@ -169,6 +169,9 @@ func (c *call) collect() error {
 	for _, r := range c.inbox.take() {
 		c.outstanding--
 		c.s.stats.tasksActive.Add(-1)
+		if r.err == nil {
+			c.s.stats.tasksDone.Add(1)
+		}
 		if r.err != nil || first != nil {
 			if first == nil {
 				first = r.err

@@ -36,6 +36,7 @@ type counters struct {
 	tasksActive atomic.Int64
 	nulledRows  atomic.Int64
 	retries     atomic.Int64
+	tasksDone   atomic.Int64
 	tasksFailed atomic.Int64
 	rowsIn      atomic.Int64
 	bytesIn     atomic.Int64
@@ -61,7 +62,9 @@ type Stats struct {
 	Tasks       int64 `json:"tasks_total"`
 	NulledRows  int64 `json:"nulled_rows_total"`
 	Retries     int64 `json:"task_retries_total"`
-	// TasksFailed counts tasks that failed for good (after their retries).
+	// TasksDone counts tasks that succeeded; TasksFailed those that
+	// failed for good (after their retries).
+	TasksDone   int64 `json:"tasks_done_total"`
 	TasksFailed int64 `json:"tasks_failed_total"`
 	// RowsIn and BytesIn count the input batches admitted; BytesOut the
 	// output batches written (Rows their rows). Bytes are Arrow buffer
@@ -121,6 +124,7 @@ func (s *Scheduler) Stats() Stats {
 		Tasks:       s.stats.tasks.Load(),
 		NulledRows:  s.stats.nulledRows.Load(),
 		Retries:     s.stats.retries.Load(),
+		TasksDone:   s.stats.tasksDone.Load(),
 		TasksFailed: s.stats.tasksFailed.Load(),
 		RowsIn:      s.stats.rowsIn.Load(),
 		BytesIn:     s.stats.bytesIn.Load(),
