@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"google.golang.org/grpc"
@@ -16,8 +17,15 @@ import (
 // DoExchange reads the descriptor and input schema, binds the function,
 // sends the output schema, then hands the stream to the scheduler.
 func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err error) {
-	defer func() { err = s.finish("DoExchange", err) }()
-	ctx := stream.Context()
+	id, start, name, session := scheduler.NewCallID(), time.Now(), "", false
+	defer func() {
+		if session {
+			err = s.finish("DoExchange", err)
+		} else {
+			err = s.endCall(id, name, start, err)
+		}
+	}()
+	ctx := scheduler.WithCallID(stream.Context(), id)
 	opts, err := callOptions(ctx)
 	if err != nil {
 		return err
@@ -39,6 +47,7 @@ func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err e
 		return err
 	}
 	if isSession(rdr.LatestFlightDescriptor()) {
+		session = true
 		return s.serveSession(ctx, stream, rdr)
 	}
 	src := &source{rdr: rdr}
@@ -48,7 +57,7 @@ func (s *Server) DoExchange(stream flight.FlightService_DoExchangeServer) (err e
 			src.Close()
 		}
 	}()
-	name, err := functionName(rdr.LatestFlightDescriptor())
+	name, err = functionName(rdr.LatestFlightDescriptor())
 	if err != nil {
 		return err
 	}

@@ -73,6 +73,10 @@ type Config struct {
 	// Members, when set, reports the cluster's membership: cluster_status
 	// lists the peers and totals. Nil: this node is alone.
 	Members func() Membership
+	// OnCall, when set, is told of every call of a function as it ends
+	// (not of sessions' requests); it must be quick and safe for
+	// concurrent use: metrics observe calls through it.
+	OnCall func(CallRecord)
 }
 
 func (c *Config) validate() error {
@@ -103,6 +107,7 @@ type Server struct {
 	drainMu  sync.Once
 	peerFns  peerFuncs // functions of peers' spilled calls (peerfuncs.go)
 	spills   spills    // spilled calls running, refused when draining (drain.go)
+	calls    callLog   // per-function sums and the last errors (calls.go)
 }
 
 // New builds a server over a scheduler and a catalog it does not own.
@@ -226,6 +231,12 @@ type NodeStatus struct {
 	// slot.
 	WorkersBusy int `json:"workers_busy"`
 	Queued      int `json:"queued"`
+	// Calls sums the calls of each function since the node started (at
+	// most MaxReportedFunctions names, then "other"), by name.
+	Calls []FunctionCalls `json:"calls"`
+	// RecentErrors are the last calls that failed (at most 50), newest
+	// first; cancelled calls are left out.
+	RecentErrors []CallError `json:"recent_errors"`
 }
 
 // ClusterStatus is the body of the cluster_status action: this node (the
@@ -265,6 +276,7 @@ func (s *Server) ClusterStatus() ClusterStatus {
 	n.State = "alive"
 	n.WorkersBusy = workersBusy(n.PoolStats)
 	n.Queued = s.sched.Queued()
+	n.Calls, n.RecentErrors = s.calls.summary()
 	peers := []PeerStatus{}
 	if s.cfg.Members != nil {
 		m := s.cfg.Members()

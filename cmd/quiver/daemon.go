@@ -60,6 +60,9 @@ func startDetached(cmd *cobra.Command, f startFlags) error {
 		if err == nil {
 			fmt.Fprintf(cmd.OutOrStdout(), "quiver: node started, pid %d\n  address: %s\n  tcp:     %s\n  log:     %s\n",
 				child.Process.Pid, addr, f.listen, logPath)
+			if f.metrics != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "  metrics: http://%s/ (dashboard), /metrics\n", f.metrics)
+			}
 			return nil
 		}
 	}

@@ -23,7 +23,7 @@ type startFlags struct {
 	listen, socket, runDir, tokenFile        string
 	tlsCert, tlsKey, tlsCA, logLevel, python string
 	record, spillDir, shmDir                 string
-	gossip, name                             string
+	gossip, name, metrics                    string
 	join                                     []string
 	joinTimeout                              time.Duration
 	recordMax, objectMemory                  int64
@@ -109,12 +109,14 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 	fl.StringSliceVar(&f.join, "join", nil, "join the cluster of these members' gossip addresses (HOST:PORT,...); without it the node starts a cluster")
 	fl.DurationVar(&f.joinTimeout, "join-timeout", 60*time.Second, "how long joining is retried in the background")
 	fl.StringVar(&f.name, "name", "", "this node's name in the cluster (default: hostname and a random suffix)")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics (/metrics), a live dashboard (/) and the status as JSON (/api/status) over HTTP on HOST:PORT, e.g. 127.0.0.1:8816 (default: off); beyond loopback it needs --token-file, and the endpoints then require the token")
 	fl.BoolVar(&f.block, "block", false, "stay in the foreground; print a ready line on stdout when serving")
 	return cmd
 }
 
 // config turns the flags into a node.Config.
 func (f startFlags) config(cmd *cobra.Command) (node.Config, error) {
+	metricsAddr := "" // bound address, known before Ready
 	cfg := node.Config{
 		Listen:            f.listen,
 		Socket:            f.socket,
@@ -137,10 +139,15 @@ func (f startFlags) config(cmd *cobra.Command) (node.Config, error) {
 		Join:              withPort(f.join, defaultGossipPort),
 		JoinTimeout:       f.joinTimeout,
 		Name:              f.name,
+		Metrics:           f.metrics,
+		MetricsReady:      func(addr string) { metricsAddr = addr },
 		Ready: func(tcp, socket, gossip string) {
 			line := fmt.Sprintf("quiver ready tcp=%s unix=%s", tcp, socket)
 			if gossip != "" {
 				line += " gossip=" + gossip
+			}
+			if metricsAddr != "" {
+				line += " metrics=" + metricsAddr
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), line)
 		},

@@ -82,6 +82,14 @@ type Config struct {
 	// Name is the node's name in the cluster; empty means the hostname and
 	// a random suffix.
 	Name string
+	// Metrics is the HTTP address (HOST:PORT; port 0 picks a free one) of
+	// the node's Prometheus metrics, dashboard and JSON status (package
+	// metrics); empty serves none. A host that is not loopback requires
+	// Token, which the endpoints then require too.
+	Metrics string
+	// MetricsReady, if set, is called with the bound metrics address before
+	// Ready.
+	MetricsReady func(addr string)
 	// Ready, if set, is called once the listeners are bound, with the real
 	// TCP address (port 0 resolved), the socket path and the bound gossip
 	// address ("" without membership).
@@ -111,6 +119,15 @@ func (c *Config) validate() error {
 		}
 	} else if len(c.Join) > 0 {
 		return errors.New("node: --join needs a gossip address")
+	}
+	if c.Metrics != "" {
+		loop, err := isLoopback(c.Metrics)
+		if err != nil {
+			return err
+		}
+		if !loop && c.Token == "" {
+			return fmt.Errorf("node: refusing to serve metrics on %s without a token: it is reachable from the network; pass --token-file or serve them on 127.0.0.1", c.Metrics)
+		}
 	}
 	if c.JoinTimeout < 0 {
 		return errors.New("node: negative --join-timeout")

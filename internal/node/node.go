@@ -62,6 +62,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	defer lis.close()
+	mets, err := listenMetrics(cfg, log.Named("metrics"))
+	if err != nil {
+		return err
+	}
+	// Closed after the server has drained: scrapes see the drain.
+	defer mets.close()
 	var pool *udf.WorkerPool
 	if cfg.Workers >= 0 {
 		pcfg := udf.PoolConfig{Workers: cfg.Workers, Python: cfg.Python, Output: os.Stderr, Env: workerEnv(cfg, lis.tcpAddr())}
@@ -120,10 +126,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		fcfg.Pull = pull
 	}
 	fcfg.Peers = peers
+	mets.hook(&fcfg)
 	srv, err := flight.New(fcfg, sched, cat, log.Named("flight"))
 	if err != nil {
 		return err
 	}
+	mets.serve(srv)
 	cl := newClients()
 	errc := make(chan error, len(lis))
 	for _, l := range lis {
@@ -136,7 +144,10 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	log.Info("serving", zap.String("tcp", lis.tcpAddr()), zap.String("socket", cfg.Socket),
 		zap.Int("executors", sched.Executors()), zap.Int("python_workers", scfg.Workers),
 		zap.Int64("object_store_bytes", objects.Limit()), zap.String("spill_dir", objects.Dir()),
-		zap.String("shm_dir", objects.ShmDir()), zap.String("gossip", gossip))
+		zap.String("shm_dir", objects.ShmDir()), zap.String("gossip", gossip), zap.String("metrics", mets.addr()))
+	if cfg.MetricsReady != nil && mets != nil {
+		cfg.MetricsReady(mets.addr())
+	}
 	if cfg.Ready != nil {
 		cfg.Ready(lis.tcpAddr(), cfg.Socket, gossip)
 	}
