@@ -28,15 +28,21 @@ type metricsNode struct {
 	tcp, metrics, token string
 }
 
-// startMetricsNode runs a node until the test ends.
+// startMetricsNode runs a node without Python workers until the test ends.
 func startMetricsNode(t *testing.T, token string) metricsNode {
+	t.Helper()
+	return startMetricsNodeWith(t, token, -1, "")
+}
+
+// startMetricsNodeWith runs a node with workers Python workers on python.
+func startMetricsNodeWith(t *testing.T, token string, workers int, python string) metricsNode {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	var n metricsNode
 	n.token = token
 	ready := make(chan string, 1)
-	cfg := Config{Listen: "127.0.0.1:0", Executors: 2, Workers: -1, SpillDir: dir, ShmDir: "none",
+	cfg := Config{Listen: "127.0.0.1:0", Executors: 2, Workers: workers, Python: python, SpillDir: dir, ShmDir: "none",
 		DrainTimeout: 10 * time.Second, Token: token, Metrics: "127.0.0.1:0",
 		MetricsReady: func(addr string) { n.metrics = addr },
 		Ready:        func(tcp, _, _ string) { ready <- tcp }}
@@ -168,4 +174,62 @@ func TestMetricsMatchDocs(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+// TestMetricsToken: with a token, /metrics and /api/status need it, and
+// the dashboard's page, which holds no data, does not.
+func TestMetricsToken(t *testing.T) {
+	n := startMetricsNode(t, "s3cret")
+	for _, path := range []string{"/metrics", "/api/status"} {
+		if code, _ := n.get(t, path, false); code != http.StatusUnauthorized {
+			t.Errorf("%s without the token: HTTP %d, want 401", path, code)
+		}
+		if code, _ := n.get(t, path, true); code != http.StatusOK {
+			t.Errorf("%s with the token: HTTP %d, want 200", path, code)
+		}
+	}
+	if code, body := n.get(t, "/", false); code != http.StatusOK || !strings.Contains(string(body), "<title>Quiver</title>") {
+		t.Errorf("/ without the token: HTTP %d", code)
+	}
+}
+
+// TestMetricsRefusesNetworkWithoutToken: like --listen, a metrics address
+// beyond loopback needs a token.
+func TestMetricsRefusesNetworkWithoutToken(t *testing.T) {
+	cfg := Config{Listen: "127.0.0.1:0", Metrics: "0.0.0.0:0"}
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "without a token") {
+		t.Fatalf("validate: %v, want a refusal", err)
+	}
+	cfg = Config{Listen: "127.0.0.1:0", Metrics: "0.0.0.0:0", Token: "t"}
+	if err := cfg.validate(); err != nil {
+		t.Fatalf("validate with a token: %v", err)
+	}
+}
+
+// callIDRe finds the call id that ends an error message.
+var callIDRe = regexp.MustCompile(`\(call ([0-9a-f]{8})\)`)
+
+// TestCallIDInErrors: a failed call's message names its call id, and
+// /api/status lists the error under that id with its function and code.
+func TestCallIDInErrors(t *testing.T) {
+	n := startMetricsNode(t, "")
+	rep := n.load(t, "no_such_function", 1, 50*time.Millisecond)
+	var msg string
+	for _, m := range rep.ErrorSamples {
+		msg = m
+	}
+	id := callIDRe.FindStringSubmatch(msg)
+	if id == nil {
+		t.Fatalf("error %q names no call id", msg)
+	}
+	st := n.status(t)
+	for _, e := range st.Nodes[0].RecentErrors {
+		if e.Call == id[1] {
+			if e.Function != "no_such_function" || e.Code != "NotFound" || !strings.Contains(e.Message, id[0]) {
+				t.Fatalf("recent error %+v", e)
+			}
+			return
+		}
+	}
+	t.Fatalf("call %s not among the recent errors %+v", id[1], st.Nodes[0].RecentErrors)
 }
