@@ -19,7 +19,8 @@ const module = "github.com/quiver-udf/quiver/"
 // cmd -> internal/node -> flight -> scheduler -> udf, objectstore -> leaves.
 var allowed = map[string][]string{
 	"cmd/quiver":        {"flight", "internal/dial", "internal/loadtest", "internal/node", "internal/record", "internal/rundir", "objectstore"},
-	"internal/node":     {"cluster", "flight", "internal/record", "objectstore", "scheduler", "udf"},
+	"internal/node":     {"cluster", "flight", "internal/metrics", "internal/record", "objectstore", "scheduler", "udf"},
+	"internal/metrics":  {"flight", "objectstore"},
 	"internal/loadtest": {"flight", "internal/dial", "internal/record"},
 	"flight":            {"scheduler", "udf", "objectstore", "internal/record", "internal/ipccheck"},
 	"cluster":           {},
