@@ -10,7 +10,7 @@ VERSION ?= $(PKG_VERSION)+$(shell git describe --always --dirty 2>/dev/null || e
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 QUICK ?=
 
-.PHONY: setup build wheel run run-builtins test test-browser test-go test-py test-e2e bench lint clean
+.PHONY: setup build wheel run run-builtins test test-browser test-go test-py test-e2e chaos bench lint clean
 
 setup: $(VENV)/.installed build ## Python venv with pinned deps, Go modules, the binary
 
@@ -59,6 +59,11 @@ test-py: $(VENV)/.test-installed ## the Python client's own tests, against a rea
 
 test-e2e: ## test/: real PySpark, node processes started and restarted, the examples
 	QUIVER_BIN=$(CURDIR)/bin/quiver $(PY) -m pytest -q test
+
+CHAOS_SECONDS ?= 600
+chaos: setup ## a three-node cluster under verified load and faults for CHAOS_SECONDS (600); a 60 s one runs in test-go
+	QUIVER_PYTHON=$(CURDIR)/$(PY) $(GO) test -count=1 -timeout 0 -run '^TestChaos$$' -v ./test \
+		-chaos-seconds $(CHAOS_SECONDS) -chaos-report $(CURDIR)/bench/chaos-report.txt
 
 bench: setup $(VENV)/.bench-installed ## the whole suite; rewrites bench/RESULTS.md and bench/charts/ (QUICK=1: small)
 	$(PY) bench/run_all.py $(if $(QUICK),--quick,)

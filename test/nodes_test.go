@@ -48,6 +48,9 @@ type nodeSpec struct {
 	tls *nodeCerts
 	// log, when set, receives the node's log (its stderr) as well.
 	log io.Writer
+	// stderr, when set, receives the node's log instead of the test's
+	// stderr (a long soak keeps its output readable).
+	stderr io.Writer
 }
 
 // spillNode is one started node.
@@ -100,9 +103,13 @@ func startNode(t *testing.T, bin, py string, spec nodeSpec) *spillNode {
 	if spec.netns != "" {
 		cmd = exec.Command("ip", append([]string{"netns", "exec", spec.netns, bin}, args...)...)
 	}
-	cmd.Stderr = os.Stderr
+	var stderr io.Writer = os.Stderr
+	if spec.stderr != nil {
+		stderr = spec.stderr
+	}
+	cmd.Stderr = stderr
 	if spec.log != nil {
-		cmd.Stderr = io.MultiWriter(os.Stderr, spec.log)
+		cmd.Stderr = io.MultiWriter(stderr, spec.log)
 	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/quiver-udf/quiver/internal/reference"
 )
 
 func TestLevenshtein(t *testing.T) {
@@ -86,31 +88,10 @@ func TestLevenshteinMatchesNaive(t *testing.T) {
 	var s levenshteinScratch
 	for range 2000 {
 		a, b := randStr(), randStr()
-		if got, want := s.distance(a, b), naiveLevenshtein([]rune(a), []rune(b)); got != want {
+		if got, want := s.distance(a, b), reference.Levenshtein(a, b); got != want {
 			t.Fatalf("distance(%q, %q) = %d, want %d", a, b, got, want)
 		}
 	}
-}
-
-func naiveLevenshtein(a, b []rune) int32 {
-	d := make([][]int32, len(a)+1)
-	for i := range d {
-		d[i] = make([]int32, len(b)+1)
-		d[i][0] = int32(i)
-	}
-	for j := range d[0] {
-		d[0][j] = int32(j)
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			sub := d[i-1][j-1]
-			if a[i-1] != b[j-1] {
-				sub++
-			}
-			d[i][j] = min(sub, d[i-1][j]+1, d[i][j-1]+1)
-		}
-	}
-	return d[len(a)][len(b)]
 }
 
 func TestLevenshteinBind(t *testing.T) {

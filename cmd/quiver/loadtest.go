@@ -33,11 +33,17 @@ a recording (--replay, made with quiver start --record) or generated
 (--generate rows=10000,cols=float64:4). Closed loop by default; --rate makes
 it an open loop whose latency counts from when each request was due.
 
+With --verify, every answer of a built-in (identity, haversine_km, ...) is
+checked row by row against a reference computed from the input; registered
+Python functions are not verified.
+
 Prints a table on stdout (and --json FILE), a live line on stderr when it is
-a terminal, and exits non-zero when the error rate is above --max-error-rate.
+a terminal, and exits non-zero when the error rate is above --max-error-rate
+or --verify found a wrong, missing or duplicated row.
 docs/loadtest.md has the details.`,
 		Example: `  quiver loadtest --function haversine_km --generate rows=10000,cols=float64:4 --concurrency 8 --duration 10s
-  quiver loadtest --function my_udf --replay /tmp/rec --speed 2 --duration 1m --json out.json`,
+  quiver loadtest --function my_udf --replay /tmp/rec --speed 2 --duration 1m --json out.json
+  quiver loadtest --function levenshtein --generate rows=1000,cols=utf8:2 --verify --duration 5s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runLoadtest(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -58,6 +64,8 @@ docs/loadtest.md has the details.`,
 	fl.StringVar(&c.Token, "token", "", "bearer token (default: $QUIVER_TOKEN)")
 	fl.StringVar(&f.jsonPath, "json", "", "also write the report as JSON to this file")
 	fl.Float64Var(&f.maxErrorRate, "max-error-rate", 0, "exit non-zero when failed/sent is above this fraction (0..1)")
+	fl.BoolVar(&c.Verify, "verify", false, "check every answer of a built-in against a reference; count wrong, missing and duplicated rows (exit non-zero on any)")
+	fl.StringVar(&c.VerifyAs, "verify-as", "", "with --verify: check against this function's reference instead of --function's")
 	return cmd
 }
 
@@ -95,8 +103,13 @@ func runLoadtest(ctx context.Context, f loadtestFlags, stdout, stderr io.Writer)
 	return verdict(rep, f.maxErrorRate)
 }
 
-// verdict fails a run that measured nothing or failed too often.
+// verdict fails a run that measured nothing, failed too often, or gave
+// wrong answers.
 func verdict(rep *loadtest.Report, maxErrorRate float64) error {
+	if rep.BadRows() > 0 {
+		return fmt.Errorf("loadtest: --verify found %d wrong, %d missing and %d duplicated rows (first: %s)",
+			rep.WrongRows, rep.MissingRows, rep.DuplicatedRows, rep.VerifySample)
+	}
 	if rep.Sent == 0 {
 		return errors.New("loadtest: no request was measured (is --duration longer than one request?)")
 	}

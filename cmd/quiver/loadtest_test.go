@@ -152,6 +152,18 @@ func TestLoadtestCLI(t *testing.T) {
 			t.Fatalf("the table lacks %q:\n%s", want, stdout)
 		}
 	}
+	// --verify: right answers pass; identity's answers judged as
+	// sha256_hex's are wrong, and the run fails.
+	stdout, err = loadtestCLI(t, "--target", addr, "--function", "sha256_hex", "--generate", "rows=100,cols=utf8:1",
+		"--duration", "100ms", "--verify")
+	if err != nil || !strings.Contains(stdout, "wrong 0  missing 0  duplicated 0") {
+		t.Fatalf("a verified run: %v\n%s", err, stdout)
+	}
+	stdout, err = loadtestCLI(t, "--target", addr, "--function", "identity", "--generate", "rows=100,cols=utf8:1",
+		"--duration", "100ms", "--verify", "--verify-as", "sha256_hex")
+	if err == nil || !strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("identity verified as sha256_hex passed: %v\n%s", err, stdout)
+	}
 	rep := readReport(t, okJSON)
 	doc := documentedFields(t)
 	if got := jsonFields(rep, doc); strings.Join(got, " ") != strings.Join(doc, " ") {

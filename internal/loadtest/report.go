@@ -82,7 +82,37 @@ type Report struct {
 	Missed int64 `json:"missed"`
 	// Interrupted is true when the run was stopped early (Ctrl-C).
 	Interrupted bool `json:"interrupted"`
+	// Verify says how answers were checked (--verify): "" when they were
+	// not asked to be, "against the reference of NAME", or "not verified:
+	// WHY" (a function without a reference, such as a Python function).
+	Verify string `json:"verify"`
+	// VerifiedRows is the rows of answers compared with the reference (of
+	// every request, warmup included); WrongRows those that differed.
+	VerifiedRows int64 `json:"verified_rows"`
+	WrongRows    int64 `json:"wrong_rows"`
+	// MissingRows is the input rows without an answer in an answer that
+	// came (a short result, or a stream that ended cleanly without one);
+	// DuplicatedRows the rows of answers beyond their input's. Requests
+	// that failed with a gRPC status are in Errors, not here.
+	MissingRows    int64 `json:"missing_rows"`
+	DuplicatedRows int64 `json:"duplicated_rows"`
+	// VerifySample describes the first wrong, missing or duplicated row.
+	VerifySample string `json:"verify_sample"`
 }
+
+// addChecks adds a worker's verification counts.
+func (r *Report) addChecks(c checks) {
+	r.VerifiedRows += c.verified
+	r.WrongRows += c.wrong
+	r.MissingRows += c.missing
+	r.DuplicatedRows += c.duplicated
+	if r.VerifySample == "" {
+		r.VerifySample = c.sample
+	}
+}
+
+// BadRows is the wrong, missing and duplicated rows --verify found.
+func (r *Report) BadRows() int64 { return r.WrongRows + r.MissingRows + r.DuplicatedRows }
 
 // Latency is a latency distribution in microseconds (HdrHistogram, 3
 // significant digits).
@@ -248,6 +278,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	p("throughput\t%s rows/s  %.1f batches/s  %.1f MB/s", human(r.RowsPerS), r.BatchesPerS, r.MBPerS)
 	l := r.LatencyUS
 	p("latency (us)\tp50 %d  p90 %d  p99 %d  p99.9 %d  max %d  (mean %.0f)", l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean)
+	switch {
+	case strings.HasPrefix(r.Verify, "not verified"):
+		p("verify\t%s", r.Verify)
+	case r.Verify != "":
+		p("verify\t%d rows %s: wrong %d  missing %d  duplicated %d", r.VerifiedRows, r.Verify, r.WrongRows, r.MissingRows, r.DuplicatedRows)
+		if r.VerifySample != "" {
+			p("  first\t%s", oneLine(r.VerifySample))
+		}
+	}
 	if len(r.Errors) > 0 {
 		p("errors\t%s", r.Summary())
 		keys := make([]string, 0, len(r.ErrorSamples))

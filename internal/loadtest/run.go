@@ -7,17 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"google.golang.org/grpc/metadata"
 
-	qflight "github.com/quiver-udf/quiver/flight"
 	"github.com/quiver-udf/quiver/internal/dial"
 	"github.com/quiver-udf/quiver/internal/record"
 )
@@ -61,6 +57,13 @@ type Config struct {
 	Progress io.Writer
 	// Mem allocates the input batches; nil means memory.DefaultAllocator.
 	Mem memory.Allocator
+	// Verify checks every answer against a reference computed from the
+	// input (built-in functions only; see VerifyAs) and counts wrong,
+	// missing and duplicated rows.
+	Verify bool
+	// VerifyAs, with Verify, checks the answers against the reference of
+	// this function instead of Function's ("" means Function).
+	VerifyAs string
 }
 
 func (c *Config) validate() error {
@@ -83,6 +86,8 @@ func (c *Config) validate() error {
 		return errors.New("negative --duration, --warmup or --rows-per-task")
 	case c.Duration == 0 && c.Replay == "":
 		return errors.New("--duration is needed with --generate")
+	case c.VerifyAs != "" && !c.Verify:
+		return errors.New("--verify-as needs --verify")
 	case c.Duration == 0 && c.Warmup > 0:
 		return errors.New("--warmup needs --duration: one pass over a recording measures every request")
 	}
@@ -101,6 +106,7 @@ func (c *Config) validate() error {
 // input is what a run sends.
 type input struct {
 	batches  []arrow.RecordBatch
+	expect   []expectation   // by batch, with --verify and a reference
 	arrivals []time.Duration // replay only
 	desc     string
 	release  func()
@@ -133,6 +139,31 @@ func loadInput(cfg Config) (*input, error) {
 		in.arrivals = append(in.arrivals, b.T)
 	}
 	return in, nil
+}
+
+// prepareVerify computes the expected answer of every batch when cfg asks
+// to verify and the function has a reference, and returns what the report
+// says about verification.
+func (in *input) prepareVerify(cfg Config) (string, error) {
+	if !cfg.Verify {
+		return "", nil
+	}
+	name := cfg.Function
+	if cfg.VerifyAs != "" {
+		name = cfg.VerifyAs
+	}
+	build, ok := referenceFor(name)
+	if !ok {
+		return fmt.Sprintf("not verified: %s has no reference here (registered Python functions are not verifiable)", name), nil
+	}
+	for k, b := range in.batches {
+		e, err := build(b)
+		if err != nil {
+			return "", fmt.Errorf("--verify: batch %d is no input of %s: %w", k, name, err)
+		}
+		in.expect = append(in.expect, e)
+	}
+	return "against the reference of " + name, nil
 }
 
 // plan turns the config into the run's Plan.
@@ -168,6 +199,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	verifyNote, err := in.prepareVerify(cfg)
+	if err != nil {
+		return nil, err
+	}
 	workers := make([]*worker, cfg.Concurrency)
 	defer func() {
 		for _, w := range workers {
@@ -185,7 +220,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := &Report{Target: cfg.Target, Function: cfg.Function, Input: in.desc, Batches: len(in.batches),
 		Mode: "closed", Concurrency: cfg.Concurrency, Rate: cfg.Rate, Speed: cfg.Speed, RowsPerTask: cfg.RowsPerTask,
-		WarmupS: cfg.Warmup.Seconds(), DurationS: cfg.Duration.Seconds()}
+		WarmupS: cfg.Warmup.Seconds(), DurationS: cfg.Duration.Seconds(), Verify: verifyNote}
 	if plan.Open() {
 		rep.Mode = "open"
 	}
@@ -218,6 +253,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for _, w := range workers {
 		total.Merge(w.tally)
 		rep.Streams += w.streams
+		rep.addChecks(w.checks)
 	}
 	measureStart := plan.Warmup
 	fallback := plan.Duration
@@ -291,136 +327,4 @@ func (r *runner) printProgress(w io.Writer, last progressPoint) progressPoint {
 		now.at.Seconds(), phase, r.sent.Load(), now.ok, r.failed.Load(),
 		float64(now.ok-last.ok)/dt, human(float64(now.rows-last.rows)/dt))
 	return now
-}
-
-// worker sends requests over one stream at a time, reopening it when it
-// fails, and tallies the measured ones.
-type worker struct {
-	cfg      *Config
-	r        *runner
-	client   flight.Client
-	in       *input
-	stop     context.Context // ends: send no more requests
-	ctx      context.Context // ends: cancel the streams
-	st       *stream
-	tally    *Tally
-	streams  int64
-	failures int // in a row
-}
-
-func (w *worker) loop() {
-	defer w.closeStream()
-	open := w.r.plan.Open()
-	var backoff time.Duration
-	for w.stop.Err() == nil && w.ctx.Err() == nil {
-		if backoff > 0 && !open && !w.pause(backoff) {
-			return
-		}
-		k := w.r.next.Add(1) - 1
-		req, ok := w.r.plan.Next(k, time.Since(w.r.start))
-		if !ok {
-			return
-		}
-		if open {
-			if !w.pause(time.Until(w.r.start.Add(req.Due))) {
-				return
-			}
-		} else {
-			req.Due = time.Since(w.r.start)
-		}
-		rec := w.in.batches[req.Batch]
-		bytes, err := w.do(rec)
-		o := Outcome{Due: req.Due, Done: time.Since(w.r.start), Rows: rec.NumRows(), Bytes: bytes}
-		backoff = 0
-		if err != nil {
-			o.Code, o.Msg = codeOf(err)
-			backoff = nextBackoff(w.failures)
-			w.failures++
-		} else {
-			w.failures = 0
-		}
-		if req.Measured {
-			w.tally.Add(o)
-			w.r.sent.Add(1)
-			if err != nil {
-				w.r.failed.Add(1)
-			} else {
-				w.r.ok.Add(1)
-				w.r.rows.Add(o.Rows)
-			}
-		}
-	}
-}
-
-// pause waits d, or less when the run stops; false means it stopped.
-func (w *worker) pause(d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-w.stop.Done():
-		return false
-	case <-w.ctx.Done():
-		return false
-	}
-}
-
-// nextBackoff is how long a closed-loop worker waits after its n-th
-// failure in a row before the next request: 0 after the first (a stream
-// that failed once is reopened at once), then 1 ms doubling up to 100 ms,
-// so that a target that refuses everything is not flooded.
-func nextBackoff(n int) time.Duration {
-	if n == 0 {
-		return 0
-	}
-	d := time.Millisecond << min(n-1, 7)
-	return min(d, 100*time.Millisecond)
-}
-
-// do sends one batch and reads its result: one lockstep request. It
-// returns the bytes sent. A failed stream is abandoned; the next request
-// opens another.
-func (w *worker) do(rec arrow.RecordBatch) (int64, error) {
-	if w.st != nil && !w.st.schema.Equal(rec.Schema()) {
-		w.closeStream()
-	}
-	if w.st == nil {
-		st, err := w.open(rec.Schema())
-		if err != nil {
-			return 0, err
-		}
-		w.st = st
-	}
-	n, err := w.st.roundTrip(rec)
-	if err != nil {
-		w.st.abandon()
-		w.st = nil
-	}
-	return n, err
-}
-
-func (w *worker) open(schema *arrow.Schema) (*stream, error) {
-	ctx, cancel := context.WithCancel(dial.WithToken(w.ctx, w.cfg.Token))
-	if w.cfg.RowsPerTask > 0 {
-		ctx = metadata.AppendToOutgoingContext(ctx, qflight.HeaderRowsPerTask, strconv.FormatInt(w.cfg.RowsPerTask, 10))
-	}
-	w.streams++
-	ex, err := w.client.DoExchange(ctx)
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	return newStream(ex, cancel, w.cfg.Function, schema, w.cfg.Mem), nil
-}
-
-// closeStream ends the worker's stream cleanly, if it has one.
-func (w *worker) closeStream() {
-	if w.st != nil {
-		w.st.finish()
-		w.st = nil
-	}
 }

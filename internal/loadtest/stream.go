@@ -17,6 +17,10 @@ import (
 // errBadResult is a result with another number of rows than its input.
 var errBadResult = errors.New("BadResult")
 
+// errNoResult is a stream that ended cleanly without the result of a batch
+// it was sent: the batch's rows are lost.
+var errNoResult = fmt.Errorf("%w: the stream ended without a result", errBadResult)
+
 // stream is one DoExchange in lockstep: the input schema goes with the
 // first batch, the output schema is read with the first result.
 type stream struct {
@@ -34,30 +38,33 @@ func newStream(ex flight.FlightService_DoExchangeClient, cancel func(), function
 		w: ipc.NewWriterWithPayloadWriter(ps, ipc.WithSchema(schema), ipc.WithAllocator(mem))}
 }
 
-// roundTrip writes rec and reads its result; it returns the bytes written.
-func (s *stream) roundTrip(rec arrow.RecordBatch) (int64, error) {
+// roundTrip writes rec and reads its result; it returns the bytes written
+// and the result, when one came (valid until the next call). A result with
+// another number of rows comes with an errBadResult.
+func (s *stream) roundTrip(rec arrow.RecordBatch) (int64, arrow.RecordBatch, error) {
 	before := s.ps.bytes
 	if err := s.w.Write(rec); err != nil {
-		return s.ps.bytes - before, s.why(err)
+		return s.ps.bytes - before, nil, s.why(err)
 	}
 	n := s.ps.bytes - before
 	if s.rdr == nil {
 		rdr, err := flight.NewRecordReader(s.ex)
 		if err != nil {
-			return n, err
+			return n, nil, err
 		}
 		s.rdr = rdr
 	}
 	if !s.rdr.Next() {
 		if err := s.rdr.Err(); err != nil && !errors.Is(err, io.EOF) {
-			return n, err
+			return n, nil, err
 		}
-		return n, fmt.Errorf("%w: the stream ended without a result", errBadResult)
+		return n, nil, errNoResult
 	}
-	if got := s.rdr.RecordBatch().NumRows(); got != rec.NumRows() {
-		return n, fmt.Errorf("%w: %d rows for an input of %d", errBadResult, got, rec.NumRows())
+	out := s.rdr.RecordBatch()
+	if got := out.NumRows(); got != rec.NumRows() {
+		return n, out, fmt.Errorf("%w: %d rows for an input of %d", errBadResult, got, rec.NumRows())
 	}
-	return n, nil
+	return n, out, nil
 }
 
 // why turns a failed write into the call's status: when the server has
@@ -77,20 +84,22 @@ func (s *stream) why(err error) error {
 }
 
 // finish ends the stream cleanly: the end of the input, then the rest of
-// the output and the status.
-func (s *stream) finish() {
+// the output and the status. It returns the rows of results that came
+// after the last answer (a lockstep stream expects none).
+func (s *stream) finish() (extra int64) {
 	defer s.abandon()
 	if s.w.Close() != nil || s.ex.CloseSend() != nil {
-		return
+		return 0
 	}
 	if s.rdr != nil {
 		for s.rdr.Next() {
+			extra += s.rdr.RecordBatch().NumRows()
 		}
-		return
+		return extra
 	}
 	for {
 		if _, err := s.ex.Recv(); err != nil {
-			return
+			return 0
 		}
 	}
 }
