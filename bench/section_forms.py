@@ -1,7 +1,8 @@
 """run_all.py's section 5: the UDF forms beyond scalar pandas UDFs, each measured by its own
 script (plain Spark, Quiver and the peer its goal names, side by side in one process tree):
 bench_rows.py (row-at-a-time @udf vs multiprocessing.Pool), bench_grouped.py (grouped map vs
-Pool) and bench_explode.py (a map form that changes the number of rows)."""
+Pool), bench_explode.py (a map form that changes the number of rows) and bench_io.py (an I/O-bound
+row UDF, 20 ms a row against a local HTTP service: plain vs concurrency=32 vs Ray)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ SCRIPTS = [
     ("bench_rows.py", [], ["--quick"]),
     ("bench_grouped.py", [], ["--quick"]),
     ("bench_explode.py", ["--heavy"], ["--rows", "200000", "--repeat", "1"]),
+    ("bench_io.py", [], ["--quick"]),
 ]
 TIMEOUT_S = 1800
 
@@ -49,7 +51,7 @@ def section_forms(quick: bool, quiver_bin: str) -> dict:
 
 
 def report_forms(f: dict | None) -> list[str]:
-    L = ["## 5. UDF forms: row-at-a-time, grouped map, map forms of any length", ""]
+    L = ["## 5. UDF forms: row-at-a-time, grouped map, map forms of any length, I/O-bound rows", ""]
     if f is None or "error" in f:
         return L + [f"Not run: {f.get('error') if f else 'skipped'}", ""]
     for r in f["runs"]:

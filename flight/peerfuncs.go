@@ -57,7 +57,11 @@ func encodeRegister(py *udf.PyFunc, mem memory.Allocator) ([]byte, error) {
 		Returns string  `json:"returns"`
 		Args    *string `json:"args,omitempty"`
 		Table   bool    `json:"table"`
+		Conc    int     `json:"concurrency,omitempty"`
 	}{Name: py.Name(), Table: py.IsTable()}
+	if c := py.Concurrency(); c > 1 {
+		h.Conc = c
+	}
 	ret := arrow.NewSchema([]arrow.Field{{Name: py.Name(), Type: py.Returns(), Nullable: true}}, nil)
 	h.Returns = base64.StdEncoding.EncodeToString(flight.SerializeSchema(ret, mem))
 	if args := py.Args(); args != nil {

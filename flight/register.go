@@ -38,6 +38,7 @@ type registration struct {
 	args  []arrow.Field // nil: not declared
 	blob  []byte
 	table bool // a table function (docs/protocol.md, "Table functions")
+	conc  int  // rows a worker runs at once; 0: not given (1)
 }
 
 // parseRegister reads a register body (docs/worker-protocol.md).
@@ -59,6 +60,7 @@ func parseRegister(body []byte, mem memory.Allocator) (reg registration, err err
 		Returns string  `json:"returns"`
 		Args    *string `json:"args"`
 		Table   bool    `json:"table"`
+		Conc    int     `json:"concurrency"`
 	}
 	if err := json.Unmarshal(body[4:4+n], &h); err != nil {
 		return reg, fmt.Errorf("%w: register header is not JSON {name, returns}: %v", errMalformed, err)
@@ -73,7 +75,7 @@ func parseRegister(body []byte, mem memory.Allocator) (reg registration, err err
 	if schema.NumFields() != 1 {
 		return reg, fmt.Errorf("%w: register %s: the returns schema has %d fields, want 1", errMalformed, h.Name, schema.NumFields())
 	}
-	reg = registration{name: h.Name, ret: schema.Field(0).Type, blob: body[4+n:], table: h.Table}
+	reg = registration{name: h.Name, ret: schema.Field(0).Type, blob: body[4+n:], table: h.Table, conc: h.Conc}
 	if h.Args != nil {
 		if reg.args, err = parseArgs(h.Name, *h.Args, mem); err != nil {
 			return reg, err
@@ -148,6 +150,11 @@ func (s *Server) newPyFunc(body []byte) (*udf.PyFunc, error) {
 	}
 	if reg.args != nil {
 		fn.SetArgs(reg.args)
+	}
+	if reg.conc != 0 {
+		if err := fn.SetConcurrency(reg.conc); err != nil {
+			return nil, err
+		}
 	}
 	return fn, nil
 }

@@ -248,7 +248,8 @@ func (c *call) refuseSpill() error {
 
 // split cuts a batch into tasks of the caller's size, else sized from
 // the function's measured cost when it measures one (TaskRowsForCost; in
-// two sizes while its fixed part is not separated yet), else of the native
+// two sizes while its fixed part is not separated yet; ConcurrentTaskRows
+// for one that runs several rows at once in a worker), else of the native
 // default, spread over as many tasks as the node runs at once.
 func (c *call) split(rows int64) []Range {
 	if c.b.Opts.RowsPerTask > 0 {
@@ -258,6 +259,9 @@ func (c *call) split(rows int64) []Range {
 		return Split(rows, TaskRows(rows, 0, c.s.Executors()))
 	}
 	cost := c.cost.estimate()
+	if cf, ok := c.costed.(udf.Concurrent); ok && cf.Concurrency() > 1 {
+		return Split(rows, ConcurrentTaskRows(rows, cost.AvgPerRowNs(rows), c.costed.Parallelism(), cf.Concurrency()))
+	}
 	if c.b.Opts.Independent {
 		return Split(rows, IndependentTaskRows(rows, cost.AvgPerRowNs(rows), c.costed.Parallelism()))
 	}

@@ -27,7 +27,10 @@
 //     of it (a model's predict then runs a batch as one task). Until then
 //     SplitProbing cuts its batches in two sizes, which separates the
 //     parts; the fixed part found then stands while tasks of one size
-//     follow (sizing.txt).
+//     follow (sizing.txt). ConcurrentTaskRows sizes the tasks of a
+//     function whose workers run N rows at once (udf.Concurrent): the pool
+//     counts as workers*N slots and a task is N slots' rows, one row a slot
+//     until its cost is known, so a dead worker costs a retry of N rows.
 //   - Classify and Decide: the retry budget. A task whose executor died
 //     (udf.ErrWorkerDied) runs again up to CallOptions.Retries more times;
 //     a function's own failure never does, and under OnErrorNull its rows

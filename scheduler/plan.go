@@ -105,6 +105,24 @@ func IndependentTaskRows(rows int64, costNs float64, workers int) int64 {
 	return max(1, min(int64(MinTaskTime/costNs), spread))
 }
 
+// ConcurrentTaskRows sizes tasks of a function whose workers each run n
+// rows at once (udf.Concurrent): the pool counts as workers*n slots, and a
+// task is n slots' rows, so that one task keeps one worker's n threads
+// busy. A slot's rows are IndependentTaskRows over workers*n slots: one
+// row until the cost per row is known (such functions wait on something,
+// each row is worth a slot), then cheap rows packed to about MinTaskTime a
+// slot. A worker that dies costs a retry of its one task: n slots' rows.
+func ConcurrentTaskRows(rows int64, costNs float64, workers, n int) int64 {
+	if n < 1 {
+		n = 1
+	}
+	if rows <= 0 {
+		return 1
+	}
+	slot := IndependentTaskRows(rows, costNs, max(workers, 1)*n)
+	return min(slot*int64(n), rows)
+}
+
 // FixedShare is the largest share of a task's work that its fixed part may
 // take: a function with a large cost per call (a model's predict) gets
 // tasks long enough to pay it once per about nine times its worth of rows.

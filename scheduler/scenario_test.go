@@ -23,6 +23,7 @@ import (
 //	taskrows ROWS PER EXECUTORS
 //	costrows ROWS COST_NS WORKERS   TaskRowsByCost
 //	jobrows ROWS COST_NS WORKERS    IndependentTaskRows
+//	concrows ROWS COST_NS WORKERS N ConcurrentTaskRows
 //	admit TASKS           admit a batch cut into TASKS tasks, print its sequence
 //	complete SEQ T...     complete tasks T... of batch SEQ
 //	shuffle SEQ N SEED    complete tasks 0..N-1 of batch SEQ in a random order
@@ -90,7 +91,7 @@ func (st *scenarioState) nums(s scenario.Step, f []string, k int, words ...strin
 func (st *scenarioState) exec(s scenario.Step) []string {
 	f := strings.Fields(s.Cmd)
 	switch f[0] {
-	case "window", "admit", "complete", "shuffle", "ready", "split", "taskrows", "costrows", "jobrows":
+	case "window", "admit", "complete", "shuffle", "ready", "split", "taskrows", "costrows", "jobrows", "concrows":
 		return st.execCore(s, f)
 	case "estimator", "observe", "tasks", "estimate", "avgrow", "sized", "jobsized", "fit", "fixedsized", "probe":
 		return st.execCost(s, f)
@@ -132,6 +133,9 @@ func (st *scenarioState) execCore(s scenario.Step, f []string) []string {
 	case "jobrows":
 		n := st.nums(s, f, 3)
 		return []string{strconv.FormatInt(IndependentTaskRows(n[1], float64(n[2]), int(n[3])), 10)}
+	case "concrows":
+		n := st.nums(s, f, 4)
+		return []string{strconv.FormatInt(ConcurrentTaskRows(n[1], float64(n[2]), int(n[3]), int(n[4])), 10)}
 	case "window":
 		n := st.nums(s, f, 1)
 		st.core = NewCore(int(n[1]))

@@ -27,5 +27,7 @@
 // were loaded. A released worker goes to the longest waiting caller first.
 // A worker that dies is replaced; Close stops them all. A PyFunc accepts any
 // arguments unless SetArgs declared them; it sends the task context its call
-// carries (WithTaskContext) with each task.
+// carries (WithTaskContext) with each task. A PyFunc with SetConcurrency(N)
+// (Concurrent) has each worker run N rows of a task at once, for functions
+// that wait; the pool still gives a worker one task at a time.
 package udf

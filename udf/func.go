@@ -106,3 +106,12 @@ type Costed interface {
 	// spent on the arguments (in a worker, without transport or queueing).
 	EvalWork(ctx context.Context, mem memory.Allocator, args []arrow.Array) (arrow.Array, time.Duration, error)
 }
+
+// Concurrent is implemented by Costed functions that run several rows at
+// once inside one worker (a function that waits: an HTTP call, a database).
+// Concurrency is the rows (or slices of rows) one worker keeps in flight;
+// 1 means one at a time. The scheduler cuts such a function's tasks into
+// groups of Concurrency rows (ConcurrentTaskRows), one task per worker.
+type Concurrent interface {
+	Concurrency() int
+}

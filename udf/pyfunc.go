@@ -30,6 +30,8 @@ type PyFunc struct {
 	pool *WorkerPool
 	// table: a table function (NewPyTableFunc); see pytable.go.
 	table bool
+	// conc is the rows a worker runs at once (SetConcurrency); 1 by default.
+	conc int
 	// hash is the content hash, computed once (pyspec.go).
 	hashOnce sync.Once
 	hash     string
@@ -56,7 +58,7 @@ func NewPyFunc(name string, blob []byte, ret arrow.DataType, pool *WorkerPool) (
 	if pool == nil {
 		return nil, fmt.Errorf("%w: this node runs no python workers (--workers 0)", ErrNoWorkers)
 	}
-	return &PyFunc{name: name, id: BlobID(blob), blob: blob, ret: ret, pool: pool}, nil
+	return &PyFunc{name: name, id: BlobID(blob), blob: blob, ret: ret, pool: pool, conc: 1}, nil
 }
 
 func (f *PyFunc) Name() string { return f.name }
@@ -70,6 +72,31 @@ func (f *PyFunc) ID() string { return f.id }
 func (f *PyFunc) SetArgs(args []arrow.Field) {
 	f.args = args
 }
+
+// MaxConcurrency bounds SetConcurrency: threads (or coroutines) per worker.
+const MaxConcurrency = 1024
+
+// SetConcurrency makes each worker run up to n rows of the function at once
+// (docs/worker-protocol.md, LOAD). A function with n > 1 has the ID
+// "<blob id>-c<n>", so that workers, which keep loaded functions by ID, never
+// run it at another concurrency. Call it before the function is registered.
+func (f *PyFunc) SetConcurrency(n int) error {
+	if n < 1 || n > MaxConcurrency {
+		return Invalidf("%s: concurrency must be from 1 to %d, not %d", f.name, MaxConcurrency, n)
+	}
+	if n > 1 && f.table {
+		return Invalidf("%s: a table function runs one task at a time (concurrency 1)", f.name)
+	}
+	f.conc = n
+	f.id = BlobID(f.blob)
+	if n > 1 {
+		f.id += "-c" + strconv.Itoa(n)
+	}
+	return nil
+}
+
+// Concurrency is the rows a worker runs at once (1 unless SetConcurrency).
+func (f *PyFunc) Concurrency() int { return f.conc }
 
 func (f *PyFunc) Signature() Signature {
 	doc := "python function " + f.id + "; arguments are checked by the function itself"
@@ -138,7 +165,7 @@ func (f *PyFunc) run(ctx context.Context, mem memory.Allocator, args []arrow.Arr
 	}
 	// The pool encodes the arguments straight into the worker's arena and
 	// decodes the result out of it: one copy each way on this side.
-	res, err := f.pool.Run(ctx, Task{FnID: f.id, Name: f.name, Blob: f.blob, Context: taskCtx,
+	res, err := f.pool.Run(ctx, Task{FnID: f.id, Name: f.name, Blob: f.blob, Context: taskCtx, Concurrency: f.conc,
 		Encode: func(w io.Writer) error { return encodeArgs(w, args, rows, mem) },
 		Decode: decode})
 	if err != nil {
@@ -151,7 +178,8 @@ func (f *PyFunc) run(ctx context.Context, mem memory.Allocator, args []arrow.Arr
 	return time.Duration(res.WorkMs * 1e6), nil
 }
 
-// Parallelism is the number of workers that can run its tasks at once.
+// Parallelism is the number of workers that can run its tasks at once
+// (each runs Concurrency rows of a task at once).
 func (f *PyFunc) Parallelism() int { return f.pool.Size() }
 
 // encodeArgs writes the arguments to w as an IPC stream of one batch,

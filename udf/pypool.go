@@ -287,6 +287,9 @@ type Task struct {
 	// Context is the caller's task context, a JSON object sent with TASK;
 	// nil if none.
 	Context []byte
+	// Concurrency is the rows the worker runs at once, sent with LOAD; 0 or
+	// 1: one at a time.
+	Concurrency int
 }
 
 // Result is a worker's answer to a Task.

@@ -7,13 +7,14 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"hash"
+	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
 )
 
 // Hash is the function's content hash: the SHA-256, in hex, of its blob,
-// its result type, its declared arguments and whether it is a table
-// function; its name is not part of it. Two nodes holding functions of the
+// its result type, its declared arguments, whether it is a table
+// function and its concurrency; its name is not part of it. Two nodes holding functions of the
 // same hash run the same code the same way. It is computed once, at its
 // first use: call SetArgs before.
 func (f *PyFunc) Hash() string {
@@ -31,6 +32,9 @@ func (f *PyFunc) Hash() string {
 		}
 		if f.table {
 			field(h, []byte("table"))
+		}
+		if f.conc > 1 {
+			field(h, []byte("concurrency "+strconv.Itoa(f.conc)))
 		}
 		f.hash = hex.EncodeToString(h.Sum(nil))
 	})

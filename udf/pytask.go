@@ -20,7 +20,7 @@ func (w *pyWorker) run(t Task) (Result, error) {
 		used = int(hdr.Arena[1])
 	}
 	if !w.loaded[t.FnID] {
-		if err := writeFrame(w.conn, frameLoad, map[string]string{"fn": t.FnID, "name": t.Name}, t.Blob); err != nil {
+		if err := writeFrame(w.conn, frameLoad, loadHeader{Fn: t.FnID, Name: t.Name, Concurrency: t.Concurrency}, t.Blob); err != nil {
 			return Result{}, w.died(err)
 		}
 		w.loaded[t.FnID] = true
@@ -163,4 +163,11 @@ type PyError struct {
 
 func (e *PyError) Error() string {
 	return fmt.Sprintf("%s raised %s: %s\nRemote traceback:\n%s", e.Func, e.Type, e.Message, e.Traceback)
+}
+
+// loadHeader is a LOAD frame's header; concurrency is left out when 1.
+type loadHeader struct {
+	Fn          string `json:"fn"`
+	Name        string `json:"name"`
+	Concurrency int    `json:"concurrency,omitempty"`
 }

@@ -11,6 +11,9 @@ the call options into gRPC headers with ``call_headers``.
     on_error       "raise"   "raise" or "null"             quiver-on-error
     timeout        None      seconds, more than 0          quiver-timeout-ms (and the gRPC deadline)
     fallback       "local"   "local" or "error"            (accelerate only)
+    concurrency    None      an integer from 1 to 1024     the register header's "concurrency"
+                             (rows a worker runs at once,  (and the blob's, so that it
+                             for functions that wait)      is another function)
     table_function None      True or False                 quiver-table-function (1 or 0)
     kind           None      series, iterator, arrow,      the registered blob's "kind"
                              class, task or table
@@ -76,6 +79,7 @@ OPTIONS: dict[str, Option] = {
                       lambda v: str(max(1, math.ceil(v * 1000))).encode()),
     "table_function": Option(None, _boolean, b"quiver-table-function", lambda v: b"1" if v else b"0"),
     "fallback": Option("local", _one_of("local", "error")),
+    "concurrency": Option(None, _integer(1, 1024)),
     "kind": Option(None, _one_of(*KINDS)),
 }
 

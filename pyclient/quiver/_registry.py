@@ -31,9 +31,10 @@ class Registry:
 
     def register(self, fn_or_class, name: str | None = None, returns=None,
                  kind: str | None = None, *, spark: dict | None = None,
-                 args: list[pa.Field] | None = None) -> str:
+                 args: list[pa.Field] | None = None, concurrency: int | None = None) -> str:
         """Register fn_or_class as name (see Client.register); return the name. args are
-        the declared argument fields (arg_fields), None for none."""
+        the declared argument fields (arg_fields), None for none; concurrency the rows
+        each worker runs at once (None: one)."""
         import cloudpickle
 
         if not callable(fn_or_class):
@@ -44,14 +45,19 @@ class Registry:
         arrow_type = to_arrow_type(returns)
         if kind is None:
             kind = "class" if isinstance(fn_or_class, type) else "series"
-        kind = _options.check("quiver", kind=kind)["kind"]
+        checked = _options.check("quiver", kind=kind, concurrency=concurrency)
+        kind, concurrency = checked["kind"], checked["concurrency"] or 1
+        if concurrency > 1 and kind == "table":
+            raise ValueError("quiver: a table function runs one task at a time; concurrency must be 1")
         if name is None:
             name = getattr(fn_or_class, "__name__", None)
             if not name or name == "<lambda>":
                 raise ValueError("quiver: this function has no usable __name__; pass name=")
         args_schema = None if args is None else pa.schema(args).serialize().to_pybytes()
-        blob = cloudpickle.dumps({"fn": fn_or_class, "kind": kind, "returns": arrow_type, "spark": spark,
-                                  "args": args_schema})
+        spec = {"fn": fn_or_class, "kind": kind, "returns": arrow_type, "spark": spark, "args": args_schema}
+        if concurrency > 1:  # another function: workers keep loaded functions by content
+            spec["concurrency"] = concurrency
+        blob = cloudpickle.dumps(spec)
         key = (name, hashlib.sha256(blob).hexdigest()[:32])
         with self._lock:
             if key in self.registered:
@@ -65,6 +71,8 @@ class Registry:
             header["args"] = base64.b64encode(args_schema).decode()
         if kind == "table":  # the node answers its calls as a table function's
             header["table"] = True
+        if concurrency > 1:  # the node counts its slots by it, and tells the workers
+            header["concurrency"] = concurrency
         header = json.dumps(header).encode()
         answer = json.loads(self.conn.action("register", struct.pack("<I", len(header)) + header + blob))
         with self._lock:

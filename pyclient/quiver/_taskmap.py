@@ -15,7 +15,8 @@ MAP_WINDOW = 20_000    # map(): submitted but not yet yielded, at most
 
 
 def map_tasks(dispatcher: Dispatcher, fn: Callable, items: Iterable, more: tuple = (),
-              ordered: bool = True, window: int = MAP_WINDOW, retries: int | None = None) -> Iterator:
+              ordered: bool = True, window: int = MAP_WINDOW, retries: int | None = None,
+              concurrency: int | None = None) -> Iterator:
     """fn(item) for every item (fn(a, b, ...) over several iterables zipped, like
     the builtin map), as a generator. The first `window` tasks are submitted at
     once, the rest as results are taken; closing the generator early cancels
@@ -33,7 +34,8 @@ def map_tasks(dispatcher: Dispatcher, fn: Callable, items: Iterable, more: tuple
                 item = next(it)
             except StopIteration:
                 return
-            fut = dispatcher.submit(fn, (item,) if not more else item, {}, retries=retries)
+            fut = dispatcher.submit(fn, (item,) if not more else item, {}, retries=retries,
+                                    concurrency=concurrency)
             if ordered:
                 in_order.append(fut)
             else:

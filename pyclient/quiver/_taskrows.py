@@ -19,12 +19,14 @@ from typing import Callable
 
 import pyarrow as pa
 
+from . import _concurrent
+from ._concurrent import is_async, run_all
 from ._util import user_traceback
 
 __all__ = ["RESULT_TYPE", "run_task_rows", "install_ref_reader"]
 
 RESULT_TYPE = pa.large_binary()
-_SKIP = frozenset({__file__})
+_SKIP = frozenset({__file__, _concurrent.__file__})
 
 _ref_types: tuple = ()   # the ObjectRef class, once quiver.objects is imported
 _read_ref: Callable | None = None
@@ -36,43 +38,64 @@ def install_ref_reader(ref_type: type, read: Callable) -> None:
     _ref_types, _read_ref = (ref_type,), read
 
 
-def run_task_rows(fn: Callable, column: pa.Array) -> tuple[pa.Array, float]:
-    """Run fn once per row of column (each the pickle of (args, kwargs[, store])).
+def run_task_rows(fn: Callable, column: pa.Array, concurrency: int = 1) -> tuple[pa.Array, float]:
+    """Run fn once per row of column (each the pickle of (args, kwargs[, store])), up
+    to concurrency rows at once (threads; awaited on an event loop for an async fn).
 
-    Returns a large_binary array with one pickled outcome per row, and the
-    milliseconds spent in fn. Never raises for a row: each row's failure is
-    its own ("err", type, message, traceback, lost object id or None) outcome.
+    Returns a large_binary array with one pickled outcome per row, in row order,
+    and the milliseconds spent in fn (added up over the rows). Never raises for a
+    row: each row's failure is its own ("err", type, message, traceback, lost
+    object id or None) outcome, and leaves the other rows alone.
     """
-    import cloudpickle
-
-    out = []
-    ms = 0.0
-    for payload in column.to_pylist():
-        start = None
-        try:
-            args, kwargs, *store = pickle.loads(payload)
-            args = [_resolve(a) for a in args]
-            kwargs = {k: _resolve(v) for k, v in kwargs.items()}
+    if is_async(fn):
+        async def call(payload):
+            args, kwargs, store = _arguments(payload)
+            start = time.perf_counter()
+            value = await fn(*args, **kwargs)
+            return _ok(value, store, start)
+    else:
+        def call(payload):
+            args, kwargs, store = _arguments(payload)
             start = time.perf_counter()
             value = fn(*args, **kwargs)
-            ms += (time.perf_counter() - start) * 1e3
-            start = None
-            if store:
-                store[0](value)
-                value = None
-            try:
-                row = cloudpickle.dumps(("ok", value), protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as e:
-                raise TypeError(f"cannot pickle the result ({type(value).__name__}): {e}") from e
-        except BaseException as e:  # noqa: BLE001  (sys.exit in a task is that task's error)
-            if isinstance(e, KeyboardInterrupt):
-                raise
-            if start is not None:
-                ms += (time.perf_counter() - start) * 1e3
-            row = cloudpickle.dumps(("err", type(e).__name__, str(e), user_traceback(e, _SKIP),
-                                     getattr(e, "object_id", None)))
+            return _ok(value, store, start)
+
+    outcomes = run_all(call, column.to_pylist(), concurrency, is_async(fn))
+    out, ms = [], 0.0
+    for o in outcomes:
+        if o.error is None:
+            row, fn_ms = o.value
+            ms += fn_ms
+        else:
+            e = o.error
+            ms += o.ms
+            row = _pickle(("err", type(e).__name__, str(e), user_traceback(e, _SKIP),
+                           getattr(e, "object_id", None)))
         out.append(row)
     return pa.array(out, type=RESULT_TYPE), ms
+
+
+def _arguments(payload: bytes):
+    args, kwargs, *store = pickle.loads(payload)
+    return [_resolve(a) for a in args], {k: _resolve(v) for k, v in kwargs.items()}, store
+
+
+def _ok(value, store: list, start: float):
+    """A row's pickled ("ok", value) (None once stored) and the ms in fn since start."""
+    ms = (time.perf_counter() - start) * 1e3
+    if store:
+        store[0](value)
+        value = None
+    try:
+        return _pickle(("ok", value)), ms
+    except Exception as e:
+        raise TypeError(f"cannot pickle the result ({type(value).__name__}): {e}") from e
+
+
+def _pickle(outcome) -> bytes:
+    import cloudpickle
+
+    return cloudpickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _resolve(value):

@@ -162,12 +162,14 @@ class Client:
         """
         return self._tasks().submit(fn, args, kwargs)
 
-    def options(self, *, retries: int | None = None):
+    def options(self, *, retries: int | None = None, concurrency: int | None = None):
         """submit, map and remote with settings of their own, like Ray's
         f.options(): ``client.options(retries=0).submit(fn, x)``. retries is how
         often the node runs a task again when its worker dies (default 3;
-        0: never, for tasks that must not run twice)."""
-        return TaskOptions(self, retries=retries)
+        0: never, for tasks that must not run twice). concurrency=N runs up to
+        N of the function's tasks at once in each worker, on threads (an
+        ``async def`` function's awaited together): for tasks that wait."""
+        return TaskOptions(self, retries=retries, concurrency=concurrency)
 
     def remote(self, fn, /, *args, **kwargs):
         """Run fn(*args, **kwargs) like submit, but keep the result on the node:
@@ -258,7 +260,8 @@ class Client:
     # Python functions.
 
     def register(self, fn_or_class, name: str | None = None, returns=None,
-                 kind: str | None = None, *, spark: dict | None = None, args=None) -> str:
+                 kind: str | None = None, *, spark: dict | None = None, args=None,
+                 concurrency: int | None = None) -> str:
         """Register a Python function (or class) on the node; return its name.
 
         returns is the result type: a pyarrow DataType, a Spark DDL string
@@ -278,10 +281,13 @@ class Client:
         pyarrow or pyspark) or a dict of name -> type; without it, the
         function's type hints declare them when each names a type (e.g.
         ``def f(x: "double", y: pa.string())``), else none are advertised and
-        any arguments are accepted.
+        any arguments are accepted. concurrency=N (for a function that waits:
+        an HTTP call, a database) makes each worker run up to N rows of it at
+        once, on threads, or awaited together for an ``async def``; results
+        stay in row order (docs/worker-protocol.md, LOAD).
         """
         return self._functions.register(fn_or_class, name, returns, kind, spark=spark,
-                                        args=arg_fields(fn_or_class, args))
+                                        args=arg_fields(fn_or_class, args), concurrency=concurrency)
 
     def drop(self, name: str) -> None:
         """Remove a registered Python function (FunctionNotFound if there is none)."""
@@ -289,21 +295,24 @@ class Client:
 
 
 class TaskOptions:
-    """Client.options(retries=N): submit, map and remote with settings of their own."""
+    """Client.options(retries=N, concurrency=N): submit, map and remote with settings of their own."""
 
-    def __init__(self, client: Client, retries: int | None = None):
-        self.retries = _options.check("quiver", retries=retries)["retries"]
+    def __init__(self, client: Client, retries: int | None = None, concurrency: int | None = None):
+        checked = _options.check("quiver", retries=retries, concurrency=concurrency)
+        self.retries, self.concurrency = checked["retries"], checked["concurrency"]
         self._client = client
 
     def submit(self, fn, /, *args, **kwargs):
         """Client.submit with these options."""
-        return self._client._tasks().submit(fn, args, kwargs, retries=self.retries)
+        return self._client._tasks().submit(fn, args, kwargs, retries=self.retries,
+                                            concurrency=self.concurrency)
 
     def map(self, fn, items, *more_items, ordered: bool = True):
         """Client.map with these options."""
         return map_tasks(self._client._tasks(), fn, items, more_items, ordered=ordered,
-                         retries=self.retries)
+                         retries=self.retries, concurrency=self.concurrency)
 
     def remote(self, fn, /, *args, **kwargs):
         """Client.remote with these options."""
-        return self._client._lineage().remote(fn, args, kwargs, retries=self.retries)
+        return self._client._lineage().remote(fn, args, kwargs, retries=self.retries,
+                                              concurrency=self.concurrency)

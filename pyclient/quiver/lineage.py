@@ -36,10 +36,12 @@ __all__ = ["Lineage", "Lineages", "has_lineage"]
 class Lineage:
     """The task that makes a ref's object, and its future while it runs."""
 
-    __slots__ = ("fn", "args", "kwargs", "future", "retries")
+    __slots__ = ("fn", "args", "kwargs", "future", "retries", "concurrency")
 
-    def __init__(self, fn: Callable, args: tuple, kwargs: dict, future, retries: int | None = None):
+    def __init__(self, fn: Callable, args: tuple, kwargs: dict, future, retries: int | None = None,
+                 concurrency: int | None = None):
         self.fn, self.args, self.kwargs, self.future, self.retries = fn, args, kwargs, future, retries
+        self.concurrency = concurrency
 
     def wait(self, ref: ObjectRef) -> None:
         """The ref's task has finished and stored its result; raises its error."""
@@ -57,12 +59,14 @@ class Lineages:
         self.dispatcher = dispatcher
         dispatcher.recover = self.recompute
 
-    def remote(self, fn: Callable, args: tuple, kwargs: dict, retries: int | None = None) -> ObjectRef:
+    def remote(self, fn: Callable, args: tuple, kwargs: dict, retries: int | None = None,
+               concurrency: int | None = None) -> ObjectRef:
         """Run fn(*args, **kwargs) on a worker, keeping the result on the node."""
         conn = self.dispatcher.conn
         ref = ObjectRef(secrets.token_hex(16), "pickle", conn.address, conn=conn)
-        future = self.dispatcher.submit(fn, args, kwargs, store=ref.id, retries=retries)
-        ref._lineage = ref._put = Lineage(fn, args, kwargs, future, retries)
+        future = self.dispatcher.submit(fn, args, kwargs, store=ref.id, retries=retries,
+                                        concurrency=concurrency)
+        ref._lineage = ref._put = Lineage(fn, args, kwargs, future, retries, concurrency)
         return ref
 
     def recompute(self, ref: ObjectRef, depth: int = 0) -> None:
@@ -77,7 +81,8 @@ class Lineages:
         tried: set[str] = set()
         while True:
             future = self.dispatcher.submit(lineage.fn, lineage.args, lineage.kwargs, store=ref.id,
-                                            retries=lineage.retries)
+                                            retries=lineage.retries,
+                                            concurrency=lineage.concurrency)
             try:
                 future.result()
                 return

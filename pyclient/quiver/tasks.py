@@ -186,41 +186,45 @@ class Dispatcher:
         self._names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._names_by_id: dict[int, tuple[Any, str]] = {}  # for callables without weak references
         self._names_lock = threading.Lock()
+        self._concurrency: dict[str, int | None] = {}  # registered name -> its concurrency
         self.calls = 0  # requests sent, for tests and benchmarks
 
     # Submitting.
 
-    def name_for(self, fn: Callable) -> str:
-        """fn's registered name on the node, registering it at first use."""
+    def name_for(self, fn: Callable, concurrency: int | None = None) -> str:
+        """fn's registered name on the node (at that concurrency), registering it at first use."""
         try:
-            name = self._names.get(fn)
+            names = self._names.get(fn)
         except TypeError:
             entry = self._names_by_id.get(id(fn))
-            name = entry[1] if entry and entry[0] is fn else None
-        if name is not None:
-            return name
+            names = entry[1] if entry and entry[0] is fn else None
+        if names is not None and concurrency in names:
+            return names[concurrency]
         import cloudpickle
         with self._names_lock:
             digest = hashlib.sha256(cloudpickle.dumps(fn)).hexdigest()[:16]
             qual = getattr(fn, "__qualname__", None) or type(fn).__name__
-            name = f"task:{qual}:{digest}"
-            self._registry.register(fn, name=name, returns=RESULT_TYPE, kind="task")
+            name = f"task:{qual}:{digest}" + (f":c{concurrency}" if concurrency else "")
+            self._registry.register(fn, name=name, returns=RESULT_TYPE, kind="task", concurrency=concurrency)
+            self._concurrency[name] = concurrency
+            names = dict(names or {})
+            names[concurrency] = name
             try:
-                self._names[fn] = name
+                self._names[fn] = names
             except TypeError:
-                self._names_by_id[id(fn)] = (fn, name)
+                self._names_by_id[id(fn)] = (fn, names)
         return name
 
     def submit(self, fn: Callable, args: tuple, kwargs: dict, store: str | None = None,
-               retries: int | None = None) -> cf.Future:
+               retries: int | None = None, concurrency: int | None = None) -> cf.Future:
         """A future of fn(*args, **kwargs); with store, the worker keeps the result
         on its node as the object of that id instead (quiver.lineage). retries:
         how often the node runs the task again when its worker dies (None: the
-        node's default, 3)."""
+        node's default, 3); concurrency: tasks of fn a worker runs at once (None: one)."""
         if not callable(fn):
             raise TypeError(f"quiver: submit needs a callable, not {type(fn).__name__}")
         import cloudpickle
-        name = self.name_for(fn)
+        name = self.name_for(fn, concurrency)
         try:
             payload = cloudpickle.dumps((args, kwargs) if store is None
                                         else (args, kwargs, StoreResult(store)),
@@ -339,7 +343,8 @@ class Dispatcher:
         if name in self._stale:  # the node lost it (a restart): register again
             self._stale.discard(name)
             self._registry.forget(name)
-            self._registry.register(live[0].fn, name=name, returns=RESULT_TYPE, kind="task")
+            self._registry.register(live[0].fn, name=name, returns=RESULT_TYPE, kind="task",
+                                    concurrency=self._concurrency.get(name))
         meta = {"op": "call", "fn": name, "jobs": True}
         if live[0].retries is not None:
             meta["retries"] = live[0].retries

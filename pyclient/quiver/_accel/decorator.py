@@ -137,6 +137,7 @@ class _Options:
     fallback: str = _options.default("fallback")
     address: str | None = None
     token: str | None = None
+    concurrency: int | None = None
 
     @functools.cached_property
     def headers(self) -> tuple:
@@ -149,7 +150,7 @@ def accelerate(fn=None, *, returns=None, rows_per_task: int | None = None,
                retries: int | None = _options.default("retries"),
                on_error: str = _options.default("on_error"),
                fallback: str = _options.default("fallback"), address: str | None = None,
-               token: str | None = None):
+               token: str | None = None, concurrency: int | None = None):
     """Decorate a pandas/Arrow UDF (or a class) so its batches run on a quiver node.
 
     Usable bare (``@quiver.accelerate``) or with options:
@@ -164,11 +165,14 @@ def accelerate(fn=None, *, returns=None, rows_per_task: int | None = None,
                    node is reachable; "error": raise quiver.Unavailable
     address, token the node; default $QUIVER_ADDRESS / $QUIVER_TOKEN, else the
                    machine's node (started if needed, see quiver.connect)
+    concurrency    for functions that wait (HTTP, a database): rows each node worker
+                   runs at once, on threads (an async def's awaited together); a row
+                   UDF's rows, else slices of a task's batch (README, "concurrency")
     """
     if isinstance(fn, (str, pa.DataType)) and returns is None:  # @accelerate("double")
         fn, returns = None, fn
     checked = _options.check("quiver.accelerate", rows_per_task=rows_per_task, retries=retries,
-                             on_error=on_error, fallback=fallback)
+                             on_error=on_error, fallback=fallback, concurrency=concurrency)
     if returns is not None:
         _result_type(returns)  # fail at decoration time on a bad type
     opts = _Options(returns, address=address, token=token, **checked)
@@ -437,9 +441,12 @@ class _Accelerated:
                     digest = hashlib.sha256(cloudpickle.dumps((fnobj, kind, str(returns)))).hexdigest()
                     base = re.sub(r"[^A-Za-z0-9_.]+", "_", _short_name(self.fn))[:64] or "fn"
                     name = node.functions.register(fnobj, name=f"{base}-{digest[:16]}", returns=returns,
-                                                   kind=kind)
+                                                   kind=kind, concurrency=self._concurrency(kind))
                 self._names[key] = name
         return name
+
+    def _concurrency(self, kind: str) -> int | None:
+        return None if kind == "table" else self.opts.concurrency  # map forms: one task at a time
 
     def _forget(self, node: _Node) -> None:
         with self._lock:

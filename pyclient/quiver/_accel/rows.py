@@ -61,6 +61,7 @@ def accelerate_row_udf(udf, return_type, opts, accelerated):
                       "UDF (no rows to spread)", RuntimeWarning, stacklevel=3)
         return udf
     rows = RowUDF(fn, return_type, arrow=udf.evalType == SQL_ARROW_BATCHED_UDF)
+    rows.concurrency = opts.concurrency or 1  # here too, when a batch runs in this process
     call = _SparkSide(rows, opts, accelerated)
     return _create_udf(call, returnType=return_type, evalType=SQL_SCALAR_ARROW_UDF,
                        name=getattr(udf, "__name__", None), deterministic=udf.deterministic)

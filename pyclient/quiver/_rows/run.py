@@ -15,6 +15,10 @@ Two modes, as the UDF's eval type says:
 
 The function is wrapped in pyspark's ``fail_on_stopiteration``, as Spark does.
 An exception from a row propagates unchanged (its type and message reach Spark).
+With ``concurrency`` N (accelerate's option; a worker sets what its LOAD said)
+the rows run N at a time on threads, or, for an ``async def`` function,
+awaited together on an event loop (quiver._concurrent), results in row order;
+a failing row raises once all rows have ended.
 
 Time zones. Spark hands a row UDF naive datetimes in the local zone of its
 Python worker (and reads naive results in that zone); the Spark side records
@@ -34,6 +38,8 @@ import time
 
 import pyarrow as pa
 
+from .._concurrent import is_async, run_all, values_or_raise
+
 __all__ = ["RowUDF", "CONF"]
 
 # Session setting -> (RowUDF.conf key, default), as pyspark's worker reads them.
@@ -46,6 +52,9 @@ CONF = {
 
 class RowUDF:
     """A row function with its Spark return type and mode; picklable, callable on Arrow columns."""
+
+    quiver_row_wise = True  # a worker tells it its concurrency (quiver.worker._slices)
+    concurrency = 1         # rows called at once (threads; an async def's awaited together)
 
     def __init__(self, fn, return_type, *, arrow: bool, conf: dict | None = None):
         self.fn = fn
@@ -94,6 +103,14 @@ class RowUDF:
         self._prepared = (self._arrow_mode if self.arrow else self._classic_mode)(fn)
         return self._prepared
 
+    def _call_rows(self, fn, columns) -> list:
+        """fn's results for the rows of columns, in order, concurrency rows at once; a
+        failed row's exception (the first, in row order) once every row has ended."""
+        rows = list(zip(*columns))
+        if self.concurrency <= 1 and not is_async(self.fn):
+            return [fn(*row) for row in rows]
+        return values_or_raise(run_all(lambda row: fn(*row), rows, self.concurrency, is_async(self.fn)))
+
     def _classic_mode(self, fn):
         from pyspark.sql.pandas.types import from_arrow_type
 
@@ -104,7 +121,7 @@ class RowUDF:
 
         def run(arrays):
             columns = [column_values(a, from_arrow_type(a.type)) for a in arrays]
-            results = [convert(fn(*row)) for row in zip(*columns)]
+            results = [convert(r) for r in self._call_rows(fn, columns)]
             return pa.array(results, type=out_type)
         return run
 
@@ -125,7 +142,7 @@ class RowUDF:
 
         def run(arrays):
             columns = [column(a) for a in arrays]
-            results = [fn(*row) for row in zip(*columns)]
+            results = self._call_rows(fn, columns)
             converted = results if result_conv is None else [result_conv(r) for r in results]
             try:
                 return pa.array(converted, type=out_type)

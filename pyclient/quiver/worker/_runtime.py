@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import mmap
 import os
@@ -16,11 +17,16 @@ import traceback
 import cloudpickle  # noqa: F401  (unpickling a blob may need it; import it before READY)
 import pyarrow as pa
 
+from .. import _concurrent
+from .._concurrent import wait
 from .._convert import arrow_to_pandas, pandas_to_arrow
 from .._options import KINDS
 from .._taskcontext import running
 from .._taskrows import run_task_rows
 from .._util import concat_parts, return_type_error, user_traceback
+from ._ipc import EOS, read_batch, release, write_stream
+from . import _slices
+from ._slices import concurrency_of, row_wise, run_slices
 from ._table import table_result, table_schema
 
 LOAD, TASK, SHUTDOWN = 1, 2, 3
@@ -32,8 +38,7 @@ MAX_BODY = 2 << 30
 CONTROL_FD = 3
 ARENA_FD = 4
 ARENA_ALIGN = 64  # where the result goes after the arguments
-EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # Arrow IPC end-of-stream marker
-_SKIP = frozenset({__file__})  # frames of the worker's own loop, left out of tracebacks
+_SKIP = frozenset({__file__, _concurrent.__file__, _slices.__file__})  # the worker's own frames, left out of tracebacks
 
 
 class ProtocolError(Exception):
@@ -43,7 +48,8 @@ class ProtocolError(Exception):
 class _Function:
     """A loaded blob: the callable, how to call it and what it returns."""
 
-    __slots__ = ("name", "fn", "kind", "returns", "schema", "schema_msg", "timezone", "instance", "load_error")
+    __slots__ = ("name", "fn", "kind", "returns", "schema", "schema_msg", "timezone", "instance", "load_error",
+                 "concurrency")
 
     def __init__(self, name: str):
         self.name = name
@@ -55,6 +61,7 @@ class _Function:
         self.timezone = None
         self.instance = None
         self.load_error = None  # (type, message, traceback) when the blob could not be loaded
+        self.concurrency = 1  # rows (or slices) run at once, from LOAD (quiver.worker._slices)
 
 
 def load_blob(name: str, blob: bytes) -> _Function:
@@ -172,7 +179,14 @@ class Worker:
             if kind == LOAD:
                 fn_id = str(header.get("fn", ""))
                 if fn_id not in self.functions:
-                    self.functions[fn_id] = load_blob(str(header.get("name") or fn_id), body)
+                    try:
+                        n = concurrency_of(header)
+                    except ValueError as e:
+                        raise ProtocolError(str(e)) from None
+                    f = self.functions[fn_id] = load_blob(str(header.get("name") or fn_id), body)
+                    f.concurrency = n
+                    if row_wise(f.fn):
+                        f.fn.concurrency = n
                 continue
             self.run_task(header, body)
 
@@ -191,7 +205,7 @@ class Worker:
         if view is not None:
             # Nothing of this task is left but what user code kept (a class that
             # stores its input, a global): then the node must not overwrite it.
-            if not _release(view):
+            if not release(view):
                 self.pins.append(view)
             view = None
         self._release_pins()  # the task may have let go of earlier ones
@@ -211,7 +225,7 @@ class Worker:
                 etype, msg, tb = f.load_error
                 return ERROR, {"task": task, "type": etype, "message": msg, "traceback": tb,
                                "fn": f.name}, ()
-            batch = _read_batch(body)
+            batch = read_batch(body)
             rows = batch.num_rows
             with running(header.get("context")):
                 result, ms = self.call(f, batch)
@@ -259,7 +273,7 @@ class Worker:
 
     def _release_pins(self) -> None:
         if self.pins:
-            self.pins = [v for v in self.pins if not _release(v)]
+            self.pins = [v for v in self.pins if not release(v)]
 
     def _result_parts(self, f: _Function, result: pa.Array, reply: dict, out_off: int):
         """The result as an IPC stream: written into the arena at out_off when it
@@ -271,7 +285,7 @@ class Worker:
         if self.arena is not None and not self.pins:
             size = f.schema_msg.size + pa.ipc.get_record_batch_size(batch) + len(EOS)
             if out_off + size <= self.arena_size:
-                n = _write_stream(self.arena, out_off, size, f.schema, batch)
+                n = write_stream(self.arena, out_off, size, f.schema, batch)
                 if n:
                     reply["arena"] = [out_off, n]
                     return ()
@@ -285,7 +299,16 @@ class Worker:
             if batch.num_columns != 1:
                 raise TypeError(f"{f.name} is a task: it takes one column of pickled arguments, "
                                 f"got {batch.num_columns}")
-            return run_task_rows(f.fn, batch.column(0))
+            return run_task_rows(f.fn, batch.column(0), f.concurrency)
+        if f.concurrency > 1 and kind != "table" and batch.num_rows > 1 and not row_wise(f.fn):
+            if kind == "class" and f.instance is None:
+                f.instance = f.fn()  # one, before the threads share it
+            return run_slices(lambda part: self._call_batch(f, part), batch, f.concurrency)
+        return self._call_batch(f, batch)
+
+    def _call_batch(self, f: _Function, batch: pa.RecordBatch):
+        """call for one batch (or one slice of it) of a function that is not a task's."""
+        kind = f.kind
         if kind == "table":
             start = time.perf_counter()
             result = f.fn(*batch.columns)
@@ -297,7 +320,6 @@ class Worker:
             args = batch.columns
             start = time.perf_counter()
             result = f.fn(*args)
-            ms = (time.perf_counter() - start) * 1e3
         else:
             args = [arrow_to_pandas(c) for c in batch.columns]
             if kind == "class":
@@ -313,7 +335,9 @@ class Worker:
             else:
                 start = time.perf_counter()
                 result = f.fn(*args)
-            ms = (time.perf_counter() - start) * 1e3
+        if inspect.isawaitable(result):  # an async def function: awaited on this thread's loop
+            result = wait(result)
+        ms = (time.perf_counter() - start) * 1e3
         if f.returns is None:
             raise TypeError(f"{f.name} was registered without a result type")
         if not hasattr(result, "__len__") or isinstance(result, (str, bytes)):
@@ -324,46 +348,6 @@ class Worker:
         if len(result) != rows:
             raise ValueError(f"{f.name} returned {len(result)} rows for {rows} input rows")
         return pandas_to_arrow(result, f.returns, timezone=f.timezone), ms
-
-
-def _read_batch(body) -> pa.RecordBatch:
-    """The one record batch of a TASK's IPC stream (an empty one if it has none)."""
-    reader = pa.ipc.open_stream(pa.py_buffer(body))
-    try:
-        return reader.read_next_batch()
-    except StopIteration:
-        schema = reader.schema
-        return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
-
-
-def _write_stream(arena, off: int, size: int, schema: pa.Schema, batch: pa.RecordBatch) -> int:
-    """Write the batch as an IPC stream into arena[off:off+size]; its length, or
-    0 when it did not fit (the caller then sends it in the body)."""
-    view = memoryview(arena)[off:off + size]
-    try:
-        sink = pa.FixedSizeBufferWriter(pa.py_buffer(view))
-        try:
-            writer = pa.ipc.new_stream(sink, schema)
-            writer.write_batch(batch)
-            writer.close()
-            return sink.tell()
-        except (pa.ArrowException, OSError):
-            return 0
-        finally:
-            writer = None
-            sink.close()
-            sink = None
-    finally:
-        _release(view)
-
-
-def _release(view: memoryview) -> bool:
-    """Release a view of the arena; False while something still uses its bytes."""
-    try:
-        view.release()
-        return True
-    except BufferError:
-        return False
 
 
 def main() -> int:

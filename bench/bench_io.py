@@ -1,0 +1,152 @@
+"""I/O-bound row UDF: each row waits 20 ms on a local HTTP service; plain Spark vs Quiver concurrency.
+
+Spark local[2]; a classic ``@udf`` that GETs http://127.0.0.1:PORT/N from a
+ThreadingHTTPServer of our own, started here on loopback, which sleeps 20 ms
+per request and answers 3N+1. Timed:
+
+    plain        the plain @udf in Spark (one row at a time per Spark task)
+    quiver       quiver.accelerate(the @udf, concurrency=32): 32 rows in flight
+                 per node worker
+    ray          Ray in the UDF (a pandas UDF submitting one ray.remote task per
+                 row), when Ray is installed here; else said so
+
+Goal: quiver >= 20x plain. Every run's sum is checked against the expected sum.
+Prints Markdown table rows and one JSON line; progress goes to stderr.
+
+    .venv/bin/python bench/bench_io.py [--quick] [--rows N] [--concurrency N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, os.environ.get("PYTHONPATH")) if p)
+
+from bench_udf import (  # noqa: E402
+    QUIVER_PATH, Node, add_quiver_bin, command_line, load, machine, say, spark_sum, start_spark,
+)
+
+import quiver  # noqa: E402
+
+DELAY_S = 0.02
+
+
+class Slow(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+
+    def do_GET(self):
+        time.sleep(DELAY_S)
+        body = str(3 * int(self.path.strip("/")) + 1).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve() -> tuple[ThreadingHTTPServer, str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    server.request_queue_size = 256
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def fetch_fn(base: str):
+    def fetch(n):
+        import urllib.request
+        with urllib.request.urlopen(f"{base}/{n}", timeout=30) as r:
+            return int(r.read())
+    return fetch
+
+
+def ray_udf(base: str, concurrency: int):
+    """Ray in the UDF, or None and why not."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return None, "Ray is not installed in this environment (bench/requirements.txt lists it)"
+    import pandas as pd
+    from pyspark.sql.functions import pandas_udf
+    fetch = fetch_fn(base)
+
+    def in_ray(x: pd.Series) -> pd.Series:
+        import ray
+        if not ray.is_initialized():
+            ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True, log_to_driver=False)
+        remote = ray.remote(num_cpus=1 / concurrency)(fetch)
+        return pd.Series(ray.get([remote.remote(int(v)) for v in x.tolist()]), dtype="int64")
+    return pandas_udf(in_ray, "long"), None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="400 rows")
+    ap.add_argument("--rows", type=int, help="rows (default 2,000; quick 400)")
+    ap.add_argument("--concurrency", type=int, default=32)
+    add_quiver_bin(ap)
+    args = ap.parse_args()
+    rows = args.rows or (400 if args.quick else 2_000)
+    command = command_line("bench_io.py")
+    load_before = load()
+    server, base = serve()
+    node = Node(args.quiver_bin, pythonpath=(QUIVER_PATH, HERE))
+    want = sum(3 * i + 1 for i in range(rows))
+    times, ok, ray_note = {}, {}, None
+    try:
+        spark, why_not = start_spark(node)
+        if spark is None:
+            sys.exit(f"bench_io: Spark cannot start: {why_not}")
+        from pyspark.sql.functions import udf
+        client = quiver.connect(node.address)
+        node.wait_workers(client, os.cpu_count() or 1)
+        plain = udf(fetch_fn(base), "long")
+        fast = quiver.accelerate(plain, concurrency=args.concurrency, fallback="error")
+        ray_f, ray_note = ray_udf(base, args.concurrency)
+        df = spark.range(0, rows, numPartitions=2).cache()
+        df.count()
+        warm = spark.range(0, 64, numPartitions=2)
+        runs = [("plain", plain), ("quiver", fast)] + ([("ray", ray_f)] if ray_f is not None else [])
+        for name, f in runs:
+            spark_sum(warm, f)  # Spark's Python workers up; registered on the node
+            t, s = spark_sum(df, f)
+            times[name], ok[name] = t, s == want
+            say(f"{name}: {t:.2f} s ({'ok' if ok[name] else 'WRONG SUM'})")
+        client.close()
+        spark.stop()
+    finally:
+        node.stop()
+        server.shutdown()
+    speedup = times["plain"] / times["quiver"]
+    checks = "results identical" if all(ok.values()) else "MISMATCH: " + ", ".join(k for k, v in ok.items() if not v)
+    print(f"Machine: {machine()}; load average {load_before} before, {load()} after; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; `{command}`; {checks}.")
+    print()
+    print("| measurement | figure | goal |")
+    print("| --- | --- | --- |")
+    print(f"| Spark local[2], plain `@udf`, {rows:,} rows, each a {DELAY_S * 1e3:.0f} ms HTTP call | "
+          f"{times['plain']:.2f} s | |")
+    print(f"| `quiver.accelerate(@udf, concurrency={args.concurrency})` | {times['quiver']:.2f} s, "
+          f"**{speedup:.1f}x** plain | >= 20x: {'met' if speedup >= 20 else 'not met'} |")
+    if "ray" in times:
+        print(f"| Ray in the UDF (a task per row) | {times['ray']:.2f} s, {times['plain'] / times['ray']:.1f}x plain | |")
+    else:
+        print(f"| Ray in the UDF | not measured: {ray_note} | |")
+    print(json.dumps({"bench": "io", "rows": rows, "delay_ms": DELAY_S * 1e3, "concurrency": args.concurrency,
+                      "seconds": {k: round(v, 3) for k, v in times.items()}, "speedup": round(speedup, 2),
+                      "ray": ray_note or "measured", "results_identical": all(ok.values())}))
+    return 0 if all(ok.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
