@@ -1,7 +1,8 @@
 """I/O-bound row UDF: each row waits 20 ms on a local HTTP service; plain Spark vs Quiver concurrency.
 
 Spark local[2]; a classic ``@udf`` that GETs http://127.0.0.1:PORT/N from a
-ThreadingHTTPServer of our own, started here on loopback, which sleeps 20 ms
+service of our own, started on loopback in a process of its own (asyncio, so that
+the service itself is not what limits many requests at once), which waits 20 ms
 per request and answers 3N+1. Timed:
 
     plain        the plain @udf in Spark (one row at a time per Spark task)
@@ -24,7 +25,10 @@ import os
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import asyncio
+import multiprocessing
+
+import pandas as pd  # the Ray variant's type hints name it
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -39,27 +43,37 @@ import quiver  # noqa: E402
 DELAY_S = 0.02
 
 
-class Slow(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
+async def _answer(reader, writer):
+    """One HTTP/1.0 request GET /N: wait DELAY_S, answer 3N+1."""
+    try:
+        line = await reader.readline()
+        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+            pass
+        n = int(line.split()[1].strip(b"/"))
+        await asyncio.sleep(DELAY_S)
+        body = str(3 * n + 1).encode()
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+    finally:
+        writer.close()
 
-    def do_GET(self):
-        time.sleep(DELAY_S)
-        body = str(3 * int(self.path.strip("/")) + 1).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
-    def log_message(self, *args):
-        pass
+def _service(port_out) -> None:
+    async def main():
+        server = await asyncio.start_server(_answer, "127.0.0.1", 0, backlog=4096)
+        port_out.put(server.sockets[0].getsockname()[1])
+        async with server:
+            await server.serve_forever()
+    asyncio.run(main())
 
 
-def serve() -> tuple[ThreadingHTTPServer, str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    server.daemon_threads = True
-    server.request_queue_size = 256
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+def serve() -> tuple[multiprocessing.Process, str]:
+    """The slow service, in a process of its own; its base URL."""
+    ctx = multiprocessing.get_context("spawn")
+    port = ctx.Queue()
+    proc = ctx.Process(target=_service, args=(port,), daemon=True)
+    proc.start()
+    return proc, f"http://127.0.0.1:{port.get(timeout=30)}"
 
 
 def fetch_fn(base: str):
@@ -76,7 +90,6 @@ def ray_udf(base: str, concurrency: int):
         import ray  # noqa: F401
     except ImportError:
         return None, "Ray is not installed in this environment (bench/requirements.txt lists it)"
-    import pandas as pd
     from pyspark.sql.functions import pandas_udf
     fetch = fetch_fn(base)
 
@@ -126,7 +139,7 @@ def main() -> int:
         spark.stop()
     finally:
         node.stop()
-        server.shutdown()
+        server.kill()
     speedup = times["plain"] / times["quiver"]
     checks = "results identical" if all(ok.values()) else "MISMATCH: " + ", ".join(k for k, v in ok.items() if not v)
     print(f"Machine: {machine()}; load average {load_before} before, {load()} after; "
