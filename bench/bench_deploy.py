@@ -127,11 +127,13 @@ def quiver_part(spark, df, n: int, res: dict) -> list:
 
 
 def ray_part(spark, df, n: int, res: dict) -> list:
+    """A Ray worker node holds its Spark task's cores for as long as it runs: one core of
+    each two-core executor, so that the UDF's own Spark tasks still get the other."""
     import ray
     from pyspark.sql.functions import pandas_udf
     from ray.util.spark import setup_ray_cluster, shutdown_ray_cluster
     t = time.perf_counter()
-    address, _ = setup_ray_cluster(max_worker_nodes=2, num_cpus_worker_node=2, num_gpus_worker_node=0,
+    address, _ = setup_ray_cluster(max_worker_nodes=2, num_cpus_worker_node=1, num_gpus_worker_node=0,
                                    num_cpus_head_node=0, num_gpus_head_node=0,
                                    object_store_memory_worker_node=256 << 20,
                                    object_store_memory_head_node=128 << 20,

@@ -5,7 +5,7 @@ into a fresh venv outside the source tree to the first accelerated batch returne
 (quiver.connect() starting the wheel's own node, a registered Python function called on a
 batch).
 
-    python bench/section_deploy.py [--quick]   # alone: prints the section's Markdown
+    python bench/section_deploy.py [--quick] [--json out.json]   # alone: prints the section's Markdown
 """
 
 from __future__ import annotations
@@ -107,7 +107,10 @@ def report_deploy(c: dict | None) -> list[str]:
           "host); Ray on Spark starts a head and a worker node per executor. The UDF: heavy_row "
           f"(~1 ms a row, loop {f.get('loop', '?')}) on {f.get('rows', '?')} rows, {f.get('hot_share', 0.9):.0%} of "
           f"them in one partition (partition sizes {f.get('partitions', '?')}); Ray's variant is the recipe "
-          "Quiver replaces, ray.remote tasks of 20 rows inside the pandas UDF; rows compared with the plain UDF's.",
+          "Quiver replaces, ray.remote tasks of 20 rows inside the pandas UDF; rows compared with the plain UDF's. "
+          "A Ray worker node holds its Spark task's cores while it runs, so each takes one core of its executor "
+          "(num_cpus_worker_node=1; with 2 it takes them all and the UDF's Spark tasks never start); "
+          "setup_cluster's node holds none.",
           ""]
     if "spark_error" in c:
         L += [f"Not measured (or partly): {c['spark_error']}", ""]
@@ -131,5 +134,8 @@ if __name__ == "__main__":
     quick = "--quick" in sys.argv
     qbin = os.environ.get("QUIVER_BIN") or os.path.join(ROOT, "bin", "quiver")
     res = section_deploy(quick, qbin)
+    if "--json" in sys.argv:
+        with open(sys.argv[sys.argv.index("--json") + 1], "w") as f:
+            json.dump(res, f, indent=1)
     print("\n".join(report_deploy(res)))
     sys.exit(0 if "spark_error" not in res and "wheel_error" not in res else 1)
