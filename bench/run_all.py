@@ -438,7 +438,7 @@ def main() -> int:
                          ("tasks", lambda: section_tasks(args.quick, args.no_ray)),
                          ("forms", lambda: section_forms(args.quick, QBIN)),
                          ("cluster", lambda: section_cluster(args.quick, QBIN)),
-                         ("deploy", lambda: section_deploy(args.quick, QBIN))):
+                         ("deploy", lambda: section_deploy(args.quick, QBIN, args.no_ray))):
             if name not in sections:
                 continue
             say(f"== {name}")

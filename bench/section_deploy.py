@@ -72,11 +72,11 @@ def wheel_part() -> dict:
     return out
 
 
-def section_deploy(quick: bool, quiver_bin: str) -> dict:
+def section_deploy(quick: bool, quiver_bin: str, no_ray: bool = False) -> dict:
     out: dict = {}
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "deploy.json")
-        args = ["--rows", "1000" if quick else "3000"]
+        args = ["--rows", "1000" if quick else "3000"] + (["--no-ray"] if no_ray else [])
         out["command"] = "python bench/bench_deploy.py " + " ".join(args)
         t = time.perf_counter()
         p = subprocess.run([sys.executable, os.path.join(BENCH, "bench_deploy.py"), *args, "--json", path],
