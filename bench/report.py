@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from section_cluster import report_cluster
+from section_deploy import report_deploy
 from section_forms import report_forms
 from udf_workloads import RAY_SYSTEM_CONFIG
 
@@ -164,6 +165,7 @@ def report(res: dict, charts: list[str], args) -> str:
 
     L += report_forms(res.get("forms"))
     L += report_cluster(res.get("cluster"))
+    L += report_deploy(res.get("deploy"))
     L += ["## What this run did not cover", ""]
     missing = []
     if s and "ray" not in s.get("times", {"ray": 1}):
@@ -171,7 +173,7 @@ def report(res: dict, charts: list[str], args) -> str:
     if not charts:
         missing.append(f"charts: {res.get('charts_error', 'not drawn')}")
     missing += res.get("errors", [])
-    L += [f"- {m}" for m in missing] or ["- Nothing was skipped: all six sections ran."]
+    L += [f"- {m}" for m in missing] or ["- Nothing was skipped: all seven sections ran."]
     L += ["- Not part of this suite (run by hand): `bench/bench_node.py` (haversine_km against numpy and a "
           "per-row loop, node memory under load), `bench/bench_udf.py` (Client.call, multiprocessing.Pool "
           "limit, per-task overhead; see NOTES.md), and the Go benchmarks of `./udf/`.", ""]

@@ -7,6 +7,8 @@ Runs, on this machine, side by side:
   2. Spark UDF workloads: plain pandas UDF vs @quiver.accelerate vs Ray inside the UDF,
      for a heavy per-row UDF on skewed data, a cheap vectorized UDF and model scoring.
   3. `quiver loadtest` at concurrency 1, 8 and 64 against `identity` and `haversine_km`.
+  4-6. the task API, the UDF forms, the cluster (section_forms.py, section_cluster.py).
+  7. deploying: setup_cluster vs Ray on Spark's setup_ray_cluster, and the wheel (section_deploy.py).
 and rewrites bench/RESULTS.md (tables of ratios from this run) and bench/charts/*.png.
 Progress goes to stderr; the raw figures to bench/charts/results.json.
 
@@ -43,6 +45,7 @@ import bench_udf  # noqa: E402  (calibrate, heavy_row, start_spark, machine, QUI
 import udf_workloads as W  # noqa: E402
 from report import report  # noqa: E402
 from section_cluster import section_cluster  # noqa: E402
+from section_deploy import section_deploy  # noqa: E402
 from section_forms import section_forms  # noqa: E402
 from udf_workloads import RAY_SYSTEM_CONFIG  # noqa: E402
 
@@ -412,13 +415,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one repetition")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray variant")
-    ap.add_argument("--no-spark", action="store_true", help="skip sections 2 and 5 (Spark)")
-    ap.add_argument("--only", choices=["transport", "spark", "loadtest", "tasks", "forms", "cluster"], action="append")
+    ap.add_argument("--no-spark", action="store_true", help="skip sections 2, 5 and 7 (Spark)")
+    ap.add_argument("--only", choices=["transport", "spark", "loadtest", "tasks", "forms", "cluster", "deploy"], action="append")
     ap.add_argument("--out", default=os.path.join(BENCH, "RESULTS.md"))
     args = ap.parse_args()
-    sections = args.only or ["transport", "spark", "loadtest", "tasks", "forms", "cluster"]
+    sections = args.only or ["transport", "spark", "loadtest", "tasks", "forms", "cluster", "deploy"]
     if args.no_spark:
-        sections = [s for s in sections if s not in ("spark", "forms")]
+        sections = [s for s in sections if s not in ("spark", "forms", "deploy")]
     res = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_line(),
            "load_before": bench_udf.load(), "quick": args.quick, "errors": []}
     try:
@@ -434,7 +437,8 @@ def main() -> int:
                          ("loadtest", lambda: section_loadtest(node, args.quick)),
                          ("tasks", lambda: section_tasks(args.quick, args.no_ray)),
                          ("forms", lambda: section_forms(args.quick, QBIN)),
-                         ("cluster", lambda: section_cluster(args.quick, QBIN))):
+                         ("cluster", lambda: section_cluster(args.quick, QBIN)),
+                         ("deploy", lambda: section_deploy(args.quick, QBIN, args.no_ray))):
             if name not in sections:
                 continue
             say(f"== {name}")
