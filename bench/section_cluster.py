@@ -1,7 +1,8 @@
 """run_all.py's section 6: the cluster. Spillback efficiency of one call on node 1 of 1-4
 nodes on this host (bench_cluster.py: sleep-bound tasks, so that two cores do not limit
 it), a peer killed mid-call, memberlist's failure detection (defaults beside the tuned
-detector, a Go benchmark in ./cluster), and the placement core alone: decisions per second
+detector, a Go benchmark in ./cluster), the pull of a 100 MB object between two nodes
+(BenchmarkPullObject), and the placement core alone: decisions per second
 (BenchmarkHybridPlace) and the simulated makespan at 1,000 nodes (./internal/placesim)."""
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ def section_cluster(quick: bool, quiver_bin: str) -> dict:
     except Exception as e:  # noqa: BLE001
         out["detect_error"] = str(e)
     try:
+        cmd, text = _go(["test", "-run", "-", "-bench", "PullObject", "-benchtime", "3x" if quick else "10x",
+                         "-count", "1" if quick else "3", "./flight/"])
+        mbs = [float(x) for x in re.findall(r"BenchmarkPullObject\S*\s+\d+\s+\d+ ns/op\s+([\d.]+) MB/s", text)]
+        out["pull_command"], out["pull_mbs"] = cmd, mbs
+    except Exception as e:  # noqa: BLE001
+        out["pull_error"] = str(e)
+    try:
         cmd, text = _go(["test", "-run", "-", "-bench", "HybridPlace", "-count", "1" if quick else "3", "./scheduler/"])
         ns = [float(x) for x in re.findall(r"BenchmarkHybridPlace\S*\s+\d+\s+([\d.]+) ns/op", text)]
         out["place_command"], out["place_ns"] = cmd, min(ns)
@@ -89,6 +97,13 @@ def report_cluster(c: dict | None) -> list[str]:
               "another declares it dead, real memberlist instances on loopback:", "",
               "| detector, nodes | ms |", "| --- | --- |"]
         L += [f"| {k} | {v:,.0f} |" for k, v in sorted(c["detect"].items())] + [""]
+    if "pull_error" in c or not c.get("pull_mbs"):
+        L += [f"Object pull not measured: {c.get('pull_error', 'no figure')}", ""]
+    else:
+        L += [f"`{c['pull_command']}`: a node pulls a 100 MB object (6.25 M rows of int64 and float64) from its "
+              "owner over TCP loopback in 5 MiB pieces, both nodes in one process: best "
+              f"**{max(c['pull_mbs']):,.0f} MB/s**, runs {', '.join(f'{x:,.0f}' for x in c['pull_mbs'])} MB/s "
+              "(goal 1 GB/s).", ""]
     if "place_error" in c:
         L += [f"Placement not measured: {c['place_error']}", ""]
     else:

@@ -72,7 +72,7 @@ from ._wire.address import default_token
 from ._wire.conn import Connection, shared
 from ._wire.session import SCHEMA as SESSION_SCHEMA
 from ._wire.session import SessionError
-from .errors import FunctionNotFound, ObjectLost, QuiverError, mapped_errors, translate
+from .errors import FunctionNotFound, ObjectLost, QuiverError, Unavailable, mapped_errors, translate
 
 __all__ = ["ObjectRef", "Objects", "StoreResult", "get", "clear_cache"]
 
@@ -306,15 +306,22 @@ _OWNER_TAG = re.compile(r"[0-9a-f]{16}")
 
 def fetch(conn: Connection, ref: ObjectRef) -> tuple[Any, int]:
     """Read ref from conn's node; (value, bytes read). An id that names its owner is
-    pulled by conn's node from the owner (an ObjectLost there is final); an older
-    id, which names none, is read from the node the ref names if conn's lacks it."""
+    pulled by conn's node from the owner when both are in one cluster; when conn's
+    node lacks it (another cluster, or none), and for an older id, which names no
+    owner, the node the ref names is asked. A node there that cannot be reached
+    leaves the first ObjectLost standing: the object is lost, not the call."""
     try:
         return _do_get(conn, ref)
-    except ObjectLost:
-        if owned(ref.id) or _same_node(conn.address, ref.address):
+    except ObjectLost as lost:
+        if _same_node(conn.address, ref.address):
             raise
         # Not on this node: ask the node that stored it.
-        return _do_get(_process_conn(ref.address), ref)
+        try:
+            return _do_get(_process_conn(ref.address), ref)
+        except Unavailable:
+            if owned(ref.id):
+                raise lost from None
+            raise
 
 
 def release(conn: Connection, refs: list[ObjectRef]) -> None:

@@ -118,3 +118,25 @@ def test_owner_killed_objects_are_lost(pair):
     _wait(lambda: _alive_peers(cb) == 0, LOST_TIMEOUT_S, "A declared dead")
     with pytest.raises(quiver.ObjectLost, match="owner"):
         cb.get(ref)
+
+
+def test_a_node_of_another_cluster_reads_through_the_refs_node():
+    """Two nodes that are not one cluster: quiver.get through the second reads an object
+    the first holds from the node its ref names; once that node is gone, ObjectLost."""
+    a = start_node(["--workers", "0"])
+    b = start_node(["--workers", "0"])
+    ca, cb = quiver.connect(a.tcp), quiver.connect(b.tcp)
+    try:
+        table = pa.table({"v": pa.array(range(1000), pa.int64())})
+        ref, later = ca.put(table), ca.put({"small": 1})
+        assert quiver.get(ref, client=cb).equals(table)
+        a.proc.send_signal(signal.SIGKILL)
+        a.proc.wait()
+        with pytest.raises(quiver.ObjectLost):
+            quiver.get(later, client=cb)
+    finally:
+        ca.close()
+        cb.close()
+        stop_node(b)
+        a.proc.stdout.close()
+        shutil.rmtree(a.run_dir, ignore_errors=True)
