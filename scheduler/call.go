@@ -8,6 +8,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/quiver-udf/quiver/internal/arrowio"
 	"github.com/quiver-udf/quiver/udf"
 )
 
@@ -198,7 +199,7 @@ func (c *call) admit(rec arrow.RecordBatch) error {
 	}
 	rows := rec.NumRows()
 	c.s.stats.rowsIn.Add(rows)
-	c.s.stats.bytesIn.Add(recordBytes(rec))
+	c.s.stats.bytesIn.Add(arrowio.RecordBytes(rec))
 	if c.b.Table {
 		if err := checkTableBatch(rows); err != nil {
 			rec.Release()
@@ -217,7 +218,7 @@ func (c *call) admit(rec arrow.RecordBatch) error {
 	c.batches[seq] = bt
 	p := &taskPlan{bt: bt, seq: seq, spilled: c.b.Opts.Spilled}
 	if c.s.cfg.Remote != nil {
-		p.bytes = recordBytes(rec)
+		p.bytes = arrowio.RecordBytes(rec)
 	}
 	if c.costed != nil {
 		p.perRow = c.cost.estimate().AvgPerRowNs(rows)
@@ -284,7 +285,7 @@ func (c *call) flush(seq int, emit Emit) error {
 	defer out.Release()
 	c.s.stats.batches.Add(1)
 	c.s.stats.rows.Add(out.NumRows())
-	c.s.stats.bytesOut.Add(recordBytes(out))
+	c.s.stats.bytesOut.Add(arrowio.RecordBytes(out))
 	var info BatchInfo
 	for _, r := range bt.results {
 		info.WorkMs += r.work.Seconds() * 1e3

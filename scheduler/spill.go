@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"go.uber.org/zap"
 )
 
@@ -199,32 +198,6 @@ func (c *call) checkRemote(out RemoteResult, r Range) error {
 		return fmt.Errorf("%w: %s returned %d rows on a peer, want %d", ErrBadResult, c.name, col.Len(), r.Len)
 	}
 	return nil
-}
-
-// recordBytes is the size of rec's buffers, children and dictionaries
-// included: what sending it costs, roughly.
-func recordBytes(rec arrow.RecordBatch) int64 {
-	var n int64
-	for _, col := range rec.Columns() {
-		n += dataBytes(col.Data())
-	}
-	return n
-}
-
-func dataBytes(d arrow.ArrayData) int64 {
-	var n int64
-	for _, b := range d.Buffers() {
-		if b != nil {
-			n += int64(b.Len())
-		}
-	}
-	for _, ch := range d.Children() {
-		n += dataBytes(ch)
-	}
-	if dict, ok := d.Dictionary().(*array.Data); ok && dict != nil {
-		n += dataBytes(dict)
-	}
-	return n
 }
 
 // busyNodes counts the nodes with tasks waiting: this one and its peers.

@@ -24,7 +24,7 @@ var allowed = map[string][]string{
 	"internal/loadtest":  {"flight", "internal/dial", "internal/record", "internal/reference"},
 	"flight":             {"scheduler", "udf", "objectstore", "internal/record", "internal/ipccheck"},
 	"cluster":            {},
-	"scheduler":          {"udf"},
+	"scheduler":          {"udf", "internal/arrowio"},
 	"udf":                {"internal/ipccheck"},
 	"objectstore":        {"internal/arrowio", "internal/ipccheck"},
 	"internal/record":    {"internal/arrowio"},

@@ -1,6 +1,6 @@
 // Package arrowio holds the small I/O helpers several packages need around
-// Arrow IPC: a record batch alone as a stream, and counting what a stream
-// writes.
+// Arrow IPC: a record batch alone as a stream, counting what a stream
+// writes, and the size of a batch's buffers.
 package arrowio
 
 import (
@@ -36,4 +36,30 @@ func (c *CountingWriter) Write(p []byte) (int, error) {
 	n, err := c.W.Write(p)
 	c.N += int64(n)
 	return n, err
+}
+
+// RecordBytes is the size of rec's Arrow buffers, children and
+// dictionaries included: roughly what sending or keeping it costs.
+func RecordBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	for _, col := range rec.Columns() {
+		n += dataBytes(col.Data())
+	}
+	return n
+}
+
+func dataBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataBytes(c)
+	}
+	if d.DataType().ID() == arrow.DICTIONARY && d.Dictionary() != nil {
+		n += dataBytes(d.Dictionary())
+	}
+	return n
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"go.uber.org/zap"
+
+	"github.com/quiver-udf/quiver/internal/arrowio"
 )
 
 // DefaultMaxBytes is the default bound of a recording on disk: 1 GiB.
@@ -209,7 +211,7 @@ func (c *Call) Offer(rec arrow.RecordBatch) {
 		return
 	}
 	r := c.r
-	it := item{call: c, seq: c.seq, t: r.clock + time.Since(r.start), size: batchBytes(rec), rec: rec}
+	it := item{call: c, seq: c.seq, t: r.clock + time.Since(r.start), size: arrowio.RecordBytes(rec), rec: rec}
 	c.seq++
 	switch r.q.offer(it, r.cfg.QueueBatches, r.cfg.QueueBytes) {
 	case accepted:
@@ -344,30 +346,4 @@ func (r *Recorder) loop() {
 		}
 		r.w.flush()
 	}
-}
-
-// batchBytes is the size of rec's Arrow buffers, children and dictionaries
-// included.
-func batchBytes(rec arrow.RecordBatch) int64 {
-	var n int64
-	for _, col := range rec.Columns() {
-		n += dataBytes(col.Data())
-	}
-	return n
-}
-
-func dataBytes(d arrow.ArrayData) int64 {
-	var n int64
-	for _, b := range d.Buffers() {
-		if b != nil {
-			n += int64(b.Len())
-		}
-	}
-	for _, c := range d.Children() {
-		n += dataBytes(c)
-	}
-	if d.DataType().ID() == arrow.DICTIONARY {
-		n += dataBytes(d.Dictionary())
-	}
-	return n
 }
