@@ -5,6 +5,11 @@ call ADDRESS SECONDS OUT: call the registered Python function "slow"
 answer, and write a JSON summary to OUT: calls, rows, errors by gRPC code,
 wrong, lost and duplicated rows.
 
+spark ADDRESS SECONDS OUT: the same from a Spark job (PySpark local[2]):
+queries of an accelerated pandas UDF (x * 3, running on ADDRESS's node)
+until SECONDS have passed, every row checked; a query that fails counts
+as an error named "SparkJobFailed".
+
 fill ADDRESS MIB: put objects of 1 MiB until MIB are stored or the node
 refuses one, then release them all; print a JSON summary (objects put, the
 refusal's code).
@@ -70,6 +75,53 @@ def call_loop(address, seconds, out):
         json.dump(rep, f)
 
 
+def spark_loop(address, seconds, out):
+    os.environ["QUIVER_ADDRESS"] = address  # Spark's Python workers find the node here
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # and run on this interpreter, which has quiver
+    import pandas as pd
+    from pyspark.sql import SparkSession
+    from pyspark.sql.functions import pandas_udf
+
+    spark = (SparkSession.builder.master("local[2]").appName("quiver-chaos")
+             .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+             .config("spark.sql.execution.arrow.maxRecordsPerBatch", "50").getOrCreate())
+
+    @quiver.accelerate(returns="long", rows_per_task=10)
+    def triple(x: pd.Series) -> pd.Series:
+        return x * 3
+
+    udf = pandas_udf(triple, "long")
+    rep = {"calls": 0, "ok": 0, "rows": 0, "errors": {}, "samples": {},
+           "wrong": 0, "lost": 0, "duplicated": 0}
+    end = time.monotonic() + seconds
+    k = 0
+    while time.monotonic() < end:
+        n = 400 + k % 97
+        rep["calls"] += 1
+        try:
+            rows = spark.range(k, k + n, numPartitions=2).select("id", udf("id").alias("y")).collect()
+        except Exception as exc:  # a failed query: counted, never silently retried
+            rep["errors"]["SparkJobFailed"] = rep["errors"].get("SparkJobFailed", 0) + 1
+            rep["samples"].setdefault("SparkJobFailed", str(exc)[:300])
+            k += n
+            continue
+        got = {}
+        for r in rows:
+            got.setdefault(r.id, []).append(r.y)
+        for i in range(k, k + n):
+            ys = got.pop(i, [])
+            rep["lost"] += 1 if not ys else 0
+            rep["duplicated"] += max(0, len(ys) - 1)
+            rep["wrong"] += sum(1 for y in ys if y != 3 * i)
+        rep["duplicated"] += sum(len(v) for v in got.values())  # rows of ids never sent
+        rep["ok"] += 1
+        rep["rows"] += n
+        k += n
+    spark.stop()
+    with open(out, "w") as f:
+        json.dump(rep, f)
+
+
 def fill(address, mib):
     c = quiver.connect(address)
     refs, code = [], ""
@@ -93,5 +145,7 @@ def fill(address, mib):
 if __name__ == "__main__":
     if sys.argv[1] == "call":
         call_loop(sys.argv[2], float(sys.argv[3]), sys.argv[4])
+    elif sys.argv[1] == "spark":
+        spark_loop(sys.argv[2], float(sys.argv[3]), sys.argv[4])
     else:
         fill(sys.argv[2], int(sys.argv[3]))

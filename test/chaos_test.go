@@ -101,13 +101,35 @@ func TestChaos(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = pyCmd.Process.Kill() })
 
+	// A Spark job on the first node too, in soaks long enough to pay for
+	// Spark's start (make chaos); the short soak of make test leaves it out.
+	var sparkCmd *exec.Cmd
+	sparkOut := filepath.Join(logs, "spark.json")
+	if soak >= sparkSoak {
+		sparkCmd = exec.Command(py, "chaos_client.py", "spark", cl.nodes[0].n.client, fmt.Sprint((soak - 30*time.Second).Seconds()), sparkOut)
+		sparkCmd.Env = append(os.Environ(), "QUIVER_TOKEN="+chaosToken)
+		sparkLog, _ := os.Create(filepath.Join(logs, "spark.log"))
+		sparkCmd.Stdout, sparkCmd.Stderr = sparkLog, sparkLog
+		if err := sparkCmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sparkCmd.Process.Kill() })
+	}
+
 	cl.faults(t, tally, end)
 	wg.Wait()
 	if err := pyCmd.Wait(); err != nil {
 		out, _ := os.ReadFile(filepath.Join(logs, "pyclient.log"))
 		t.Fatalf("the Python client failed: %v\n%s", err, out)
 	}
-	tally.addPython(t, pyOut)
+	tally.addPython(t, pyOut, "slow")
+	if sparkCmd != nil {
+		if err := sparkCmd.Wait(); err != nil {
+			out, _ := os.ReadFile(filepath.Join(logs, "spark.log"))
+			t.Fatalf("the Spark job failed: %v\n%s", err, out)
+		}
+		tally.addPython(t, sparkOut, "spark")
+	}
 	serving := cl.servingAtEnd(t, tally)
 
 	report := tally.report(soak, time.Since(start), serving)
@@ -204,8 +226,12 @@ func (cl *chaosCluster) loadtestLoop(t *testing.T, tally *chaosTally, loop int, 
 	}
 }
 
-// addPython adds the Python client's summary.
-func (c *chaosTally) addPython(t *testing.T, path string) {
+// sparkSoak is the shortest soak that runs a Spark job as well.
+const sparkSoak = 2 * time.Minute
+
+// addPython adds a Python client's summary (chaos_client.py), named what
+// in error samples.
+func (c *chaosTally) addPython(t *testing.T, path, what string) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("the Python client wrote no summary: %v", err)
@@ -225,17 +251,17 @@ func (c *chaosTally) addPython(t *testing.T, path string) {
 	c.wrong += rep.Wrong
 	c.lost += rep.Lost
 	c.duplicated += rep.Duplicated
-	c.pyCalls = rep.OK
+	c.pyCalls += rep.OK
 	c.mu.Unlock()
 	for code, n := range rep.Errors {
-		c.addError(code, n, "slow: "+rep.Samples[code])
+		c.addError(code, n, what+": "+rep.Samples[code])
 	}
 }
 
 func (c *chaosTally) report(soak, took time.Duration, serving bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos soak   %s of load and faults (%s in all), 3 nodes\n", soak, took.Round(time.Second))
-	fmt.Fprintf(&b, "served       %d requests (batches of %d loadtest rounds, and %d Python calls), %d rows, all verified: %d\n",
+	fmt.Fprintf(&b, "served       %d requests (batches of %d loadtest rounds, and %d Python calls and Spark queries), %d rows, all verified: %d\n",
 		c.requests, c.rounds, c.pyCalls, c.rows, c.verified)
 	fmt.Fprintf(&b, "rows         wrong %d  lost %d  duplicated %d\n", c.wrong, c.lost, c.duplicated)
 	fmt.Fprintf(&b, "errors       %s\n", joinCounts(c.errors))
