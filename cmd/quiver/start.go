@@ -105,7 +105,7 @@ files in the run directory. Listening beyond loopback needs --token-file.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.IntVar(&f.watchPID, "watch-pid", 0, "drain and exit once this process is gone (0: none)")
 	fl.DurationVar(&f.idleExit, "idle-exit", 0, "drain and exit after this long without a client connection (0: never)")
-	fl.StringVar(&f.gossip, "gossip", "", "membership (gossip) address HOST:PORT, TCP and UDP; port 0 picks a free one; \"none\" for none (default: the --listen host, port 8817, or a free port when --listen's port is 0)")
+	fl.StringVar(&f.gossip, "gossip", "", "membership (gossip) address HOST:PORT, TCP and UDP; port 0 picks a free one; \"none\" for none (default, with --token-file or --join: the --listen host, port 8817, or a free port when --listen's port is 0; without either: none)")
 	fl.StringSliceVar(&f.join, "join", nil, "join the cluster of these members' gossip addresses (HOST:PORT,...); without it the node starts a cluster")
 	fl.DurationVar(&f.joinTimeout, "join-timeout", 60*time.Second, "how long joining is retried in the background")
 	fl.StringVar(&f.name, "name", "", "this node's name in the cluster (default: hostname and a random suffix)")
@@ -174,6 +174,12 @@ func (f startFlags) config(cmd *cobra.Command) (node.Config, error) {
 		if cfg.Token = strings.TrimSpace(string(b)); cfg.Token == "" {
 			return cfg, fmt.Errorf("token file %s is empty", f.tokenFile)
 		}
+	}
+	// Without a token, gossip (even on loopback) would let any local user
+	// join the cluster and be sent this node's tasks: membership is then on
+	// only when asked for, by --gossip or --join.
+	if f.gossip == "" && cfg.Token == "" && len(cfg.Join) == 0 {
+		cfg.Gossip, cfg.GossipFallback = "", false
 	}
 	return cfg, nil
 }
