@@ -52,14 +52,12 @@ module installs quiver.get as the reader of ObjectRef task arguments
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import pickle
 import re
 import secrets
 import struct
-import threading
 import weakref
 from typing import Any, Callable
 
@@ -67,6 +65,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 
 from . import _taskrows
+from ._valuecache import ValueCache
 from ._wire import shm as _shm
 from ._wire.address import default_token
 from ._wire.conn import Connection, shared
@@ -259,32 +258,16 @@ def get(ref_or_refs, *, client=None):
     if isinstance(ref_or_refs, (list, tuple)):
         return [get(r, client=client) for r in ref_or_refs]
     ref = check_ref(ref_or_refs)
-    key = (ref.id, ref.address)
-    with _cache_lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key][0]
-    lock = _fetch_lock(key)
-    with lock:  # concurrent misses of one id read it once
-        with _cache_lock:
-            if key in _cache:
-                return _cache[key][0]
-        try:
-            conn = _local_conn(ref) if client is None else getattr(client, "connection", client)
-            value, size = fetch(conn, ref)
-            _cache_put(key, value, size)
-        finally:
-            with _cache_lock:
-                _fetch_locks.pop(key, None)
-    return value
+
+    def read():
+        conn = _local_conn(ref) if client is None else getattr(client, "connection", client)
+        return fetch(conn, ref)
+    return _cache.get_or_read((ref.id, ref.address), read)
 
 
 def clear_cache() -> None:
     """Forget every object quiver.get (and task argument resolution) cached in this process."""
-    global _cache_bytes
-    with _cache_lock:
-        _cache.clear()
-        _cache_bytes = 0
+    _cache.clear()
 
 
 def new_id(conn: Connection) -> str:
@@ -334,7 +317,7 @@ def release(conn: Connection, refs: list[ObjectRef]) -> None:
         conn.send({"op": "release", "id": ref.id}, lambda _d, a, ref=ref: answers.append((ref, a)))
     conn.wait_until(lambda: len(answers) == len(refs))
     for ref in refs:
-        _forget((ref.id, ref.address))
+        _cache.forget((ref.id, ref.address))
     for ref, a in answers:
         if isinstance(a, FunctionNotFound):  # NOT_FOUND: no such object
             raise ObjectLost(f"object {ref.id}: {a.message}", ref.id) from a
@@ -472,10 +455,7 @@ def _same_node(a: str, b: str) -> bool:
 
 # Per-process connections and cache.
 
-_cache: collections.OrderedDict = collections.OrderedDict()  # (id, address) -> (value, bytes)
-_cache_bytes = 0
-_cache_lock = threading.Lock()
-_fetch_locks: dict[tuple, threading.Lock] = {}
+_cache = ValueCache(CACHE_MAX_OBJECTS, CACHE_MAX_BYTES)  # quiver.get's: (id, address) -> value
 
 
 def _process_conn(address: str | None) -> Connection:
@@ -497,34 +477,6 @@ def _conn_of(ref: ObjectRef) -> Connection:
     if c is not None and not c.closed:
         return c
     return _process_conn(ref.address)
-
-
-def _fetch_lock(key) -> threading.Lock:
-    with _cache_lock:
-        lock = _fetch_locks.get(key)
-        if lock is None:
-            lock = _fetch_locks[key] = threading.Lock()
-        return lock
-
-
-def _cache_put(key, value, size: int) -> None:
-    global _cache_bytes
-    with _cache_lock:
-        if key in _cache:
-            return
-        _cache[key] = (value, size)
-        _cache_bytes += size
-        while len(_cache) > 1 and (len(_cache) > CACHE_MAX_OBJECTS or _cache_bytes > CACHE_MAX_BYTES):
-            _, (_, old) = _cache.popitem(last=False)
-            _cache_bytes -= old
-
-
-def _forget(key) -> None:
-    global _cache_bytes
-    with _cache_lock:
-        item = _cache.pop(key, None)
-        if item is not None:
-            _cache_bytes -= item[1]
 
 
 _taskrows.install_ref_reader(ObjectRef, get)

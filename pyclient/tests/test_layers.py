@@ -39,7 +39,7 @@ LAYERS = [
     ("task context", ["quiver._taskcontext"]),
     ("conversion", ["quiver._convert"]),
     ("types", ["quiver.types"]),
-    ("helpers", ["quiver._util", "quiver._options", "quiver._retry", "quiver._concurrent"]),
+    ("helpers", ["quiver._util", "quiver._options", "quiver._retry", "quiver._concurrent", "quiver._valuecache"]),
     ("errors", ["quiver.errors"]),
 ]
 
