@@ -88,7 +88,7 @@ import re
 import threading
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
@@ -120,7 +120,7 @@ from .forms import (
     _to_arrow,
     _widen_array,
 )
-from . import mapform
+from . import mapform, rows
 from .infer import MISSING, ResultTypes
 from .nodes import _Node, _node_for, _warn_fallback
 from .pickled import CARRIER, PICKLED, PickledResult, unpickle
@@ -178,8 +178,8 @@ def accelerate(fn=None, *, returns=None, rows_per_task: int | None = None,
     opts = _Options(returns, address=address, token=token, **checked)
 
     def decorate(obj):
-        if _is_spark_udf(obj):
-            return _accelerate_spark_udf(obj, opts)
+        if rows.is_spark_udf(obj):
+            return rows.accelerate_spark_udf(obj, opts, _Accelerated, _make_wrapper)
         if not callable(obj):
             raise TypeError(f"quiver.accelerate: expected a function or a class, "
                             f"not {type(obj).__name__}")
@@ -207,29 +207,6 @@ def _make_wrapper(obj, impl: _Accelerated):
     wrapper.__signature__ = impl.signature
     wrapper.__quiver__ = impl
     return wrapper
-
-
-def _is_spark_udf(obj) -> bool:
-    return callable(obj) and all(hasattr(obj, a) for a in ("func", "returnType", "evalType"))
-
-
-def _accelerate_spark_udf(udf, opts: _Options):
-    """accelerate placed outside a pyspark UDF: an equivalent UDF around the accelerated function."""
-    from pyspark.sql.udf import _create_udf
-    from pyspark.util import PythonEvalType
-
-    from . import rows
-
-    # The type as given (a DDL string needs no SparkContext until Spark parses it).
-    return_type = getattr(getattr(udf, "_unwrapped", None), "_returnType", None) or udf.returnType
-    if rows.is_row_udf(udf):  # @udf: its rows become tasks (quiver._accel.rows)
-        return rows.accelerate_row_udf(udf, return_type, opts, _Accelerated)
-    pandas_types = (PythonEvalType.SQL_SCALAR_PANDAS_UDF, PythonEvalType.SQL_SCALAR_PANDAS_ITER_UDF)
-    if opts.returns is None and udf.evalType in pandas_types:
-        opts = replace(opts, returns=return_type)
-    inner = _make_wrapper(udf.func, _Accelerated(udf.func, opts))
-    return _create_udf(inner, returnType=return_type, evalType=udf.evalType,
-                       name=getattr(udf, "__name__", None), deterministic=udf.deterministic)
 
 
 class _Accelerated:

@@ -139,3 +139,26 @@ def _runner_conf(session) -> dict:
         except Exception:  # noqa: BLE001  (a setting this Spark does not have: its default)
             conf[key] = default
     return conf
+
+
+def is_spark_udf(obj) -> bool:
+    """Whether obj is a pyspark UDF object (of any eval type)."""
+    return callable(obj) and all(hasattr(obj, a) for a in ("func", "returnType", "evalType"))
+
+
+def accelerate_spark_udf(udf, opts, accelerated, make_wrapper):
+    """accelerate placed outside a pyspark UDF: an equivalent UDF around the accelerated
+    function (accelerated and make_wrapper are the decorator's)."""
+    from pyspark.sql.udf import _create_udf
+    from pyspark.util import PythonEvalType
+
+    # The type as given (a DDL string needs no SparkContext until Spark parses it).
+    return_type = getattr(getattr(udf, "_unwrapped", None), "_returnType", None) or udf.returnType
+    if is_row_udf(udf):  # @udf: its rows become tasks
+        return accelerate_row_udf(udf, return_type, opts, accelerated)
+    pandas_types = (PythonEvalType.SQL_SCALAR_PANDAS_UDF, PythonEvalType.SQL_SCALAR_PANDAS_ITER_UDF)
+    if opts.returns is None and udf.evalType in pandas_types:
+        opts = replace(opts, returns=return_type)
+    inner = make_wrapper(udf.func, accelerated(udf.func, opts))
+    return _create_udf(inner, returnType=return_type, evalType=udf.evalType,
+                       name=getattr(udf, "__name__", None), deterministic=udf.deterministic)
