@@ -275,7 +275,9 @@ func (s *Server) ClusterStatus() ClusterStatus {
 	n.Sessions = s.sessions.Load()
 	n.State = "alive"
 	n.WorkersBusy = workersBusy(n.PoolStats)
-	n.Queued = s.sched.Queued()
+	for _, l := range n.Stats.Lanes {
+		n.Queued += l.Queued
+	}
 	n.Calls, n.RecentErrors = s.calls.summary()
 	peers := []PeerStatus{}
 	if s.cfg.Members != nil {
