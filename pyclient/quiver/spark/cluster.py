@@ -59,6 +59,7 @@ __all__ = ["Cluster", "setup_cluster", "shutdown_cluster", "cluster"]
 
 APP_POLL_S = 0.5            # how often the driver looks whether the SparkContext stopped
 HOSTS_POLL_S = 5.0          # how often it looks for executor hosts without a node
+REGISTER_WAIT_S = 30.0      # the longest wait for the executors asked for (Spark's own, for resources)
 
 _lock = threading.Lock()
 _active: Cluster | None = None
@@ -271,18 +272,46 @@ def _run_start(sc, info: Cluster) -> list[dict]:
 
 
 def _wait_for_executors(sc, timeout: float) -> None:
-    """Until the registered executors have not changed for a second (or timeout)."""
+    """Until the executors the application asked for have registered; when it names no
+    count (or its count does not come within REGISTER_WAIT_S), until the registered ones
+    have not changed for a second. Nodes on hosts that register later start from
+    _watch_app."""
     deadline = time.monotonic() + timeout
+    expected = expected_executors(sc.master, sc.getConf().get)
+    settle = time.monotonic() + (min(REGISTER_WAIT_S, timeout) if expected else 0.0)
     last, since = -1, time.monotonic()
     while time.monotonic() < deadline:
         n = sc._jsc.sc().getExecutorMemoryStatus().size() - 1  # less the driver
+        if expected and n >= expected:
+            return
         if n != last:
             last, since = n, time.monotonic()
-        elif n > 0 and time.monotonic() - since >= 1.0:
+        elif n > 0 and time.monotonic() - since >= 1.0 and time.monotonic() >= settle:
             return
         time.sleep(0.1)
     if last <= 0:
         raise Unavailable(f"quiver: no Spark executor registered within {timeout:.0f} s")
+
+
+def expected_executors(master: str, conf) -> int | None:
+    """How many executors the application asked for, from its master URL and settings
+    (conf: key -> value or None), or None when it names no count (dynamic allocation,
+    or a standalone application without spark.cores.max)."""
+    def number(key):
+        try:
+            return int(conf(key) or "")
+        except ValueError:
+            return None
+    if (conf("spark.dynamicAllocation.enabled") or "").lower() == "true":
+        return None
+    if master.startswith("local-cluster["):
+        return number("spark.executor.instances") or int(master[len("local-cluster["):].split(",")[0])
+    if number("spark.executor.instances"):
+        return number("spark.executor.instances")
+    cores_max, per_executor = number("spark.cores.max"), number("spark.executor.cores")
+    if master.startswith("spark://") and cores_max and per_executor:
+        return max(cores_max // per_executor, 1)
+    return None
 
 
 def _on_executors(sc, fn) -> list:
