@@ -65,7 +65,7 @@ def section_cluster(quick: bool, quiver_bin: str) -> dict:
     try:
         cmd, text = _go(["test", "-count", "1", "-run", "TestSmallCluster|TestThousandNodes", "-v", "./internal/placesim/"])
         out["sim_command"] = cmd
-        out["sim"] = re.findall(r"sim_test.go:\d+: (makespan .*)", text)
+        out["sim"] = re.findall(r"sim_test.go:\d+: ((?:with|without) room reports: makespan .*|makespan .*)", text)
     except Exception as e:  # noqa: BLE001
         out["sim_error"] = str(e)
     return out

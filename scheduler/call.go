@@ -133,6 +133,10 @@ func (c *call) loop(in <-chan input, emit Emit) error {
 		if !eof && c.core.CanAdmit() {
 			inC = in
 		}
+		var wakeC <-chan struct{}
+		if len(c.held) > 0 {
+			wakeC = c.s.wake.wait()
+		}
 		select {
 		case m := <-inC:
 			if m.err == io.EOF {
@@ -149,6 +153,10 @@ func (c *call) loop(in <-chan input, emit Emit) error {
 			if err := c.collect(); err != nil {
 				return err
 			}
+			if err := c.placeHeld(); err != nil {
+				return err
+			}
+		case <-wakeC:
 			if err := c.placeHeld(); err != nil {
 				return err
 			}

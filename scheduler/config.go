@@ -41,6 +41,11 @@ type Config struct {
 	QueueDepth int
 	// Mem allocates result arrays. Nil means memory.DefaultAllocator.
 	Mem memory.Allocator
+	// OnRoom, when set, is called as a task ends in a lane that then has a
+	// free slot and nothing queued: the node tells peers with tasks
+	// waiting that it has room (RoomFan), sooner than its next load
+	// report. It is called on the lane's goroutine and must not block.
+	OnRoom func(Lane)
 }
 
 func (c *Config) validate() error {

@@ -38,21 +38,25 @@ type pool struct {
 }
 
 // newPool starts executors goroutines on the native lane and workers on
-// the workers lane, each lane queueing up to depth jobs.
-func newPool(executors, workers, depth int) *pool {
+// the workers lane, each lane queueing up to depth jobs. onRoom, when not
+// nil, is told of a lane left with a free slot and an empty queue.
+func newPool(executors, workers, depth int, onRoom func(Lane)) *pool {
 	p := &pool{}
 	for l, n := range [lanes]int{executors, workers} {
 		p.lanes[l] = lane{jobs: make(chan job, depth), slots: n, running: new(atomic.Int64)}
 		p.wg.Add(n)
 		for i := 0; i < n; i++ {
-			go func(ln lane) {
+			go func(l Lane, ln lane) {
 				defer p.wg.Done()
 				for j := range ln.jobs {
 					ln.running.Add(1)
 					j()
 					ln.running.Add(-1)
+					if onRoom != nil && len(ln.jobs) == 0 {
+						onRoom(l)
+					}
 				}
-			}(p.lanes[l])
+			}(Lane(l), p.lanes[l])
 		}
 	}
 	return p

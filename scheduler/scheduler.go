@@ -25,6 +25,7 @@ type Scheduler struct {
 
 	stats counters
 	peers inflight // tasks each peer runs for this node now
+	wake  waker    // calls holding tasks wait on it for a peer's room
 }
 
 type counters struct {
@@ -101,7 +102,7 @@ func New(cfg Config, log *zap.Logger) (*Scheduler, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Scheduler{cfg: cfg, log: log, pool: newPool(cfg.Executors, cfg.Workers, cfg.QueueDepth)}, nil
+	return &Scheduler{cfg: cfg, log: log, pool: newPool(cfg.Executors, cfg.Workers, cfg.QueueDepth, cfg.OnRoom)}, nil
 }
 
 // Executors is the number of goroutines that run tasks: the executors for

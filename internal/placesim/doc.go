@@ -14,7 +14,11 @@
 // round trip later and runs it when it has a free slot, queues it when
 // its queue is shorter than its slots, and otherwise refuses it, which the
 // origin learns a round trip after sending it and places again, counting
-// the peer full until its next report. The origin
+// the peer full until its next report. A node left with a free slot and
+// nothing queued sends a room report (its load then) to
+// scheduler.RoomFan of the origins that had tasks waiting at the last
+// refresh, as the node does; each takes it as that peer's newest report
+// and places again (Config.NoRoom turns them off). The origin
 // counts what it sent each peer until the result is back (Inflight), as the
 // node does. Ideal makespan is the total work over the total slots (or the
 // longest task, or the last arrival plus its task, when larger).

@@ -10,6 +10,7 @@ const (
 	evRefused                  // the origin learns its peer refused a task
 	evFinish                   // a task ends on a node
 	evReturn                   // a spilled task's result reaches its origin
+	evRoom                     // a node's room report reaches an origin (task: the origin)
 )
 
 type event struct {
@@ -18,6 +19,8 @@ type event struct {
 	kind eventKind
 	task int
 	node int
+	// evRoom: the sender's load when it sent the report.
+	running, queued int
 }
 
 type eventHeap struct {

@@ -25,6 +25,9 @@ type Config struct {
 	Bytes   int64         // input bytes of a task
 	Seed    uint64
 	Policy  scheduler.Placement // nil: scheduler.Hybrid{}
+	// NoRoom: nodes send no room reports (scheduler.RoomFan); a freed
+	// slot waits for its next load report.
+	NoRoom bool
 }
 
 // Result of a simulation.
@@ -70,7 +73,8 @@ type sim struct {
 	rng    *rand.Rand
 	res    Result
 	done   int
-	busy   int // origins with tasks waiting at the last refresh
+	busy   int   // origins with tasks waiting at the last refresh
+	busyOf []int // which origins those are
 }
 
 // Run simulates cfg.
@@ -128,12 +132,13 @@ func (s *sim) handle(e event) {
 		s.nodes[o].pending = append(s.nodes[o].pending, t)
 		s.dispatch(o)
 	case evRefresh:
-		s.busy = 0
+		s.busyOf = s.busyOf[:0]
 		for o := range s.views {
 			if len(s.nodes[o].pending) > 0 {
-				s.busy++
+				s.busyOf = append(s.busyOf, o)
 			}
 		}
+		s.busy = len(s.busyOf)
 		for o, vs := range s.views {
 			for i := range s.nodes {
 				if i != o {
@@ -183,11 +188,33 @@ func (s *sim) handle(e event) {
 			s.push(event{at: s.now + int64(s.cfg.RTT)/2, kind: evReturn, task: t, node: e.node})
 		}
 		s.dispatch(e.node)
+		s.room(e.node)
+	case evRoom: // node e.node's room report reaches origin e.task
+		o := e.task
+		v := &s.views[o][viewIndex(o, e.node)]
+		v.Running, v.Queued = e.running, e.queued
+		v.InflightAtReport = v.Inflight
+		s.dispatch(o)
 	case evReturn:
 		o := s.tasks[t].origin
 		s.views[o][viewIndex(o, e.node)].Inflight--
 		s.done++
 		s.dispatch(o)
+	}
+}
+
+// room sends node i's room report to RoomFan of the origins busy at the
+// last refresh when a slot is free there and nothing is queued, as the
+// node's OnRoom does.
+func (s *sim) room(i int) {
+	n := &s.nodes[i]
+	if s.cfg.NoRoom || n.running >= s.cfg.Slots || len(n.queue) > 0 || len(n.pending) > 0 || len(s.busyOf) == 0 {
+		return
+	}
+	for k := 0; k < scheduler.RoomFan; k++ {
+		if o := s.busyOf[s.rng.IntN(len(s.busyOf))]; o != i {
+			s.push(event{at: s.now + int64(s.cfg.RTT)/2, kind: evRoom, task: o, node: i, running: n.running})
+		}
 	}
 }
 
