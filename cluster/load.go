@@ -36,6 +36,9 @@ type Load struct {
 	// an executor.
 	Queued       int `json:"q,omitempty"`
 	QueuedNative int `json:"qn,omitempty"`
+	// Held is the tasks its calls hold for want of room: it takes room
+	// reports.
+	Held int `json:"hd,omitempty"`
 	// StoreBytes of StoreLimit bytes of the object store's memory are used.
 	StoreBytes int64 `json:"sb,omitempty"`
 	StoreLimit int64 `json:"sl,omitempty"`

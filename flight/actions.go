@@ -27,6 +27,7 @@ var actionTypes = []*flight.ActionType{
 	{Type: ActionDrop, Description: "drop a Python function: body is its name"},
 	{Type: ActionFetchFunction, Description: "a registered Python function's register body: body is its content hash (peers)"},
 	{Type: ActionObjectRelease, Description: "drop the reference a DoPut took: body is the object id"},
+	{Type: ActionRoom, Description: "a peer's room report: JSON {name, workers, executors}, each {slots, running, queued} (peers)"},
 	{Type: ActionObjectStat, Description: "JSON {bytes} of an object published here, NOT_FOUND otherwise: body is the id (peers)"},
 	{Type: ActionObjectShm, Description: "JSON {dir}: the node's shared-memory directory for objects, \"\" when off or over TCP"},
 	{Type: ActionObjectAdopt, Description: "store a file of that directory, an Arrow IPC stream: JSON {file: NAME}; answers like DoPut"},
@@ -63,6 +64,8 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 		if err = s.checkPeerCert(stream.Context()); err == nil {
 			body, err = s.fetchFunction(a.Body)
 		}
+	case ActionRoom:
+		err = s.room(stream.Context(), a.Body)
 	case ActionObjectRelease:
 		err = s.releaseObject(a.Body)
 	case ActionObjectStat:
@@ -74,8 +77,8 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 	case ActionObjectLocate:
 		body, err = s.objectLocate(stream, a.Body)
 	default:
-		return fmt.Errorf("%w %q: this node serves %s, %s, %s, %s, %s, %s, %s, %s, %s, %s and %s", errUnknownAction, a.Type,
-			ActionProtocolVersion, ActionHealth, ActionClusterStatus, ActionRegister, ActionDrop, ActionFetchFunction, ActionObjectRelease,
+		return fmt.Errorf("%w %q: this node serves %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s and %s", errUnknownAction, a.Type,
+			ActionProtocolVersion, ActionHealth, ActionClusterStatus, ActionRegister, ActionDrop, ActionFetchFunction, ActionRoom, ActionObjectRelease,
 			ActionObjectStat, ActionObjectShm, ActionObjectAdopt, ActionObjectLocate)
 	}
 	if err != nil {

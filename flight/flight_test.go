@@ -388,7 +388,7 @@ func TestActions(t *testing.T) {
 			}
 			got[a.Type] = true
 		}
-		for _, typ := range []string{ActionProtocolVersion, ActionHealth, ActionClusterStatus} {
+		for _, typ := range []string{ActionProtocolVersion, ActionHealth, ActionClusterStatus, ActionRoom} {
 			if !got[typ] {
 				t.Fatalf("ListActions %v lacks %s", got, typ)
 			}

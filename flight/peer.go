@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -50,9 +51,10 @@ type PeerConfig struct {
 // It keeps one gRPC connection per peer address, reused by every call;
 // it is safe for concurrent use. Close closes the connections.
 type PeerClient struct {
-	cfg   PeerConfig
-	mu    sync.Mutex
-	conns map[string]*peerConn
+	cfg      PeerConfig
+	mu       sync.Mutex
+	conns    map[string]*peerConn
+	roomsOut atomic.Int64 // room reports peers took (room.go)
 }
 
 type peerConn struct {

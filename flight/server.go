@@ -73,6 +73,10 @@ type Config struct {
 	// Members, when set, reports the cluster's membership: cluster_status
 	// lists the peers and totals. Nil: this node is alone.
 	Members func() Membership
+	// OnRoom, when set, takes the room reports peers send (the room
+	// action); it must be quick and safe for concurrent use. Nil: this
+	// node is alone and refuses them.
+	OnRoom func(Room)
 	// OnCall, when set, is told of every call of a function as it ends
 	// (not of sessions' requests); it must be quick and safe for
 	// concurrent use: metrics observe calls through it.
@@ -104,6 +108,7 @@ type Server struct {
 	draining atomic.Bool
 	drain    chan struct{} // closed when Shutdown starts: sessions end
 	sessions atomic.Int64  // session streams open now
+	roomsIn  atomic.Int64  // room reports taken (room.go)
 	drainMu  sync.Once
 	peerFns  peerFuncs // functions of peers' spilled calls (peerfuncs.go)
 	spills   spills    // spilled calls running, refused when draining (drain.go)
@@ -231,6 +236,10 @@ type NodeStatus struct {
 	// slot.
 	WorkersBusy int `json:"workers_busy"`
 	Queued      int `json:"queued"`
+	// RoomReportsIn counts the room reports peers sent this node and
+	// RoomReportsOut those it sent them (the room action).
+	RoomReportsIn  int64 `json:"room_reports_in"`
+	RoomReportsOut int64 `json:"room_reports_out"`
 	// Calls sums the calls of each function since the node started (at
 	// most MaxReportedFunctions names, then "other"), by name.
 	Calls []FunctionCalls `json:"calls"`
@@ -273,6 +282,10 @@ func (s *Server) ClusterStatus() ClusterStatus {
 		n.ShmDir = s.cfg.Objects.ShmDir()
 	}
 	n.Sessions = s.sessions.Load()
+	n.RoomReportsIn = s.roomsIn.Load()
+	if s.cfg.Peers != nil {
+		n.RoomReportsOut = s.cfg.Peers.roomsOut.Load()
+	}
 	n.State = "alive"
 	n.WorkersBusy = workersBusy(n.PoolStats)
 	for _, l := range n.Stats.Lanes {

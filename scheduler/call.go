@@ -310,6 +310,8 @@ func (c *call) flush(seq int, emit Emit) error {
 // the call still holds. The call's context is cancelled by then, so queued
 // tasks return at once.
 func (c *call) cleanup() {
+	c.s.stats.held.Add(-int64(len(c.held)))
+	c.held = nil
 	for c.outstanding > 0 {
 		<-c.inbox.signal
 		for _, r := range c.inbox.take() {

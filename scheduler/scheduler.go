@@ -48,6 +48,7 @@ type counters struct {
 	spillsRefused atomic.Int64
 	peerFailures  atomic.Int64
 	peerRefusals  atomic.Int64
+	held          atomic.Int64 // tasks calls hold for placement now
 }
 
 // Stats is a snapshot of the scheduler's counters.
@@ -82,6 +83,10 @@ type Stats struct {
 	SpillsRefused int64 `json:"spills_refused"`
 	PeerFailures  int64 `json:"peer_failures"`
 	PeerRefusals  int64 `json:"peer_refusals"`
+	// HeldTasks is the tasks calls hold now for want of a slot here or
+	// room on a peer: tasks that could still run elsewhere. A node with
+	// some is a busy node that room reports go to.
+	HeldTasks int64 `json:"held_tasks"`
 	// Lanes is each lane's load now: what peers read to place tasks here.
 	Lanes []LaneStats `json:"lanes"`
 }
@@ -136,6 +141,7 @@ func (s *Scheduler) Stats() Stats {
 		SpillsRefused: s.stats.spillsRefused.Load(),
 		PeerFailures:  s.stats.peerFailures.Load(),
 		PeerRefusals:  s.stats.peerRefusals.Load(),
+		HeldTasks:     s.stats.held.Load(),
 		Lanes:         s.pool.stats(),
 	}
 }

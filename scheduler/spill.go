@@ -32,14 +32,19 @@ type heldTask struct {
 // the call holds, in order.
 func (c *call) place(p *taskPlan, idx int) error {
 	if len(c.held) > 0 {
-		c.held = append(c.held, heldTask{p, idx})
+		c.hold(p, idx)
 		return nil
 	}
 	held, err := c.tryPlace(p, idx)
 	if held {
-		c.held = append(c.held, heldTask{p, idx})
+		c.hold(p, idx)
 	}
 	return err
+}
+
+func (c *call) hold(p *taskPlan, idx int) {
+	c.held = append(c.held, heldTask{p, idx})
+	c.s.stats.held.Add(1)
 }
 
 // placeHeld places the tasks the call holds, in order, until one is held
@@ -53,6 +58,7 @@ func (c *call) placeHeld() error {
 		}
 		c.held[0] = heldTask{}
 		c.held = c.held[1:]
+		c.s.stats.held.Add(-1)
 	}
 	return nil
 }

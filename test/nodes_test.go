@@ -168,6 +168,8 @@ type spillStats struct {
 	SpilledIn    int64 `json:"tasks_spilled_in"`
 	PeerFailures int64 `json:"peer_failures"`
 	PeerRefusals int64 `json:"peer_refusals"`
+	RoomsIn      int64 `json:"room_reports_in"`
+	RoomsOut     int64 `json:"room_reports_out"`
 	alivePeers   int
 }
 

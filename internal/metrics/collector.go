@@ -29,12 +29,13 @@ var (
 	descStoreObjects = desc("quiver_object_store_objects", "Live objects in the object store.")
 	descSpill        = desc("quiver_object_store_spill_bytes_total", "Compressed bytes of spill files: written or read (back).", "direction")
 	descMembers      = desc("quiver_cluster_members", "Members of the cluster as this node sees them (itself included), by state: alive, suspect, dead or left.", "state")
+	descRoomReports  = desc("quiver_room_reports_total", "Room reports between nodes (a node with a free slot tells busy peers at once): in (taken from peers) or out (sent to them).", "direction")
 	descSessions     = desc("quiver_sessions", "Session streams open now.")
 )
 
 var allDescs = []*prometheus.Desc{descTasks, descTasksSpilled, descRetries, descRows, descBytes, descCallsActive,
 	descTasksActive, descQueued, descWorkers, descRestarts, descStoreBytes, descStoreLimit, descStoreObjects,
-	descSpill, descMembers, descSessions}
+	descSpill, descMembers, descSessions, descRoomReports}
 
 // memberStates are the states quiver_cluster_members always reports.
 var memberStates = []string{"alive", "suspect", "dead", "left"}
@@ -66,6 +67,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descTasks, n.TasksFailed, "failed")
 	counter(descTasksSpilled, n.SpilledOut, "out")
 	counter(descTasksSpilled, n.SpilledIn, "in")
+	counter(descRoomReports, n.RoomReportsIn, "in")
+	counter(descRoomReports, n.RoomReportsOut, "out")
 	counter(descRetries, n.Retries)
 	counter(descRows, n.RowsIn, "in")
 	counter(descRows, n.Rows, "out")

@@ -33,7 +33,8 @@ type parts struct {
 // load is this node's load record now.
 func (p parts) load() cluster.Load {
 	ss := p.sched.Stats()
-	l := cluster.Load{Flight: p.flight, Owner: p.objects.Owner(), Version: p.version, SpilledIn: ss.SpilledIn, SpilledOut: ss.SpilledOut}
+	l := cluster.Load{Flight: p.flight, Owner: p.objects.Owner(), Version: p.version, SpilledIn: ss.SpilledIn, SpilledOut: ss.SpilledOut,
+		Held: int(ss.HeldTasks)}
 	for _, ln := range ss.Lanes {
 		switch ln.Lane {
 		case scheduler.LaneNative.String():

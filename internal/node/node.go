@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -87,20 +88,31 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	// Closed after the server has drained (deferred calls run last first).
 	defer peers.Close()
 	var src *clusterPeers
+	var rem *remote
+	var rooms *roomSender
+	pctx, stopPeers := context.WithCancel(context.Background()) // ends at return, after the drain
+	var peerLoops sync.WaitGroup
+	defer func() { stopPeers(); peerLoops.Wait() }()
 	if cfg.Gossip != "" {
 		src = &clusterPeers{}
-		rem := newRemote(src, peers)
-		pctx, stopWatch := context.WithCancel(context.Background()) // ends at return, after the drain
-		watched := make(chan struct{})
-		go func() { defer close(watched); rem.watch(pctx) }()
-		defer func() { stopWatch(); <-watched }()
-		scfg.Remote, scfg.Placement = rem, scheduler.Hybrid{}
+		rem = newRemote(src, peers)
+		peerLoops.Go(func() { rem.watch(pctx) })
+		rooms = newRoomSender(src, src.selfName, peers, log.Named("room"))
+		scfg.Remote, scfg.Placement, scfg.OnRoom = rem, scheduler.Hybrid{}, rooms.kick
 	}
 	sched, err := scheduler.New(scfg, log.Named("scheduler"))
 	if err != nil {
 		return err
 	}
 	defer sched.Close()
+	if rooms != nil {
+		peerLoops.Go(func() { rooms.run(pctx, func() []scheduler.LaneStats { return sched.Stats().Lanes }) })
+		fcfg.OnRoom = func(r flight.Room) {
+			if rem.observeRoom(r) {
+				sched.Wake()
+			}
+		}
+	}
 	fcfg.Workers = pool
 	fcfg.Address = lis.tcpAddr()
 	cat := udf.NewBuiltinCatalog()

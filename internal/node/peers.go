@@ -28,6 +28,8 @@ type PeerInfo struct {
 	// Leaving: it leaves on purpose (quiver stop): it takes no new task and
 	// finishes those in flight, which are not cut off.
 	Leaving bool
+	// Held is the tasks its calls hold for want of room.
+	Held int
 	// Report names its load report: a new number for each.
 	Report uint64
 	// RTT is this node's last measured round trip to it; zero if unknown.
@@ -49,6 +51,14 @@ type clusterPeers struct {
 	c atomic.Pointer[cluster.Cluster]
 }
 
+// selfName is this node's name in the cluster, "" before it joins.
+func (cp *clusterPeers) selfName() string {
+	if c := cp.c.Load(); c != nil {
+		return c.Self().Name
+	}
+	return ""
+}
+
 // Views returns the other members with a Flight address, in name order.
 func (cp *clusterPeers) Views() []PeerInfo {
 	c := cp.c.Load()
@@ -63,7 +73,7 @@ func (cp *clusterPeers) Views() []PeerInfo {
 		}
 		l := m.Load
 		leaving := m.Leaving || m.State == cluster.StateLeft
-		v := PeerInfo{Name: m.Name, FlightAddr: l.Flight, Report: m.Reports, RTT: m.RTT, Leaving: leaving,
+		v := PeerInfo{Name: m.Name, FlightAddr: l.Flight, Report: m.Reports, RTT: m.RTT, Leaving: leaving, Held: l.Held,
 			Alive: !leaving && (m.State == cluster.StateAlive || m.State == cluster.StateSuspect)}
 		v.Lanes[scheduler.LaneNative] = LaneLoad{Slots: l.Executors, Running: l.ExecutorsBusy, Queued: l.QueuedNative}
 		v.Lanes[scheduler.LaneWorkers] = LaneLoad{Slots: l.Workers, Running: l.WorkersBusy, Queued: l.Queued}

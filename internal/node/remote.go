@@ -20,10 +20,12 @@ type remote struct {
 	src    PeerSource
 	client *flight.PeerClient
 
-	mu    sync.Mutex
-	lives map[string]*peerLife // per live peer: cancelled when it dies
-	down  map[string]downMark  // peers that could not be reached lately
-	now   func() time.Time     // the clock of down marks
+	mu      sync.Mutex
+	lives   map[string]*peerLife  // per live peer: cancelled when it dies
+	down    map[string]downMark   // peers that could not be reached lately
+	rooms   map[string]roomReport // peers' room reports newer than their load records (room.go)
+	roomSeq uint64
+	now     func() time.Time // the clock of down marks
 }
 
 // downMark leaves a peer out of placement after a transport failure (the
@@ -51,7 +53,8 @@ type peerLife struct {
 const deathCheck = 100 * time.Millisecond
 
 func newRemote(src PeerSource, client *flight.PeerClient) *remote {
-	return &remote{src: src, client: client, lives: map[string]*peerLife{}, down: map[string]downMark{}, now: time.Now}
+	return &remote{src: src, client: client, lives: map[string]*peerLife{}, down: map[string]downMark{},
+		rooms: map[string]roomReport{}, now: time.Now}
 }
 
 // watch cancels the tasks in flight to peers the source no longer reports
@@ -88,14 +91,18 @@ func (r *remote) watch(ctx context.Context) {
 }
 
 // Peers returns the live peers' views for lane l, in name order, less
-// those marked down.
+// those marked down; a peer's room report stands for its load when newer.
 func (r *remote) Peers(l scheduler.Lane) []scheduler.PeerView {
 	var out []scheduler.PeerView
 	for _, v := range r.src.Views() {
-		if !v.Alive || int(l) >= len(v.Lanes) || v.Lanes[l].Slots == 0 || r.isDown(v.Name, v.Report) {
+		if !v.Alive || int(l) >= len(v.Lanes) || r.isDown(v.Name, v.Report) {
 			continue
 		}
+		v = r.withRoom(v)
 		ll := v.Lanes[l]
+		if ll.Slots == 0 {
+			continue
+		}
 		out = append(out, scheduler.PeerView{Name: v.Name, Slots: ll.Slots, Running: ll.Running, Queued: ll.Queued,
 			Report: v.Report, RTTNs: v.RTT.Nanoseconds()})
 	}
