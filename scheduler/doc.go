@@ -83,6 +83,11 @@
 //     that a peer spilled here (CallOptions.Spilled) never forwards its
 //     tasks; it is refused with ErrSpillBusy when its lane's queue holds
 //     Config.SpillBacklog tasks.
+//   - Room (wake.go): a task with no room here or on a peer is held by its
+//     call (Stats.HeldTasks) and placed again when a result comes back or
+//     when the node hears that a peer has room (Scheduler.Wake). The
+//     other side: Config.OnRoom tells the node that a lane was left with
+//     a free slot and nothing queued, so that it tells busy peers.
 //   - Bind types a call: a native kernel that refuses a dictionary-encoded
 //     column binds it as its value type, and Run decodes it once per batch
 //     before the batch is cut (dictionary.go); Python functions and those
