@@ -10,7 +10,7 @@ VERSION ?= $(PKG_VERSION)+$(shell git describe --always --dirty 2>/dev/null || e
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 QUICK ?=
 
-.PHONY: setup build wheel run run-builtins test test-browser test-go test-py test-e2e chaos bench lint clean
+.PHONY: setup build wheel run run-builtins test test-tools test-go test-py test-e2e chaos bench lint clean
 
 setup: $(VENV)/.installed build ## Python venv with pinned deps, Go modules, the binary
 
@@ -38,17 +38,19 @@ run-builtins: setup ## start a node, call every built-in on generated data, stop
 	QUIVER_ADDRESS=grpc+unix://$$rundir/quiver.sock $(PY) spark-jobs/builtins_demo.py && \
 	bin/quiver status --address grpc+unix://$$rundir/quiver.sock
 
-test: setup $(VENV)/.test-installed test-browser test-go test-py test-e2e ## all tests
+test: setup $(VENV)/.test-installed test-tools test-go test-py test-e2e ## all tests
 
 $(VENV)/.test-installed: test/requirements.txt $(VENV)/.installed ## test-only deps (Databend's UDF client)
 	$(PY) -m pip install -q --disable-pip-version-check -r test/requirements.txt
 	touch $@
 
-test-browser: ## headless Chromium for the dashboard's test (internal/node), where apt can install it; else that test skips
-	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
-		{ apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; } || \
-		echo "chromium could not be installed: the dashboard's test will skip"
+test-tools: ## where apt can install them: headless Chromium (the dashboard's test) and iptables (delayed links where the kernel has no netem); else those tests skip
+	@for tool in chromium iptables; do \
+		command -v $$tool >/dev/null || ! command -v apt-get >/dev/null || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$tool >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$tool >/dev/null 2>&1; } || \
+		echo "$$tool could not be installed: the tests that need it will skip"; \
+	done
 
 test-go:
 	$(GO) vet ./...

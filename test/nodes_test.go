@@ -171,6 +171,7 @@ type spillStats struct {
 	RoomsIn      int64 `json:"room_reports_in"`
 	RoomsOut     int64 `json:"room_reports_out"`
 	alivePeers   int
+	minRTTMs     float64 // the least round trip measured to an alive peer; 0 if none yet
 }
 
 func (n *spillNode) stats(t *testing.T) spillStats {
@@ -187,7 +188,10 @@ func (n *spillNode) stats(t *testing.T) spillStats {
 	}
 	var st struct {
 		Nodes []spillStats
-		Peers []struct{ State string }
+		Peers []struct {
+			State string
+			RTTMs float64 `json:"rtt_ms"`
+		}
 	}
 	if err := json.Unmarshal(res.Body, &st); err != nil || len(st.Nodes) != 1 {
 		t.Fatalf("cluster_status %s: %v", res.Body, err)
@@ -195,6 +199,9 @@ func (n *spillNode) stats(t *testing.T) spillStats {
 	for _, p := range st.Peers {
 		if p.State == "alive" {
 			st.Nodes[0].alivePeers++
+			if n := &st.Nodes[0]; p.RTTMs > 0 && (n.minRTTMs == 0 || p.RTTMs < n.minRTTMs) {
+				n.minRTTMs = p.RTTMs
+			}
 		}
 	}
 	return st.Nodes[0]
