@@ -80,10 +80,15 @@ def _pandas(plan: Plan, table: pa.Table) -> list[pa.RecordBatch]:
         return ArrowBatchTransformer.to_pandas(data, timezone=conf["timezone"],
                                                prefer_int_ext_dtype=conf["prefer_int_ext_dtype"])
 
+    names = plan.return_type.names
+
     def convert(result) -> pa.RecordBatch:
         verify_pandas_result(result, plan.return_type, conf["assign_cols_by_name"],
                              truncate_return_schema=False)
-        return _flat(_to_arrow([result], output_schema, conf))
+        # Columns already named as the schema, in its order, match by position
+        # too: the same arrays without pyspark's reordering copy.
+        by_name = conf["assign_cols_by_name"] and list(result.columns) != names
+        return _flat(_to_arrow([result], output_schema, conf, by_name=by_name))
 
     if plan.form == PANDAS:
         all_series = series(table.combine_chunks())
@@ -162,13 +167,13 @@ def _aggregate(plan: Plan, table: pa.Table) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(keys + aggregates.columns, names=plan.return_type.names)
 
 
-def _to_arrow(data: list, schema, conf: dict) -> pa.RecordBatch:
+def _to_arrow(data: list, schema, conf: dict, by_name: bool | None = None) -> pa.RecordBatch:
     from pyspark.sql.conversion import PandasToArrowConversion
 
     return PandasToArrowConversion.convert(
         data, schema, timezone=conf["timezone"], safecheck=conf["safecheck"], arrow_cast=True,
         prefers_large_types=conf["use_large_var_types"],
-        assign_cols_by_name=conf["assign_cols_by_name"],
+        assign_cols_by_name=conf["assign_cols_by_name"] if by_name is None else by_name,
         int_to_decimal_coercion_enabled=conf["int_to_decimal_coercion_enabled"])
 
 
