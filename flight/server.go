@@ -127,6 +127,10 @@ func New(cfg Config, sched *scheduler.Scheduler, cat *udf.Catalog, log *zap.Logg
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+		grpc.InitialWindowSize(16 << 20),
+		grpc.InitialConnWindowSize(16 << 20),
+		grpc.WriteBufferSize(1 << 20),
+		grpc.ReadBufferSize(1 << 20),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(cfg.TLS))

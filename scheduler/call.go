@@ -264,6 +264,9 @@ func (c *call) split(rows int64) []Range {
 	if c.b.Opts.RowsPerTask > 0 {
 		return Split(rows, c.b.Opts.RowsPerTask)
 	}
+	if w, ok := c.b.Func.(udf.Whole); ok && w.Whole() {
+		return Split(rows, rows)
+	}
 	if c.costed == nil {
 		return Split(rows, TaskRows(rows, 0, c.s.Executors()))
 	}

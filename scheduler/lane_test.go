@@ -85,3 +85,25 @@ func TestPlacementOnAPeerIsRefused(t *testing.T) {
 		t.Fatalf("got %v, want ErrNoPeers", err)
 	}
 }
+
+// TestAWholeFunctionsBatchIsOneTask: identity (udf.Whole) runs a batch
+// as one task, where cutting it would only add the copy that joins the
+// tasks; a task size the call asks for still cuts it.
+func TestAWholeFunctionsBatchIsOneTask(t *testing.T) {
+	f := newFixture(t, Config{Executors: 4})
+	in := f.batches([]int{100_000}, 0)
+	out, err := f.run(context.Background(), identityFunc(t), CallOptions{}, newSliceSource(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSame(t, "identity", out, in)
+	if st := f.sched.Stats(); st.Tasks != 1 {
+		t.Fatalf("%d tasks for one batch of identity, want 1", st.Tasks)
+	}
+	if _, err := f.run(context.Background(), identityFunc(t), CallOptions{RowsPerTask: 10_000}, newSliceSource(f.batches([]int{100_000}, 0))); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.sched.Stats(); st.Tasks != 1+10 {
+		t.Fatalf("%d tasks in all, want 1 and then 10 of 10,000 rows", st.Tasks)
+	}
+}

@@ -115,3 +115,12 @@ type Costed interface {
 type Concurrent interface {
 	Concurrency() int
 }
+
+// Whole is implemented by native functions that gain nothing from a batch
+// cut into tasks: their work is no more than the copy that joins the tasks'
+// results back into one column (identity shares its input's buffers). The
+// scheduler runs such a batch as one task unless the call asks for a task
+// size.
+type Whole interface {
+	Whole() bool
+}

@@ -29,6 +29,9 @@ func (identity) Bind(args []arrow.DataType) (arrow.DataType, error) {
 	return args[0], nil
 }
 
+// Whole: a batch cut into tasks would cost a copy to join them again.
+func (identity) Whole() bool { return true }
+
 // Eval shares the argument's buffers: no copy.
 func (identity) Eval(_ context.Context, _ memory.Allocator, args []arrow.Array) (arrow.Array, error) {
 	args[0].Retain()
