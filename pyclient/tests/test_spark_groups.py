@@ -8,6 +8,7 @@ import pickle
 import threading
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from quiver.errors import UDFError
@@ -93,3 +94,29 @@ def test_group_task_answers_failures_without_raising():
     batch = pa.record_batch({"v": [1], "k0": [2]})
     outcome = GroupTask(plan)(to_ipc([batch], batch.schema))
     assert outcome[0] == "err" and outcome[2:4] == ("ZeroDivisionError", "no rows to divide")
+
+
+def test_group_task_runs_a_list_of_groups_up_to_the_first_failure():
+    from quiver.spark._group import ARROW, Plan, from_ipc, to_ipc
+
+    def double_unless_two(table):
+        if table.column("v")[0].as_py() == 2:
+            raise ValueError("two")
+        return pa.table({"v": pc.multiply(table.column("v"), 2)})
+
+    types = pytest.importorskip("pyspark.sql.types")
+    conf = {"assign_cols_by_name": True, "use_large_var_types": False, "max_records_per_batch": 10}
+    plan = Plan(ARROW, double_unless_two, 1, types.StructType([types.StructField("v", types.LongType())]), 1, conf)
+    groups = [pa.record_batch({"v": [k, k], "k0": [k, k]}) for k in (0, 1, 2, 3)]
+    out = GroupTask(plan)([to_ipc([b], b.schema) for b in groups])
+    assert [o[0] for o in out] == ["ok", "ok", "err"], "it stops at the failing group"
+    assert from_ipc(out[1][1]).column("v").to_pylist() == [2, 2] and out[1][2] >= 0
+    assert out[2][2:4] == ("ValueError", "two")
+
+
+@pytest.mark.parametrize("times, want", [([], 1), ([0.5], 1), ([0.02], 1), ([0.005, 0.005], 4),
+                                         ([0.0001], 8), ([0.0], 8)])
+def test_groups_per_task_from_measured_times(times, want):
+    from quiver.spark._partition import chunk_size
+
+    assert chunk_size(times) == want

@@ -414,6 +414,37 @@ def test_skewed_partition_runs_its_groups_as_many_tasks(spark, client):
         assert len(workers) > 1, f"the hot partition's groups all ran on {workers}"
 
 
+def test_many_small_groups_share_tasks(spark, client):
+    """A partition of 300 cheap groups: past the first SOLO_GROUPS, several go to a task
+    (fewer tasks than groups), every group's row comes back once, as plain Spark's; a
+    group that fails inside a shared task fails the query with its own error."""
+    from quiver.spark._partition import SOLO_GROUPS
+
+    df = spark.createDataFrame([(k, float(j)) for k in range(300) for j in range(3)], "k long, v double")
+    g = df.coalesce(1).groupBy("k")
+    spark.conf.set("spark.sql.shuffle.partitions", "1")
+    try:
+        def total(key, pdf):
+            return pd.DataFrame({"k": [key[0]], "total": [pdf["v"].sum()]})
+
+        before = tasks_total(client)
+        check_same(g.applyInPandas(total, "k long, total double"),
+                   qs.apply_in_pandas(g, total, "k long, total double", fallback="error"), min_rows=300)
+        tasks = tasks_total(client) - before
+        assert SOLO_GROUPS < tasks < 300, f"{tasks} tasks for 300 cheap groups"
+
+        def fails_late(key, pdf):
+            if key[0] == 250:
+                raise ValueError("group 250 is bad")
+            return pd.DataFrame({"k": [key[0]], "total": [pdf["v"].sum()]})
+
+        with pytest.raises(Exception) as got:
+            qs.apply_in_pandas(g, fails_late, "k long, total double", fallback="error").collect()
+        assert error_line(got, "group 250") == "ValueError: group 250 is bad"
+    finally:
+        spark.conf.unset("spark.sql.shuffle.partitions")
+
+
 def test_no_node_falls_back_or_fails(frame, tmp_path):
     dead = f"grpc+unix://{tmp_path}/nobody.sock"
     g = frame.groupBy("k")

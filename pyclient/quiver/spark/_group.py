@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,18 +201,31 @@ def from_ipc(data: bytes) -> pa.Table:
 
 class GroupTask:
     """Runs one group on a node's worker: IPC bytes of the group table in;
-    ("ok", IPC bytes of the output batches) or ("err", pickled exception or
-    None, type name, message, traceback) out."""
+    ("ok", IPC bytes of the output batches, seconds it took) or ("err", pickled exception or
+    None, type name, message, traceback) out. Given a list of groups' bytes,
+    it runs them in order and answers the list of their outcomes, up to and
+    including the first "err" (Spark stops at the first group that fails)."""
 
     def __init__(self, plan: Plan):
         self.plan = plan
 
-    def __call__(self, data: bytes):
+    def __call__(self, data: bytes | list[bytes]):
+        if isinstance(data, list):
+            out = []
+            for d in data:
+                out.append(self._one(d))
+                if out[-1][0] != "ok":
+                    break
+            return out
+        return self._one(data)
+
+    def _one(self, data: bytes):
         table = from_ipc(data)
+        start = time.perf_counter()
         try:
             out = run_group(self.plan, table)
             schema = out[0].schema if out else pa.schema([])
-            return "ok", to_ipc(out, schema)
+            return "ok", to_ipc(out, schema), time.perf_counter() - start
         except Exception as e:  # the group's failure travels back as its exception
             return ("err", _pickled(e), type(e).__name__, str(e),
                     "".join(traceback.format_exception(e)))

@@ -10,6 +10,14 @@ workers at once. Results are yielded in group order as they come back; at
 most WINDOW_GROUPS groups (WINDOW_BYTES of input) are in flight, so a large
 partition streams in bounded memory.
 
+A task costs the node about a millisecond of its own, as much as a small
+group's conversions. So the first SOLO_GROUPS groups of a partition go one
+per task; past them, when the groups measured so far took less than
+CHUNK_TARGET_S each, consecutive groups go several to a task (at most
+CHUNK_GROUPS, CHUNK_BYTES of input), each task taking about CHUNK_TARGET_S:
+a partition of many small groups makes fewer tasks, one of few or slow
+groups keeps a task per group.
+
 Without a node (none reachable, or it cannot take the work), fallback
 "local" runs the groups here, one after another, with one warning per
 process, like quiver.accelerate; fallback "error" raises quiver.Unavailable.
@@ -38,6 +46,10 @@ __all__ = ["PartitionRunner", "split_groups", "WINDOW_GROUPS", "WINDOW_BYTES"]
 
 WINDOW_GROUPS = 4096        # groups submitted and not yet yielded, at most
 WINDOW_BYTES = 256 << 20    # their input, at most (one larger group still goes alone)
+SOLO_GROUPS = 64            # a partition's first groups, one per task
+CHUNK_TARGET_S = 0.02       # the work of one task of several groups
+CHUNK_GROUPS = 8            # groups in one task, at most
+CHUNK_BYTES = 1 << 20       # their input, at most
 
 
 @dataclass(frozen=True)
@@ -68,21 +80,48 @@ class PartitionRunner:
         dispatcher = _dispatcher(node, conn)
         with _pickled_by_value(_first_fn(self.plan)):
             dispatcher.name_for(task)  # register once, the user's module by value
-        window: collections.deque = collections.deque()
-        size = 0
+        window: collections.deque = collections.deque()  # (future, [group bytes]) in group order
+        times: list[float] = []  # seconds the groups measured so far took
+        chunk: list[bytes] = []  # groups not yet submitted
+        groups_in = bytes_in = submitted = 0  # groups and bytes read and not yet yielded
+        per_task = 1
+
+        def submit(datas: list[bytes]):
+            arg = datas[0] if len(datas) == 1 else datas
+            window.append((dispatcher.submit(task, (arg,), {}, retries=self.opts.retries), datas))
+
+        def popped() -> Iterator[pa.RecordBatch]:
+            nonlocal groups_in, bytes_in
+            fut, datas = window.popleft()
+            groups_in -= len(datas)
+            bytes_in -= sum(map(len, datas))
+            yield from self._result(node, fut, datas, times)
+
         for table in groups:
             data = to_ipc(table.combine_chunks().to_batches(), table.schema)
-            window.append((dispatcher.submit(task, (data,), {}, retries=self.opts.retries), data))
-            size += len(data)
-            while len(window) > WINDOW_GROUPS or (size > WINDOW_BYTES and len(window) > 1):
-                fut, data = window.popleft()
-                size -= len(data)
-                yield from self._result(node, fut, data)
+            submitted += 1
+            if submitted == SOLO_GROUPS + 1:  # past the solo groups: how many per task from here
+                while window and not times:
+                    yield from popped()
+                per_task = chunk_size(times)
+            if chunk and (len(chunk) >= per_task or sum(map(len, chunk)) + len(data) > CHUNK_BYTES):
+                submit(chunk)
+                chunk = []
+            chunk.append(data)
+            groups_in += 1
+            bytes_in += len(data)
+            if per_task == 1:
+                submit(chunk)
+                chunk = []
+            while window and (groups_in > WINDOW_GROUPS or (bytes_in > WINDOW_BYTES and groups_in > 1)):
+                yield from popped()
+        if chunk:
+            submit(chunk)
         while window:
-            fut, data = window.popleft()
-            yield from self._result(node, fut, data)
+            yield from popped()
 
-    def _result(self, node, fut, data: bytes) -> Iterator[pa.RecordBatch]:
+    def _result(self, node, fut, datas: list[bytes], times: list[float]) -> Iterator[pa.RecordBatch]:
+        """The output of the groups of one task, in order; their seconds go to times."""
         try:
             outcome = fut.result()
         except (Unavailable, OverCapacity) as e:
@@ -91,11 +130,14 @@ class PartitionRunner:
             if isinstance(e, Unavailable):
                 node.mark_down(e)
             _warn_fallback(node, _fn_name(self.plan))
-            yield from run_group(self.plan, from_ipc(data))
+            for data in datas:
+                yield from run_group(self.plan, from_ipc(data))
             return
-        if outcome[0] != "ok":
-            raise_remote(outcome, f"on the quiver node at {node.where()}")
-        yield from from_ipc(outcome[1]).to_batches()
+        for one in (outcome if len(datas) > 1 else [outcome]):
+            if one[0] != "ok":
+                raise_remote(one, f"on the quiver node at {node.where()}")
+            times.append(one[2])
+            yield from from_ipc(one[1]).to_batches()
 
     def _here(self, node, groups: Iterable[pa.Table]) -> Iterator[pa.RecordBatch]:
         if policy.fallback(self.opts.fallback) == policy.RAISE:
@@ -105,6 +147,14 @@ class PartitionRunner:
         _warn_fallback(node, _fn_name(self.plan))
         for table in groups:
             yield from run_group(self.plan, table)
+
+
+def chunk_size(times: list[float]) -> int:
+    """Groups per task, from the seconds the groups measured so far took."""
+    if not times:
+        return 1
+    mean = sum(times) / len(times)
+    return max(1, min(CHUNK_GROUPS, int(CHUNK_TARGET_S / max(mean, 1e-6))))
 
 
 def _first_fn(plan: Plan):
