@@ -10,7 +10,7 @@ Runs, on this machine, side by side:
   4-6. the task API, the UDF forms, the cluster (section_forms.py, section_cluster.py).
   7. deploying: setup_cluster vs Ray on Spark's setup_ray_cluster, and the wheel (section_deploy.py).
 and rewrites bench/RESULTS.md (tables of ratios from this run) and bench/charts/*.png.
-Progress goes to stderr; the raw figures to bench/charts/results.json.
+Progress goes to stderr; the raw figures to bench/charts/results.json (charts/ beside --out).
 
     .venv/bin/python bench/run_all.py [--quick] [--no-ray] [--no-spark] [--out bench/RESULTS.md]
 """
@@ -452,7 +452,9 @@ def main() -> int:
         node.stop()
     res["load_after"] = bench_udf.load()
     res["suite_s"] = time.perf_counter() - T0
-    chart_dir = os.path.join(BENCH, "charts")
+    # Charts and raw figures beside the report: a run written elsewhere (--out) leaves the
+    # recorded run's bench/charts as they are.
+    chart_dir = os.path.join(os.path.dirname(os.path.abspath(args.out)), "charts")
     os.makedirs(chart_dir, exist_ok=True)
     charts = []
     try:
