@@ -106,10 +106,14 @@ def report(res: dict, charts: list[str], args) -> str:
               "`__init__` loads it (once per node worker).", "",
               "| workload | rows | plain | Quiver | Ray in UDF | Quiver vs plain | Ray vs plain | results agree |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-        rows = {"heavy": s["heavy_rows"], "cheap": s["cheap_rows"], "model": s["model_rows"]}
+        rows = {"heavy": s["heavy_rows"], "cheap": s["cheap_rows"], "model": s["model_rows"],
+                "model_skewed": s["model_rows"]}
         labels = {"heavy": "heavy per-row (~1 ms/row), skewed", "cheap": "cheap vectorized `x * 2`",
-                  "model": "model scoring (RandomForest)"}
-        for w in ("heavy", "cheap", "model"):
+                  "model": "model scoring (RandomForest)",
+                  "model_skewed": "model scoring, skewed (90% of rows in one of 4 partitions)"}
+        for w in ("heavy", "cheap", "model", "model_skewed"):
+            if w not in tm["plain"]:
+                continue
             p = tm["plain"][w]
             q = tm["quiver"][w]
             r = tm.get("ray", {}).get(w)

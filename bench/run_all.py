@@ -5,7 +5,7 @@ Runs, on this machine, side by side:
      server (bench/flight_echo.py), TCP and unix socket, same pyarrow client and batches,
      next to the loopback limit measured on the spot; plus the Go benchmarks of ./flight/.
   2. Spark UDF workloads: plain pandas UDF vs @quiver.accelerate vs Ray inside the UDF,
-     for a heavy per-row UDF on skewed data, a cheap vectorized UDF and model scoring.
+     for a heavy per-row UDF on skewed data, a cheap vectorized UDF and model scoring (balanced and skewed).
   3. `quiver loadtest` at concurrency 1, 8 and 64 against `identity` and `haversine_km`.
   4-6. the task API, the UDF forms, the cluster (section_forms.py, section_cluster.py).
   7. deploying: setup_cluster vs Ray on Spark's setup_ray_cluster, and the wheel (section_deploy.py).
@@ -198,9 +198,10 @@ def skewed_frame(spark, rows: int, hot_share: float = 0.9, parts: int = 4):
     return df.cache()
 
 
-def model_frame(spark, rows: int):
+def model_frame(spark, rows: int, skewed: bool = False):
+    """rows of deterministic model features, in 2 even partitions or, skewed, 90% of them in one of 4."""
     from pyspark.sql import functions as F
-    df = spark.range(0, rows, numPartitions=2)
+    df = skewed_frame(spark, rows) if skewed else spark.range(0, rows, numPartitions=2)
     for i in range(W.MODEL_FEATURES):  # deterministic features in [-1, 1)
         df = df.withColumn(f"f{i}", ((F.col("id") * (7919 + 104729 * i)) % 20011).cast("double") / 10005.5 - 1.0)
     return df.cache()
@@ -254,6 +255,7 @@ def section_spark(node: Node, quick: bool, no_ray: bool) -> dict:
         res["heavy_partitions"] = sizes
         cheap_df = spark.range(0, cheap_rows)
         mdf = model_frame(spark, model_rows)
+        mdf_skewed = model_frame(spark, model_rows, skewed=True)
         mdf.count()
         cols = [f"f{i}" for i in range(W.MODEL_FEATURES)]
         heavy_df_small = skewed_frame(spark, 400)  # the hot partition makes 4 Ray tasks: workers started
@@ -277,7 +279,11 @@ def section_spark(node: Node, quick: bool, no_ray: bool) -> dict:
                            "model": pandas_udf("double")(W.ray_score_udf(model_path))}
         work = {"heavy": (heavy_df, lambda u: u("id"), heavy_df_small),
                 "cheap": (cheap_df, lambda u: u("id"), spark.range(0, 1000)),
-                "model": (mdf, lambda u: u(*cols), mdf_small)}
+                "model": (mdf, lambda u: u(*cols), mdf_small),
+                "model_skewed": (mdf_skewed, lambda u: u(*cols), mdf_small)}
+        for variant in ("plain", "quiver", "ray"):  # the same UDFs on the skewed frame
+            if variant in udfs:
+                udfs[variant]["model_skewed"] = udfs[variant]["model"]
         times = {v: {w: [] for w in work if w in udfs[v]} for v in udfs}
         sums = {v: {} for v in udfs}
         remote = {}
@@ -355,7 +361,7 @@ def section_spark(node: Node, quick: bool, no_ray: bool) -> dict:
         agree = {}
         for w in work:  # every variant that ran w, against plain
             vals = [sums[v][w] for v in sums if w in sums[v]]
-            if w == "model":
+            if w.startswith("model"):
                 agree[w] = all(math.isclose(x, vals[0], rel_tol=1e-9) for x in vals)
             else:
                 agree[w] = len(set(vals)) == 1
