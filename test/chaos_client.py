@@ -44,10 +44,20 @@ def code_of(exc):
     return "Unknown:" + type(exc).__name__
 
 
+def new_report():
+    """A loop's report: calls, rows checked, errors by code (a sample message each)."""
+    return {"calls": 0, "ok": 0, "rows": 0, "errors": {}, "samples": {},
+            "wrong": 0, "lost": 0, "duplicated": 0}
+
+
+def count_error(rep, code, exc):
+    rep["errors"][code] = rep["errors"].get(code, 0) + 1
+    rep["samples"].setdefault(code, str(exc)[:300])
+
+
 def call_loop(address, seconds, out):
     c = quiver.connect(address)  # the token comes from $QUIVER_TOKEN
-    rep = {"calls": 0, "ok": 0, "rows": 0, "errors": {}, "samples": {},
-           "wrong": 0, "lost": 0, "duplicated": 0}
+    rep = new_report()
     end = time.monotonic() + seconds
     k = 0
     while time.monotonic() < end:
@@ -58,9 +68,7 @@ def call_loop(address, seconds, out):
         try:
             got = c.call("slow", x, rows_per_task=4, timeout=60)
         except Exception as exc:  # every failure is counted by its code
-            code = code_of(exc)
-            rep["errors"][code] = rep["errors"].get(code, 0) + 1
-            rep["samples"].setdefault(code, str(exc)[:300])
+            count_error(rep, code_of(exc), exc)
             time.sleep(0.05)
             continue
         col = got.to_pylist()
@@ -91,8 +99,7 @@ def spark_loop(address, seconds, out):
         return x * 3
 
     udf = pandas_udf(triple, "long")
-    rep = {"calls": 0, "ok": 0, "rows": 0, "errors": {}, "samples": {},
-           "wrong": 0, "lost": 0, "duplicated": 0}
+    rep = new_report()
     end = time.monotonic() + seconds
     k = 0
     while time.monotonic() < end:
@@ -101,8 +108,7 @@ def spark_loop(address, seconds, out):
         try:
             rows = spark.range(k, k + n, numPartitions=2).select("id", udf("id").alias("y")).collect()
         except Exception as exc:  # a failed query: counted, never silently retried
-            rep["errors"]["SparkJobFailed"] = rep["errors"].get("SparkJobFailed", 0) + 1
-            rep["samples"].setdefault("SparkJobFailed", str(exc)[:300])
+            count_error(rep, "SparkJobFailed", exc)
             k += n
             continue
         got = {}

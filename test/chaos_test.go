@@ -92,28 +92,14 @@ func TestChaos(t *testing.T) {
 	// The Python client on the first node (never killed: it is the origin
 	// whose tasks spill to the others).
 	pyOut := filepath.Join(logs, "pyclient.json")
-	pyCmd := exec.Command(py, "chaos_client.py", "call", cl.nodes[0].n.client, fmt.Sprint(soak.Seconds()), pyOut)
-	pyCmd.Env = append(os.Environ(), "QUIVER_TOKEN="+chaosToken)
-	pyLog, _ := os.Create(filepath.Join(logs, "pyclient.log"))
-	pyCmd.Stdout, pyCmd.Stderr = pyLog, pyLog
-	if err := pyCmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pyCmd.Process.Kill() })
+	pyCmd := startChaosClient(t, py, logs, "pyclient", "call", cl.nodes[0].n.client, soak, pyOut)
 
 	// A Spark job on the first node too, in soaks long enough to pay for
 	// Spark's start (make chaos); the short soak of make test leaves it out.
 	var sparkCmd *exec.Cmd
 	sparkOut := filepath.Join(logs, "spark.json")
 	if soak >= sparkSoak {
-		sparkCmd = exec.Command(py, "chaos_client.py", "spark", cl.nodes[0].n.client, fmt.Sprint((soak - 30*time.Second).Seconds()), sparkOut)
-		sparkCmd.Env = append(os.Environ(), "QUIVER_TOKEN="+chaosToken)
-		sparkLog, _ := os.Create(filepath.Join(logs, "spark.log"))
-		sparkCmd.Stdout, sparkCmd.Stderr = sparkLog, sparkLog
-		if err := sparkCmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sparkCmd.Process.Kill() })
+		sparkCmd = startChaosClient(t, py, logs, "spark", "spark", cl.nodes[0].n.client, soak-30*time.Second, sparkOut)
 	}
 
 	cl.faults(t, tally, end)
@@ -300,4 +286,20 @@ func oneLineText(s string) string {
 		s = s[:240] + "..."
 	}
 	return s
+}
+
+// startChaosClient runs chaos_client.py's mode against the node at address
+// for d, writing its report to out and its output to LOGS/NAME.log; it is
+// killed at the test's end if still running.
+func startChaosClient(t *testing.T, py, logs, name, mode, address string, d time.Duration, out string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(py, "chaos_client.py", mode, address, fmt.Sprint(d.Seconds()), out)
+	cmd.Env = append(os.Environ(), "QUIVER_TOKEN="+chaosToken)
+	log, _ := os.Create(filepath.Join(logs, name+".log"))
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return cmd
 }
