@@ -94,7 +94,10 @@ func (r *remote) watch(ctx context.Context) {
 // those marked down; a peer's room report stands for its load when newer.
 func (r *remote) Peers(l scheduler.Lane) []scheduler.PeerView {
 	var out []scheduler.PeerView
-	for _, v := range r.src.Views() {
+	views := r.src.Views()
+	r.mu.Lock() // once per placement, not once per peer
+	defer r.mu.Unlock()
+	for _, v := range views {
 		if !v.Alive || int(l) >= len(v.Lanes) || r.isDown(v.Name, v.Report) {
 			continue
 		}
@@ -144,10 +147,8 @@ func (r *remote) markDown(peer string) {
 }
 
 // isDown reports whether peer, whose last load record is report, is
-// marked down; a mark that lapsed is dropped.
+// marked down; a mark that lapsed is dropped. r.mu is held.
 func (r *remote) isDown(peer string, report uint64) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	m, ok := r.down[peer]
 	if !ok {
 		return false

@@ -135,9 +135,8 @@ func (r *remote) observeRoom(rm flight.Room) bool {
 // withRoom is v with its room report in place of its load, when it sent
 // one since its load record of v.Report; the report gets a number of its
 // own, so that placement counts this node's tasks in flight from it.
+// r.mu is held.
 func (r *remote) withRoom(v PeerInfo) PeerInfo {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	rr, ok := r.rooms[v.Name]
 	if !ok {
 		return v
