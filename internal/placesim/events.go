@@ -19,8 +19,8 @@ type event struct {
 	kind eventKind
 	task int
 	node int
-	// evRoom: the sender's load when it sent the report.
-	running, queued int
+	// evRoom: the sender's running tasks when it sent the report.
+	running int
 }
 
 type eventHeap struct {

@@ -142,9 +142,7 @@ func (s *sim) handle(e event) {
 		for o, vs := range s.views {
 			for i := range s.nodes {
 				if i != o {
-					v := &vs[viewIndex(o, i)]
-					v.Running, v.Queued = s.nodes[i].running, len(s.nodes[i].queue)+len(s.nodes[i].pending)
-					v.InflightAtReport = v.Inflight
+					report(&vs[viewIndex(o, i)], s.nodes[i].running, len(s.nodes[i].queue)+len(s.nodes[i].pending))
 				}
 			}
 		}
@@ -191,9 +189,7 @@ func (s *sim) handle(e event) {
 		s.room(e.node)
 	case evRoom: // node e.node's room report reaches origin e.task
 		o := e.task
-		v := &s.views[o][viewIndex(o, e.node)]
-		v.Running, v.Queued = e.running, e.queued
-		v.InflightAtReport = v.Inflight
+		report(&s.views[o][viewIndex(o, e.node)], e.running, 0) // sent with nothing queued
 		s.dispatch(o)
 	case evReturn:
 		o := s.tasks[t].origin
@@ -201,6 +197,13 @@ func (s *sim) handle(e event) {
 		s.done++
 		s.dispatch(o)
 	}
+}
+
+// report sets v to a peer's load as it reported it: its own in-flight
+// count is what this origin had sent it then.
+func report(v *scheduler.PeerView, running, queued int) {
+	v.Running, v.Queued = running, queued
+	v.InflightAtReport = v.Inflight
 }
 
 // room sends node i's room report to RoomFan of the origins busy at the
