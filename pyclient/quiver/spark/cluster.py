@@ -304,10 +304,11 @@ def expected_executors(master: str, conf) -> int | None:
             return None
     if (conf("spark.dynamicAllocation.enabled") or "").lower() == "true":
         return None
+    instances = number("spark.executor.instances")
     if master.startswith("local-cluster["):
-        return number("spark.executor.instances") or int(master[len("local-cluster["):].split(",")[0])
-    if number("spark.executor.instances"):
-        return number("spark.executor.instances")
+        return instances or int(master[len("local-cluster["):].split(",")[0])
+    if instances:
+        return instances
     cores_max, per_executor = number("spark.cores.max"), number("spark.executor.cores")
     if master.startswith("spark://") and cores_max and per_executor:
         return max(cores_max // per_executor, 1)
