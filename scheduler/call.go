@@ -207,7 +207,8 @@ func (c *call) admit(rec arrow.RecordBatch) error {
 	}
 	rows := rec.NumRows()
 	c.s.stats.rowsIn.Add(rows)
-	c.s.stats.bytesIn.Add(arrowio.RecordBytes(rec))
+	bytes := arrowio.RecordBytes(rec)
+	c.s.stats.bytesIn.Add(bytes)
 	if c.b.Table {
 		if err := checkTableBatch(rows); err != nil {
 			rec.Release()
@@ -224,10 +225,7 @@ func (c *call) admit(rec arrow.RecordBatch) error {
 	seq := c.core.Admit(len(ranges))
 	bt := &batch{rec: rec, ranges: ranges, results: make([]taskResult, len(ranges))}
 	c.batches[seq] = bt
-	p := &taskPlan{bt: bt, seq: seq, spilled: c.b.Opts.Spilled}
-	if c.s.cfg.Remote != nil {
-		p.bytes = arrowio.RecordBytes(rec)
-	}
+	p := &taskPlan{bt: bt, seq: seq, spilled: c.b.Opts.Spilled, bytes: bytes}
 	if c.costed != nil {
 		p.perRow = c.cost.estimate().AvgPerRowNs(rows)
 	}
