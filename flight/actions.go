@@ -32,6 +32,7 @@ var actionTypes = []*flight.ActionType{
 	{Type: ActionObjectShm, Description: "JSON {dir}: the node's shared-memory directory for objects, \"\" when off or over TCP"},
 	{Type: ActionObjectAdopt, Description: "store a file of that directory, an Arrow IPC stream: JSON {file: NAME}; answers like DoPut"},
 	{Type: ActionObjectLocate, Description: "JSON {id}: answers JSON {file, bytes}, the object's file in that directory or \"\""},
+	{Type: ActionLane, Description: "JSON {path, key}: the node's same-host lane for sessions, \"\" when none or over TCP"},
 }
 
 // ListActions lists the actions above.
@@ -76,10 +77,12 @@ func (s *Server) DoAction(a *flight.Action, stream flight.FlightService_DoAction
 		return s.objectAdopt(stream, a.Body)
 	case ActionObjectLocate:
 		body, err = s.objectLocate(stream, a.Body)
+	case ActionLane:
+		body, err = s.laneInfo(stream)
 	default:
-		return fmt.Errorf("%w %q: this node serves %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s and %s", errUnknownAction, a.Type,
+		return fmt.Errorf("%w %q: this node serves %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s and %s", errUnknownAction, a.Type,
 			ActionProtocolVersion, ActionHealth, ActionClusterStatus, ActionRegister, ActionDrop, ActionFetchFunction, ActionRoom, ActionObjectRelease,
-			ActionObjectStat, ActionObjectShm, ActionObjectAdopt, ActionObjectLocate)
+			ActionObjectStat, ActionObjectShm, ActionObjectAdopt, ActionObjectLocate, ActionLane)
 	}
 	if err != nil {
 		return err

@@ -106,9 +106,10 @@ type Server struct {
 	grpc     *grpc.Server
 	started  time.Time
 	draining atomic.Bool
-	drain    chan struct{} // closed when Shutdown starts: sessions end
-	sessions atomic.Int64  // session streams open now
-	roomsIn  atomic.Int64  // room reports taken (room.go)
+	drain    chan struct{}             // closed when Shutdown starts: sessions end
+	sessions atomic.Int64              // session streams open now
+	lane     atomic.Pointer[laneState] // the same-host lane, once served (lane.go)
+	roomsIn  atomic.Int64              // room reports taken (room.go)
 	drainMu  sync.Once
 	peerFns  peerFuncs // functions of peers' spilled calls (peerfuncs.go)
 	spills   spills    // spilled calls running, refused when draining (drain.go)
@@ -172,6 +173,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		s.grpc.Stop()
 		<-done
 	}
+	s.awaitLanes(ctx)
 }
 
 // finish maps err to a gRPC status and logs failures worth an operator's eye.

@@ -13,14 +13,11 @@ import (
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 
 	"github.com/quiver-udf/quiver/objectstore"
-	"github.com/quiver-udf/quiver/scheduler"
 	"github.com/quiver-udf/quiver/udf"
 )
 
@@ -70,6 +67,8 @@ type sessionReply struct {
 	ID     string           `json:"id,omitempty"`
 	Bytes  int64            `json:"bytes,omitempty"`
 	Failed []sessionFailure `json:"failed,omitempty"` // a put of several objects: those not stored
+	Slot   *int             `json:"slot,omitempty"`   // a get over a lane: the object's stamp (docs/protocol.md, "Lane")
+	Gen    uint64           `json:"gen,omitempty"`
 }
 
 type sessionError struct {
@@ -88,20 +87,27 @@ func isSession(d *flight.FlightDescriptor) bool {
 	return d != nil && d.Type == flight.DescriptorCMD && string(d.Cmd) == SessionCommand
 }
 
-// session is the state of one session stream.
+// session is the state of one session, over a Flight stream or a lane
+// (lane.go).
 type session struct {
 	s      *Server
 	in     *arrow.Schema
 	cancel context.CancelFunc
 	empty  arrow.RecordBatch // zero rows of sessionOutSchema
+	stamps bool              // a get's answer carries the object's stamp (lane clients map the table)
 
 	mu      sync.Mutex // serializes answers; guards what follows
-	w       *eagerWriter
+	write   func(rec arrow.RecordBatch, meta []byte) error
 	werr    error
 	stopped bool // no more requests are taken
 
 	slots chan struct{} // sessionWindow
 	wg    sync.WaitGroup
+}
+
+// newSession is a session whose answers go to write (called one at a time).
+func (s *Server) newSession(in *arrow.Schema, write func(arrow.RecordBatch, []byte) error) *session {
+	return &session{s: s, in: in, write: write, empty: emptyResult(), slots: make(chan struct{}, sessionWindow)}
 }
 
 // serveSession answers requests until the client ends the stream, the
@@ -117,18 +123,42 @@ func (s *Server) serveSession(ctx context.Context, stream flight.FlightService_D
 		rdr.Release()
 		return err
 	}
+	ss := s.newSession(in, func(rec arrow.RecordBatch, meta []byte) error {
+		w.ps.fd.AppMetadata = meta
+		defer func() { w.ps.fd.AppMetadata = nil }()
+		return w.Write(rec)
+	})
+	src := &source{rdr: rdr}
+	end := ss.serve(ctx, func() (arrow.RecordBatch, []byte, error) {
+		rec, err := src.Next()
+		if err != nil {
+			return nil, nil, err
+		}
+		return rec, rdr.LatestAppMetadata(), nil
+	}, rdr.Release)
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if err := w.Close(); err != nil && end == nil {
+		end = err
+	}
+	return end
+}
+
+// serve handles the requests next reads until it ends (io.EOF: the
+// client's end), the node drains, ctx ends, or a request cannot be
+// understood; then it waits for the requests in flight to be answered.
+// The reading goroutine may stay blocked in next after serve returns (the
+// transport's end unblocks it), so it owns the reader: done runs when it
+// stops.
+func (ss *session) serve(ctx context.Context, next func() (arrow.RecordBatch, []byte, error), done func()) error {
+	s := ss.s
 	s.sessions.Add(1)
 	defer s.sessions.Add(-1)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ss := &session{s: s, in: in, cancel: cancel, w: w, slots: make(chan struct{}, sessionWindow)}
-	ss.empty = emptyResult()
+	ctx, ss.cancel = context.WithCancel(ctx)
+	defer ss.cancel()
 	defer ss.empty.Release()
-	// The reading goroutine handles each request as it arrives. It may stay
-	// blocked on the stream after this returns (the stream ends with it),
-	// so it owns rdr and takes no request once stopped is set.
 	read := make(chan error, 1)
-	go func() { read <- ss.read(ctx, rdr) }()
+	go func() { read <- ss.read(ctx, next, done) }()
 	var end error
 	select {
 	case end = <-read:
@@ -146,19 +176,15 @@ func (s *Server) serveSession(ctx context.Context, stream flight.FlightService_D
 	if ss.werr != nil && end == nil {
 		end = ss.werr
 	}
-	if err := w.Close(); err != nil && end == nil {
-		end = err
-	}
 	return end
 }
 
-// read handles requests until the stream ends (nil at its end) or a
-// request cannot be understood; it releases rdr.
-func (ss *session) read(ctx context.Context, rdr *flight.Reader) error {
-	defer rdr.Release()
-	src := &source{rdr: rdr}
+// read handles requests until next ends (nil at io.EOF) or a request
+// cannot be understood.
+func (ss *session) read(ctx context.Context, next func() (arrow.RecordBatch, []byte, error), done func()) error {
+	defer done()
 	for {
-		rec, err := src.Next()
+		rec, meta, err := next()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -173,7 +199,7 @@ func (ss *session) read(ctx context.Context, rdr *flight.Reader) error {
 		}
 		ss.wg.Add(1)
 		ss.mu.Unlock()
-		err = ss.handle(ctx, rec, rdr.LatestAppMetadata())
+		err = ss.handle(ctx, rec, meta)
 		ss.wg.Done()
 		if err != nil {
 			return err
@@ -199,13 +225,14 @@ func (ss *session) handle(ctx context.Context, rec arrow.RecordBatch, meta []byt
 		ss.answer(req.Req, sessionReply{}, ss.s.releaseObject([]byte(req.ID)))
 	case opCall, opGet:
 		var h *objectstore.Handle
+		var st objectstore.Stamp
 		pull := req.Op == opGet && ss.s.cfg.Objects != nil && ss.s.remoteObject(objectstore.ID(req.ID))
 		if req.Op == opGet && !pull {
 			// Held from now: a release read after this get does not pull
 			// the object from under it. (An object pulled from its owner
 			// is released there, not here: it is read in the goroutine,
 			// without holding up the session.)
-			if h, err = ss.acquire(req); err != nil {
+			if h, st, err = ss.acquire(req); err != nil {
 				rec.Release()
 				ss.answer(req.Req, sessionReply{}, err)
 				return nil
@@ -233,7 +260,7 @@ func (ss *session) handle(ctx context.Context, rec arrow.RecordBatch, meta []byt
 			}
 			if h != nil {
 				defer h.Release()
-				ss.get(ctx, req, h)
+				ss.get(ctx, req, h, st)
 			} else {
 				ss.call(ctx, req, rec)
 			}
@@ -263,131 +290,6 @@ func parseSessionRequest(meta []byte) (sessionRequest, error) {
 		return req, fmt.Errorf("%w: a session request's app_metadata must be JSON {\"op\": ..., \"req\": N, ...}, got %q (%v)", errMalformed, truncate(meta, 200), err)
 	}
 	return req, nil
-}
-
-// call runs req.Fn over the request's rows, one result row per row.
-func (ss *session) call(ctx context.Context, req sessionRequest, rec arrow.RecordBatch) {
-	opts := scheduler.CallOptions{RowsPerTask: req.RowsPerTask, Retries: scheduler.DefaultRetries, Independent: req.Jobs}
-	if req.Retries != nil {
-		opts.Retries = *req.Retries
-	}
-	if opts.RowsPerTask < 0 || opts.RowsPerTask > maxRowsPerTask || opts.Retries < 0 || opts.Retries > maxRetries {
-		ss.answer(req.Req, sessionReply{}, udf.Invalidf("rows_per_task must be in [1, %d] and retries in [0, %d]", maxRowsPerTask, maxRetries))
-		return
-	}
-	fn, err := ss.s.cat.Lookup(req.Fn)
-	if err != nil {
-		ss.answer(req.Req, sessionReply{}, err)
-		return
-	}
-	b, err := scheduler.Bind(fn, ss.in, opts)
-	if err == nil && b.Table {
-		err = udf.Invalidf("%s is a table function: call it with DoExchange", req.Fn)
-	}
-	if err == nil && !arrow.TypeEqual(b.OutType, arrow.BinaryTypes.LargeBinary) {
-		err = udf.Invalidf("%s returns %s: a session calls only functions returning large_binary (register with kind \"task\")", req.Fn, b.OutType)
-	}
-	if err != nil {
-		ss.answer(req.Req, sessionReply{}, err)
-		return
-	}
-	rec.Retain() // Run releases the batch its source yields
-	answered := false
-	err = ss.s.sched.Run(ctx, b, &oneBatch{rec: rec}, func(out arrow.RecordBatch, info scheduler.BatchInfo) error {
-		res := array.NewRecordBatch(sessionOutSchema, out.Columns()[:1], out.NumRows())
-		defer res.Release()
-		answered = true
-		return ss.send(res, sessionReply{Req: req.Req, WorkMs: &info.WorkMs})
-	})
-	if !answered {
-		ss.answer(req.Req, sessionReply{}, err)
-	}
-}
-
-// put stores the request's rows, concatenated, as a blob under req.ID.
-func (ss *session) put(ctx context.Context, req sessionRequest, rec arrow.RecordBatch) (sessionReply, error) {
-	if ss.s.cfg.Objects == nil {
-		return sessionReply{}, errNoObjectStore
-	}
-	col := rec.Column(0).(*array.LargeBinary)
-	if req.IDs != nil {
-		return ss.putMany(ctx, req.IDs, col)
-	}
-	var parts [][]byte
-	for i := 0; i < col.Len(); i++ {
-		parts = append(parts, col.Value(i))
-	}
-	id, size, err := ss.store(ctx, req.ID, parts...)
-	return sessionReply{ID: id, Bytes: size}, err
-}
-
-// putMany stores row i as object ids[i]; the answer lists the objects that
-// failed, each with its own error.
-func (ss *session) putMany(ctx context.Context, ids []string, col *array.LargeBinary) (sessionReply, error) {
-	if len(ids) != col.Len() {
-		return sessionReply{}, udf.Invalidf("a put of %d ids has %d rows: one row per object", len(ids), col.Len())
-	}
-	var reply sessionReply
-	for i, id := range ids {
-		_, size, err := ss.store(ctx, id, col.Value(i))
-		if err != nil {
-			if id == "" {
-				return sessionReply{}, udf.Invalidf("a put of several objects names each one: id %d is empty", i)
-			}
-			reply.Failed = append(reply.Failed, sessionFailure{ID: id, sessionError: errorOf(err)})
-			continue
-		}
-		reply.Bytes += size
-	}
-	return reply, nil
-}
-
-// store keeps the concatenation of parts as a blob under id (a new id when
-// empty), held until released like DoPut's objects; it returns the id and
-// what the object counts against the store.
-func (ss *session) store(ctx context.Context, id string, parts ...[]byte) (string, int64, error) {
-	oid, size, err := ss.s.cfg.Objects.PublishBlob(ctx, objectstore.ID(id), parts...)
-	return string(oid), size, err
-}
-
-// acquire takes a reference to the object a get names. Only an object
-// whose put has not been released is found, even while an earlier reader
-// still holds a released one.
-func (ss *session) acquire(req sessionRequest) (*objectstore.Handle, error) {
-	if ss.s.cfg.Objects == nil {
-		return nil, errNoObjectStore
-	}
-	return ss.s.cfg.Objects.AcquirePublished(objectstore.ID(req.ID))
-}
-
-// get answers a blob object as one row (a stream object of one
-// large_binary column and one batch: that batch's rows).
-func (ss *session) get(ctx context.Context, req sessionRequest, h *objectstore.Handle) {
-	if h.Size() > int64(ss.s.cfg.MaxMessageBytes)/2 {
-		ss.answer(req.Req, sessionReply{}, fmt.Errorf("%w: object %s holds %d bytes; read it with DoGet", errTooLargeForSession, req.ID, h.Size()))
-		return
-	}
-	obj, err := h.Pin(ctx)
-	if err != nil {
-		ss.answer(req.Req, sessionReply{}, err)
-		return
-	}
-	defer h.Unpin()
-	var data arrow.RecordBatch
-	switch {
-	case obj.IsBlob():
-		data = blobBatch(obj.Blob)
-	case len(obj.Batches) == 1 && obj.Schema.NumFields() == 1 && arrow.TypeEqual(obj.Schema.Field(0).Type, arrow.BinaryTypes.LargeBinary):
-		data = obj.Batches[0]
-		data.Retain()
-	default:
-		ss.answer(req.Req, sessionReply{}, fmt.Errorf("%w: object %s is Arrow data, not a blob; read it with DoGet", errTooLargeForSession, req.ID))
-		return
-	}
-	defer data.Release()
-	res := array.NewRecordBatch(sessionOutSchema, data.Columns(), data.NumRows())
-	defer res.Release()
-	ss.send(res, sessionReply{Req: req.Req, ID: req.ID, Bytes: h.Size()})
 }
 
 // answer sends reply for req (a zero-row batch), or err as its error.
@@ -420,42 +322,11 @@ func (ss *session) send(rec arrow.RecordBatch, reply sessionReply) error {
 	if ss.werr != nil {
 		return ss.werr
 	}
-	ss.w.ps.fd.AppMetadata = meta
-	err = ss.w.Write(rec)
-	ss.w.ps.fd.AppMetadata = nil
-	if err != nil {
+	if err = ss.write(rec, meta); err != nil {
 		ss.werr = err
 		ss.cancel()
 	}
 	return err
-}
-
-// oneBatch is a scheduler.Source of a single batch.
-type oneBatch struct{ rec arrow.RecordBatch }
-
-func (o *oneBatch) Next() (arrow.RecordBatch, error) {
-	if o.rec == nil {
-		return nil, io.EOF
-	}
-	rec := o.rec
-	o.rec = nil
-	return rec, nil
-}
-
-func (o *oneBatch) Close() {
-	if o.rec != nil {
-		o.rec.Release()
-		o.rec = nil
-	}
-}
-
-// emptyResult is a zero-row batch of sessionOutSchema.
-func emptyResult() arrow.RecordBatch {
-	b := array.NewBinaryBuilder(memory.DefaultAllocator, arrow.BinaryTypes.LargeBinary)
-	defer b.Release()
-	col := b.NewArray()
-	defer col.Release()
-	return array.NewRecordBatch(sessionOutSchema, []arrow.Array{col}, 0)
 }
 
 // truncate returns at most n bytes of b.

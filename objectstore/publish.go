@@ -9,10 +9,17 @@ import (
 )
 
 // published holds the reference a client holds on each object it put, by
-// id, until the client releases it. The zero value is ready.
+// id, until the client releases it, with the object's stamp in the
+// generation table. The zero value is ready (and stamps nothing).
 type published struct {
-	mu sync.Mutex
-	m  map[ID]*Handle
+	mu   sync.Mutex
+	m    map[ID]pubEntry
+	gens *generations // nil: no table
+}
+
+type pubEntry struct {
+	h  *Handle
+	st Stamp
 }
 
 // Publish holds h's reference on behalf of a client until Unpublish of
@@ -24,9 +31,12 @@ func (s *Store) Publish(h *Handle, answer func() error) error {
 	p := &s.pub
 	p.mu.Lock()
 	if p.m == nil {
-		p.m = make(map[ID]*Handle)
+		p.m = make(map[ID]pubEntry)
 	}
-	p.m[h.ID()] = h
+	if old, ok := p.m[h.ID()]; ok {
+		p.gens.drop(old.st) // a client that read the old object must not keep it
+	}
+	p.m[h.ID()] = pubEntry{h: h, st: p.gens.take()}
 	p.mu.Unlock()
 	if answer == nil {
 		return nil
@@ -55,10 +65,22 @@ func (s *Store) Unpublish(id ID) error {
 // AcquirePublished is Acquire of an object published and not released:
 // an object a reader still holds after its release is not found.
 func (s *Store) AcquirePublished(id ID) (*Handle, error) {
-	if !s.pub.has(id) {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, string(id))
+	h, _, err := s.AcquireStamped(id)
+	return h, err
+}
+
+// AcquireStamped is AcquirePublished that also returns the object's stamp
+// (not OK when it has none), read while it was published: once it is
+// released the stamp's slot no longer holds that generation.
+func (s *Store) AcquireStamped(id ID) (*Handle, Stamp, error) {
+	s.pub.mu.Lock()
+	e, ok := s.pub.m[id]
+	s.pub.mu.Unlock()
+	if !ok {
+		return nil, Stamp{}, fmt.Errorf("%w: %q", ErrNotFound, string(id))
 	}
-	return s.Acquire(id)
+	h, err := s.Acquire(id)
+	return h, e.st, err
 }
 
 // Published reports whether id is published (put by a client and not
@@ -103,11 +125,16 @@ func (p *published) has(id ID) bool {
 	return ok
 }
 
-// take removes and returns id's reference, or nil.
+// take removes and returns id's reference, or nil; the object's stamp
+// ends first.
 func (p *published) take(id ID) *Handle {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	h := p.m[id]
+	e, ok := p.m[id]
+	if !ok {
+		return nil
+	}
 	delete(p.m, id)
-	return h
+	p.gens.drop(e.st)
+	return e.h
 }

@@ -69,6 +69,9 @@ func New(cfg Config, log *zap.Logger) (*Store, error) {
 		done:  make(chan struct{}),
 	}
 	s.shm.dir = openShm(cfg.ShmDir, log)
+	if s.pub.gens, err = newGenerations(); err != nil {
+		log.Warn("published objects get no stamps: clients on this host ask the node for every get", zap.Error(err))
+	}
 	go s.spiller(sp)
 	return s, nil
 }
@@ -206,6 +209,8 @@ func (s *Store) Close() error {
 	s.unlock()
 	s.pub.mu.Lock()
 	s.pub.m = nil // their handles are inert now
+	s.pub.gens.close()
+	s.pub.gens = nil
 	s.pub.mu.Unlock()
 	err := os.RemoveAll(s.dir)
 	if s.shm.dir != nil {

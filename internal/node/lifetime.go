@@ -61,6 +61,9 @@ type countedConn struct {
 	once sync.Once
 }
 
+// Unwrap is the connection counted (the lane needs the unix socket's own).
+func (c *countedConn) Unwrap() net.Conn { return c.Conn }
+
 func (c *countedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {

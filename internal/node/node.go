@@ -63,6 +63,13 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 		return err
 	}
 	defer lis.close()
+	var lane net.Listener // the same-host lane for sessions, beside the socket
+	if cfg.Socket != "" {
+		if lane, err = listenUnix(cfg.Socket + laneSuffix); err != nil {
+			return err
+		}
+		defer lane.Close()
+	}
 	mets, err := listenMetrics(cfg, log.Named("metrics"))
 	if err != nil {
 		return err
@@ -145,9 +152,12 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
 	}
 	mets.serve(srv)
 	cl := newClients()
-	errc := make(chan error, len(lis))
+	errc := make(chan error, len(lis)+1)
 	for _, l := range lis {
 		go func(l net.Listener) { errc <- srv.Serve(cl.wrap(l)) }(l)
+	}
+	if lane != nil {
+		go func() { errc <- srv.ServeLane(cl.wrap(lane), cfg.Socket+laneSuffix) }()
 	}
 	lctx, stopWatch := context.WithCancel(ctx)
 	ended, watched := watchLifetime(lctx, cfg, cl)
@@ -217,6 +227,9 @@ func workerEnv(cfg Config, tcp string) []string {
 	}
 	return env
 }
+
+// laneSuffix names the lane's socket: the Flight socket's path with it.
+const laneSuffix = ".lane"
 
 // listeners are the node's bound listeners: TCP first (if any), then the
 // unix socket.

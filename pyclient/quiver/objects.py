@@ -11,8 +11,11 @@
 An ObjectRef is small and picklable: pass it to tasks (client.submit(fn, ref):
 the worker resolves it before calling fn) or close over it in a UDF and call
 quiver.get(ref) there. Objects are immutable, so a process caches what it
-read by id (`quiver.get`, and the task arguments a worker resolves); a
-Client's own `get` always reads from the node.
+read by id (`quiver.get`, and the task arguments a worker resolves). A
+Client's own `get` asks the node, except that over the node's same-host
+lane (quiver._wire.lane) a small pickled object read before is served from
+memory while the node's generation table says it is still published: never
+after its release or the node's end.
 
 Wire (docs/protocol.md, "Objects" and "Sessions"): an Arrow `put` from the
 node's own host writes the table to a file in the node's shared-memory
@@ -389,8 +392,13 @@ def _do_put(conn: Connection, schema: pa.Schema, batches) -> dict:
 
 def _do_get(conn: Connection, ref: ObjectRef) -> tuple[Any, int]:
     if ref.kind == "pickle":
+        stamps = conn.stamps()  # over the lane: objects read before, kept while their stamp holds
+        if stamps is not None:
+            kept = stamps.lookup(ref.id)
+            if kept is not None:
+                return pickle.loads(kept), len(kept)
         try:
-            data, _ = conn.ask({"op": "get", "id": ref.id})
+            data, answer = conn.ask({"op": "get", "id": ref.id})
         except FunctionNotFound as e:  # NOT_FOUND: an unknown object
             raise _lost(conn, ref, e) from e
         except SessionError as e:
@@ -402,6 +410,9 @@ def _do_get(conn: Connection, ref: ObjectRef) -> tuple[Any, int]:
             if len(col) == 1 and not col.null_count:  # the usual answer: one row, read in place
                 offsets = memoryview(col.buffers()[1]).cast("q")
                 body = memoryview(col.buffers()[2])[offsets[col.offset]:offsets[col.offset + 1]]
+                stamps = conn.stamps()
+                if stamps is not None and "slot" in answer:
+                    stamps.keep(ref.id, int(answer["slot"]), int(answer["gen"]), body)
                 return pickle.loads(body), len(body)
             return _unpickle_blob(pa.Table.from_batches([data]).rename_columns([BLOB_COLUMN]), ref)
     if ref.kind == "arrow":

@@ -30,9 +30,13 @@ def task_node():
     stop_node(n)
 
 
-@pytest.fixture(scope="module")
-def tc(task_node):
-    with quiver.connect(task_node.unix) as c:
+@pytest.fixture(scope="module", params=["lane", "flight"])
+def tc(task_node, request):
+    """A client over each transport: the node's same-host lane (its unix socket),
+    and a Flight session (TCP, as from another host)."""
+    with quiver.connect(task_node.unix if request.param == "lane" else task_node.tcp) as c:
+        want = "LaneWire" if request.param == "lane" else "FlightWire"
+        assert type(c.connection.session()._wire).__name__ == want
         yield c
 
 

@@ -2,7 +2,8 @@
 and the per-process cache of shared connections.
 
 A Connection holds one FlightClient (one gRPC channel) and, opened at first
-use, one session stream (quiver._wire.session). It is safe to share between
+use, one session stream (quiver._wire.session; over the node's same-host lane,
+quiver._wire.lane, when the connection is on the node's unix socket). It is safe to share between
 threads; each call is its own stream. ``shared(address, token)`` is this
 process's one connection per (address, token), keyed by pid too so that a
 forked process (a Spark worker) never uses its parent's channel: quiver.get,
@@ -25,6 +26,7 @@ import pyarrow.flight as flight
 
 from ..errors import QuiverError, Unavailable, mapped_errors
 from .address import resolve_address
+from . import lane as _lane
 from .session import NotSent, Session
 
 __all__ = ["Connection", "CallInfo", "Function", "Lockstep", "auth_headers", "new_call_info", "shared", "forget",
@@ -148,8 +150,16 @@ class Connection:
             if self.closed:
                 raise QuiverError("quiver: the client is closed")
             if self._sess is None or self._sess.broken is not None:
-                self._sess = Session(self)
+                # On the node's host, over its lane; else (or when it offers none) over Flight.
+                wire = _lane.connect(self) if _lane.enabled() else None
+                self._sess = Session(self, wire)
             return self._sess
+
+    def stamps(self):
+        """The objects the session keeps after a get (quiver._wire.lane.Stamps), or None
+        when it keeps none (no session yet, or one over Flight)."""
+        sess = self._sess
+        return None if sess is None or sess.broken is not None else sess.stamps
 
     def send(self, meta: dict, callback, batch=None) -> None:
         """Send a session request; a request the stream could not take (it had

@@ -15,6 +15,10 @@ Python. A background reader thread takes over when requests are in flight
 and no waiting thread has claimed the stream for a short grace period
 (futures nobody waits on, callbacks, ``concurrent.futures.wait``).
 
+Transports. The stream is a Flight DoExchange (``FlightWire``) or, for a
+client on the node's unix socket, the node's same-host lane
+(quiver._wire.lane): the same requests and answers, framed without gRPC.
+
 Writing. Requests are written by the threads that make them, one at a time;
 readers never write, so a node that stops reading (its window of requests
 is full) can always drain its answers. When the stream breaks (the node
@@ -35,7 +39,7 @@ import pyarrow.flight as flight
 
 from ..errors import QuiverError, Unavailable, from_code, translate
 
-__all__ = ["Session", "SessionError", "NotSent", "COMMAND", "SCHEMA"]
+__all__ = ["Session", "SessionError", "NotSent", "FlightWire", "COMMAND", "SCHEMA"]
 
 COMMAND = b"session"
 SCHEMA = pa.schema([pa.field("payload", pa.large_binary())])
@@ -62,8 +66,11 @@ class NotSent(Unavailable):
     restarted or is draining). Sending it on a new session is safe."""
 
 
-class Session:
-    """One session stream of a Connection. Safe to use from any thread."""
+class FlightWire:
+    """A session's stream as a Flight DoExchange: ``write`` a request,
+    ``read`` an answer as (batch, metadata bytes)."""
+
+    stamps = None  # objects read over Flight are not kept (quiver._wire.lane.Stamps)
 
     def __init__(self, conn):
         try:
@@ -72,6 +79,37 @@ class Session:
             self._writer.begin(SCHEMA)
         except (pa.ArrowException, flight.FlightError) as e:
             raise translate(e) from e
+
+    def write(self, batch: pa.RecordBatch | None, meta: bytes) -> None:
+        self._writer.write_with_metadata(_EMPTY if batch is None else batch, pa.py_buffer(meta))
+
+    def read(self) -> tuple[pa.RecordBatch, bytes]:
+        chunk = self._reader.read_chunk()
+        meta = chunk.app_metadata
+        return chunk.data, b"" if meta is None else meta.to_pybytes()
+
+    def finish(self) -> None:
+        self._writer.done_writing()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+_BROKEN = (pa.ArrowException, flight.FlightError, OSError, QuiverError)
+
+
+def _broken(e: BaseException) -> QuiverError:
+    if isinstance(e, OSError):
+        return Unavailable(f"quiver: the session's connection broke: {e}")
+    return translate(e)
+
+
+class Session:
+    """One session stream of a Connection. Safe to use from any thread."""
+
+    def __init__(self, conn, wire=None):
+        self._wire = wire if wire is not None else FlightWire(conn)
+        self.stamps = self._wire.stamps  # objects kept after a get, or None
         self._wlock = threading.Lock()            # one writer at a time
         self._cond = threading.Condition()        # guards what follows
         self._waiting: dict[int, Callback] = {}   # requests sent, not answered
@@ -104,10 +142,9 @@ class Session:
             self._waiting[req] = callback
         try:
             with self._wlock:
-                self._writer.write_with_metadata(_EMPTY if batch is None else batch,
-                                                 pa.py_buffer(json.dumps(meta).encode()))
-        except (pa.ArrowException, flight.FlightError, OSError) as e:
-            err = translate(e)
+                self._wire.write(batch, json.dumps(meta).encode())
+        except _BROKEN as e:
+            err = _broken(e)
             with self._cond:
                 sent = self._waiting.pop(req, None) is None  # answered already: it went out
                 self.broken = self.broken or err
@@ -155,12 +192,12 @@ class Session:
             self._cond.notify_all()
         try:
             with self._wlock:
-                self._writer.done_writing()
+                self._wire.finish()
         except Exception:  # noqa: BLE001  a stream that broke already
             pass
         self._thread.join(5)
         try:
-            self._writer.close()
+            self._wire.close()
         except Exception:  # noqa: BLE001
             pass
 
@@ -205,25 +242,25 @@ class Session:
         _local.reading = True
         try:
             try:
-                chunk = self._reader.read_chunk()
+                data, raw = self._wire.read()
             except StopIteration:
                 self._end(Unavailable("quiver: the node ended the session"))
                 return
-            except (pa.ArrowException, flight.FlightError) as e:
-                self._end(translate(e))
+            except _BROKEN as e:
+                self._end(_broken(e))
                 return
             try:
-                meta = json.loads(chunk.app_metadata.to_pybytes())
+                meta = json.loads(raw)
                 req = int(meta["req"])
-            except (AttributeError, ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError):
                 self._end(QuiverError(f"quiver: the node sent a session answer without a request "
-                                      f"number: {chunk.app_metadata!r}"))
+                                      f"number: {raw[:200]!r}"))
                 return
             with self._cond:
                 callback = self._waiting.pop(req, None)
             if callback is not None:
                 e = meta.get("error")
-                _settle(callback, None if e else chunk.data, error(e) if e else meta)
+                _settle(callback, None if e else data, error(e) if e else meta)
                 with self._cond:
                     if self._sleepers:
                         self._cond.notify_all()  # whoever waits on this answer
@@ -232,6 +269,8 @@ class Session:
 
     def _end(self, err: QuiverError) -> None:
         """The stream ended: fail every request still waiting."""
+        if self.stamps is not None:
+            self.stamps.close()  # what it kept may be gone with the node
         with self._cond:
             self._ended = True
             if self.broken is None:
