@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -22,10 +23,16 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/quiver-udf/quiver/scheduler"
+	"github.com/quiver-udf/quiver/udf"
 )
 
 // ActionLane answers JSON LaneInfo: where this node's lane is.
 const ActionLane = "lane"
+
+// errNotOnLane: a lease asked for over a Flight session.
+var errNotOnLane = errors.New("not on the lane")
 
 // laneHelloTimeout bounds how long a new lane connection may take to say
 // hello.
@@ -164,6 +171,13 @@ func (s *Server) serveLane(c net.Conn, ln *laneState) error {
 		return err
 	})
 	ss.stamps = true
+	ss.writeFile = func(meta []byte, f *os.File) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		frame := laneControlFrame(laneAnswer, meta)
+		_, _, err := uc.WriteMsgUnix(frame, unix.UnixRights(int(f.Fd())), nil)
+		return err
+	}
 	maxBody := s.cfg.MaxMessageBytes
 	// The client's end is its close: calls it left in flight are cancelled.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -213,4 +227,73 @@ func (s *Server) welcome(c *net.UnixConn) error {
 	}
 	_, _, err := c.WriteMsgUnix(laneControlFrame(laneWelcome, hdr), oob, nil)
 	return err
+}
+
+// Leases: how long a leased worker waits for the client's next request,
+// and how long a lease lasts at most (the node's own tasks wait for the
+// worker that long at most).
+const (
+	leaseIdle = 10 * time.Millisecond
+	leaseMax  = 50 * time.Millisecond
+)
+
+// leaseWait bounds how long a lease waits for the scheduler to hand over
+// a free worker slot.
+const leaseWait = 2 * time.Millisecond
+
+// leaser is a function that can lease a worker (udf.PyFunc).
+type leaser interface {
+	Lease(idle, max time.Duration, ended func()) (*os.File, error)
+}
+
+// lease serves the lease op: an idle worker for req.Fn, its socket
+// attached to the answer, or {"lease": false} when none is idle (the
+// client then calls through the session). Only a lane can carry it.
+func (ss *session) lease(req sessionRequest) {
+	if ss.writeFile == nil {
+		ss.answer(req.Req, sessionReply{}, fmt.Errorf("%w: a lease needs the node's lane (docs/protocol.md, \"Lane\")", errNotOnLane))
+		return
+	}
+	fn, err := ss.s.cat.Lookup(req.Fn)
+	if err != nil {
+		ss.answer(req.Req, sessionReply{}, err)
+		return
+	}
+	granted := false
+	reply := sessionReply{Req: req.Req, Lease: &granted}
+	l, ok := fn.(leaser)
+	if !ok || ss.s.draining.Load() {
+		ss.answer(req.Req, reply, nil)
+		return
+	}
+	// The worker's slot is the scheduler's no more until the lease ends:
+	// its tasks then wait in its queue, not for a worker a client holds.
+	release, free := ss.s.sched.Borrow(scheduler.LaneWorkers, leaseWait)
+	if !free {
+		ss.answer(req.Req, reply, nil)
+		return
+	}
+	f, err := l.Lease(leaseIdle, leaseMax, release)
+	if err != nil {
+		release()
+		if !errors.Is(err, udf.ErrNoIdleWorker) {
+			ss.s.log.Warn("leasing a worker", zap.Error(err))
+		}
+		ss.answer(req.Req, reply, nil)
+		return
+	}
+	defer f.Close() // the client has its own copy once sent
+	granted = true
+	reply.IdleMs, reply.MaxMs = leaseIdle.Milliseconds(), leaseMax.Milliseconds()
+	meta, err := json.Marshal(reply)
+	if err != nil {
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.werr == nil {
+		if ss.werr = ss.writeFile(meta, f); ss.werr != nil {
+			ss.cancel()
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -35,6 +36,7 @@ const (
 	opPut     = "put"
 	opGet     = "get"
 	opRelease = "release"
+	opLease   = "lease"
 )
 
 var (
@@ -69,6 +71,9 @@ type sessionReply struct {
 	Failed []sessionFailure `json:"failed,omitempty"` // a put of several objects: those not stored
 	Slot   *int             `json:"slot,omitempty"`   // a get over a lane: the object's stamp (docs/protocol.md, "Lane")
 	Gen    uint64           `json:"gen,omitempty"`
+	Lease  *bool            `json:"lease,omitempty"` // a lease: whether a worker was leased (its socket attached)
+	IdleMs int64            `json:"idle_ms,omitempty"`
+	MaxMs  int64            `json:"max_ms,omitempty"`
 }
 
 type sessionError struct {
@@ -95,6 +100,9 @@ type session struct {
 	cancel context.CancelFunc
 	empty  arrow.RecordBatch // zero rows of sessionOutSchema
 	stamps bool              // a get's answer carries the object's stamp (lane clients map the table)
+	// writeFile, set on a lane, sends an answer with a descriptor
+	// attached (a lease); nil: the transport cannot.
+	writeFile func(meta []byte, f *os.File) error
 
 	mu      sync.Mutex // serializes answers; guards what follows
 	write   func(rec arrow.RecordBatch, meta []byte) error
@@ -223,6 +231,9 @@ func (ss *session) handle(ctx context.Context, rec arrow.RecordBatch, meta []byt
 	case opRelease:
 		rec.Release()
 		ss.answer(req.Req, sessionReply{}, ss.s.releaseObject([]byte(req.ID)))
+	case opLease:
+		rec.Release()
+		ss.lease(req)
 	case opCall, opGet:
 		var h *objectstore.Handle
 		var st objectstore.Stamp
@@ -267,7 +278,7 @@ func (ss *session) handle(ctx context.Context, rec arrow.RecordBatch, meta []byt
 		}()
 	default:
 		rec.Release()
-		ss.answer(req.Req, sessionReply{}, udf.Invalidf("unknown session op %q: want %s, %s, %s or %s", req.Op, opCall, opPut, opGet, opRelease))
+		ss.answer(req.Req, sessionReply{}, udf.Invalidf("unknown session op %q: want %s, %s, %s, %s or %s", req.Op, opCall, opPut, opGet, opRelease, opLease))
 	}
 	return nil
 }

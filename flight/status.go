@@ -51,7 +51,7 @@ func codeOf(err error) codes.Code {
 		return codes.Unimplemented
 	case errors.Is(err, objectstore.ErrExists):
 		return codes.AlreadyExists
-	case errors.Is(err, errTooLargeForSession), errors.Is(err, errAlone):
+	case errors.Is(err, errTooLargeForSession), errors.Is(err, errAlone), errors.Is(err, errNotOnLane):
 		return codes.FailedPrecondition
 	case errors.Is(err, objectstore.ErrNotFound):
 		return codes.NotFound

@@ -17,9 +17,11 @@ const (
 	frameLoad     frameKind = 1
 	frameTask     frameKind = 2
 	frameShutdown frameKind = 3
+	frameLease    frameKind = 4
 	frameReady    frameKind = 10
 	frameResult   frameKind = 11
 	frameError    frameKind = 12
+	frameLeaseEnd frameKind = 13
 )
 
 const (
@@ -39,7 +41,7 @@ type frame struct {
 
 func validKind(k frameKind) bool {
 	switch k {
-	case frameLoad, frameTask, frameShutdown, frameReady, frameResult, frameError:
+	case frameLoad, frameTask, frameShutdown, frameLease, frameReady, frameResult, frameError, frameLeaseEnd:
 		return true
 	}
 	return false

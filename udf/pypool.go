@@ -76,6 +76,8 @@ type WorkerPool struct {
 	starting atomic.Int64
 	restarts atomic.Int64
 	tasks    atomic.Int64
+	leases   atomic.Int64 // leases granted (pylease.go)
+	leaseSeq atomic.Uint64
 	startErr atomic.Pointer[error] // the last failed start, cleared by a good one
 }
 
@@ -86,6 +88,7 @@ type PoolStats struct {
 	Idle     int   `json:"workers_idle"`
 	Restarts int64 `json:"worker_restarts"`
 	Tasks    int64 `json:"python_tasks_total"`
+	Leases   int64 `json:"worker_leases_total"`
 }
 
 // NewWorkerPool starts cfg.Workers workers in the background and returns at
@@ -114,7 +117,7 @@ func (p *WorkerPool) Stats() PoolStats {
 	idle := len(p.idle)
 	p.mu.Unlock()
 	return PoolStats{Workers: p.alive.Load(), Starting: p.starting.Load(), Idle: idle,
-		Restarts: p.restarts.Load(), Tasks: p.tasks.Load()}
+		Restarts: p.restarts.Load(), Tasks: p.tasks.Load(), Leases: p.leases.Load()}
 }
 
 // spawn starts one worker in the background after delay, retrying with

@@ -30,6 +30,7 @@ type pyWorker struct {
 	seq    uint64          // number of the last TASK sent
 	pid    int
 	arena  *arena        // nil when the node could not make one: every task travels in frame bodies
+	leases *net.UnixConn // the lease channel (fd 5), nil when the worker takes no leases (pylease.go)
 	pinned bool          // the worker still holds arguments it read from the arena: leave the arena alone
 	exited chan struct{} // closed when the process has been reaped
 	once   sync.Once
@@ -56,6 +57,10 @@ func startProcess(ctx context.Context, cfg PoolConfig, id int, ar *arena) (*pyWo
 	parent := os.NewFile(uintptr(fds[0]), "quiver-worker-parent")
 	child := os.NewFile(uintptr(fds[1]), "quiver-worker-child")
 	defer child.Close()
+	leases, leaseChild := leaseChannel()
+	if leaseChild != nil {
+		defer leaseChild.Close()
+	}
 	conn, err := net.FileConn(parent)
 	parent.Close()
 	if err != nil {
@@ -64,14 +69,17 @@ func startProcess(ctx context.Context, cfg PoolConfig, id int, ar *arena) (*pyWo
 	}
 	cmd := exec.Command(cfg.Python, "-m", "quiver.worker")
 	cmd.Env = append(workerEnv(cfg.Env), "QUIVER_WORKER_ID="+strconv.Itoa(id))
-	cmd.ExtraFiles = []*os.File{child} // fd 3
+	cmd.ExtraFiles = []*os.File{child, nil, leaseChild} // fd 3, fd 4 (below), fd 5 (nil: none)
 	if ar != nil {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, ar.f) // fd 4
+		cmd.ExtraFiles[1] = ar.f
 	}
 	cmd.Stdout, cmd.Stderr = cfg.Output, cfg.Output
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a worker exits when fd 3 closes, so it never outlives the node
 	if err := cmd.Start(); err != nil {
 		conn.Close()
+		if leases != nil {
+			leases.Close()
+		}
 		return nil, fmt.Errorf("udf: starting python worker %q: %w", cfg.Python, err)
 	}
 	w := &pyWorker{id: id, cmd: cmd, conn: conn, r: bufio.NewReaderSize(conn, 1<<16),
@@ -88,10 +96,21 @@ func startProcess(ctx context.Context, cfg PoolConfig, id int, ar *arena) (*pyWo
 	if err != nil {
 		w.kill()
 		<-w.exited
+		if leases != nil {
+			leases.Close()
+		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, fmt.Errorf("udf: python worker %d did not start (%v, %v); is the quiver package installed for %s?", id, err, w.state, cfg.Python)
+	}
+	var ready struct {
+		Lease bool `json:"lease"`
+	}
+	if f.decodeHeader(&ready) == nil && ready.Lease {
+		w.leases = leases
+	} else if leases != nil {
+		leases.Close()
 	}
 	return w, nil
 }
@@ -114,12 +133,17 @@ func (w *pyWorker) reap() {
 	close(w.exited)
 }
 
-// closeArena unmaps the worker's arena and closes its memfd. Only the
-// goroutine that holds the worker calls it, once the worker is done with.
+// closeArena unmaps the worker's arena and closes its memfd, and closes
+// its lease channel. Only the goroutine that holds the worker calls it,
+// once the worker is done with.
 func (w *pyWorker) closeArena() {
 	if w.arena != nil {
 		w.arena.close()
 		w.arena = nil
+	}
+	if w.leases != nil {
+		w.leases.Close()
+		w.leases = nil
 	}
 }
 

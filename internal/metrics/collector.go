@@ -24,6 +24,7 @@ var (
 	descQueued       = desc("quiver_tasks_queued", "Tasks waiting for a slot on this node.")
 	descWorkers      = desc("quiver_python_workers", "Python worker processes, by state: busy, idle or starting.", "state")
 	descRestarts     = desc("quiver_python_worker_restarts_total", "Python worker processes restarted after they died.")
+	descLeases       = desc("quiver_python_worker_leases_total", "Python workers lent to a client on this host for its synchronous tasks (the lane's lease).")
 	descStoreBytes   = desc("quiver_object_store_bytes", "Object store bytes by location: memory (heap), shm (adopted shared-memory files) or spilled (on disk, as in memory).", "location")
 	descStoreLimit   = desc("quiver_object_store_limit_bytes", "The object store's memory bound.")
 	descStoreObjects = desc("quiver_object_store_objects", "Live objects in the object store.")
@@ -34,7 +35,7 @@ var (
 )
 
 var allDescs = []*prometheus.Desc{descTasks, descTasksSpilled, descRetries, descRows, descBytes, descCallsActive,
-	descTasksActive, descQueued, descWorkers, descRestarts, descStoreBytes, descStoreLimit, descStoreObjects,
+	descTasksActive, descQueued, descWorkers, descRestarts, descLeases, descStoreBytes, descStoreLimit, descStoreObjects,
 	descSpill, descMembers, descSessions, descRoomReports}
 
 // memberStates are the states quiver_cluster_members always reports.
@@ -81,6 +82,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descWorkers, int64(n.Idle), "idle")
 	gauge(descWorkers, n.Starting, "starting")
 	counter(descRestarts, n.Restarts)
+	counter(descLeases, n.Leases)
 	var store objectstore.Stats
 	if n.ObjectStore != nil {
 		store = *n.ObjectStore

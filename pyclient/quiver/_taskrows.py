@@ -47,6 +47,12 @@ def run_task_rows(fn: Callable, column: pa.Array, concurrency: int = 1) -> tuple
     row: each row's failure is its own ("err", type, message, traceback, lost
     object id or None) outcome, and leaves the other rows alone.
     """
+    out, ms = run_task_payloads(fn, column.to_pylist(), concurrency)
+    return pa.array(out, type=RESULT_TYPE), ms
+
+
+def run_task_payloads(fn: Callable, payloads: list, concurrency: int = 1) -> tuple[list, float]:
+    """run_task_rows over a list of payloads: a list of pickled outcomes, and the ms in fn."""
     if is_async(fn):
         async def call(payload):
             args, kwargs, store = _arguments(payload)
@@ -60,7 +66,7 @@ def run_task_rows(fn: Callable, column: pa.Array, concurrency: int = 1) -> tuple
             value = fn(*args, **kwargs)
             return _ok(value, store, start)
 
-    outcomes = run_all(call, column.to_pylist(), concurrency, is_async(fn))
+    outcomes = run_all(call, payloads, concurrency, is_async(fn))
     out, ms = [], 0.0
     for o in outcomes:
         if o.error is None:
@@ -72,7 +78,7 @@ def run_task_rows(fn: Callable, column: pa.Array, concurrency: int = 1) -> tuple
             row = _pickle(("err", type(e).__name__, str(e), user_traceback(e, _SKIP),
                            getattr(e, "object_id", None)))
         out.append(row)
-    return pa.array(out, type=RESULT_TYPE), ms
+    return out, ms
 
 
 def _arguments(payload: bytes):

@@ -66,12 +66,14 @@ import hashlib
 import pickle
 import reprlib
 import threading
+import time
 import weakref
 from typing import Any, Callable
 
 import pyarrow as pa
 
 from . import _retry
+from ._leases import Leases
 from ._registry import Registry
 from ._taskrows import RESULT_TYPE
 from ._wire.conn import Connection
@@ -141,8 +143,9 @@ class TaskFuture(cf.Future):
         self._conn = conn
 
     def _help(self) -> None:
-        if not self.done():
-            self._conn.wait_until(self.done)
+        while not self.done():
+            waiter = self._conn  # the connection, or the session of the lease it went to
+            waiter.wait_until(lambda: self.done() or self._conn is not waiter)
 
     def result(self, timeout=None):
         if timeout is None:
@@ -187,7 +190,9 @@ class Dispatcher:
         self._names_by_id: dict[int, tuple[Any, str]] = {}  # for callables without weak references
         self._names_lock = threading.Lock()
         self._concurrency: dict[str, int | None] = {}  # registered name -> its concurrency
+        self._leases = Leases(conn)  # a worker lent for tasks awaited one at a time (quiver._leases)
         self.calls = 0  # requests sent, for tests and benchmarks
+        self.leased = 0  # tasks sent to a leased worker
 
     # Submitting.
 
@@ -273,6 +278,7 @@ class Dispatcher:
             if t.future.set_running_or_notify_cancel():
                 t.future.set_exception(QuiverError("quiver: the client was closed before the task ran"))
             t.done()
+        self._leases.close()
 
     # Sending.
 
@@ -345,12 +351,57 @@ class Dispatcher:
             self._registry.forget(name)
             self._registry.register(live[0].fn, name=name, returns=RESULT_TYPE, kind="task",
                                     concurrency=self._concurrency.get(name))
+        if len(live) == 1 and self._send_leased(live[0], batch):
+            return
         meta = {"op": "call", "fn": name, "jobs": True}
         if live[0].retries is not None:
             meta["retries"] = live[0].retries
         if len(live) == 1:
             meta["rows_per_task"] = 1
         self._request(meta, live, batch)
+
+    def _send_leased(self, t: _Task, batch: pa.RecordBatch) -> bool:
+        """Send a lone task to a leased worker (quiver._leases); False if it has none."""
+        if (t.retries is not None or t.alone or t.resent or t.reregistered
+                or self._concurrency.get(t.name)):
+            return False
+        with self._cond:
+            if self._in_flight:  # only a task alone in flight: others go where the node places them
+                return False
+        lease = self._leases.get(t.name)
+        if lease is None:
+            return False
+        with self._cond:
+            self._in_flight += 1
+        t.future._conn = lease.session
+        try:
+            lease.session.request({"op": "call", "fn": t.name}, lambda data, answer: self._settle_leased(t, lease, data, answer), batch)
+        except QuiverError:  # the lease had ended: through the node
+            with self._cond:
+                self._in_flight -= 1
+            t.future._conn = self.conn
+            self._leases.drop(lease)
+            return False
+        lease.last = time.monotonic()
+        self.leased += 1
+        return True
+
+    def _settle_leased(self, t: _Task, lease, data, answer) -> None:
+        """A leased task's answer; a lease that broke under it sends it through the node."""
+        t.future._conn = self.conn
+        if not isinstance(answer, QuiverError):
+            self._settle([t], data, answer)
+            return
+        self._leases.drop(lease)
+        with self._cond:
+            self._in_flight -= 1
+            if not self._closed:
+                self._queues.setdefault(t.key, collections.deque()).appendleft(t)
+                self._queued += 1
+                self._wake()
+                return
+        t.future.set_exception(QuiverError("quiver: the client was closed before the task ran"))
+        t.done()
 
     def _request(self, meta: dict, live: list[_Task], batch: pa.RecordBatch) -> None:
         with self._cond:

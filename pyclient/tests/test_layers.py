@@ -31,7 +31,7 @@ LAYERS = [
     ("lineage", ["quiver.lineage"]),
     ("task map", ["quiver._taskmap"]),
     ("tasks", ["quiver.tasks"]),
-    ("objects and registration", ["quiver.objects", "quiver._registry"]),
+    ("objects, registration and leases", ["quiver.objects", "quiver._registry", "quiver._leases"]),
     ("wire", ["quiver._wire", "quiver._wire.*"]),
     ("worker", ["quiver.worker", "quiver.worker.*"]),
     ("spark rows", ["quiver._rows", "quiver._rows.*"]),

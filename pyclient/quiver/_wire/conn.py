@@ -155,6 +155,10 @@ class Connection:
                 self._sess = Session(self, wire)
             return self._sess
 
+    def on_lane(self) -> bool:
+        """Whether the session (opened if need be) runs over the node's lane."""
+        return isinstance(self.session()._wire, _lane.LaneWire)
+
     def stamps(self):
         """The objects the session keeps after a get (quiver._wire.lane.Stamps), or None
         when it keeps none (no session yet, or one over Flight)."""

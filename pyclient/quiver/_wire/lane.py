@@ -44,6 +44,7 @@ _PREFIX = struct.Struct("<B3xIQ")
 _U64 = struct.Struct("<Q")
 _MAX_HEADER = 1 << 20
 _CHUNK = 1 << 16
+_ANC = socket.CMSG_SPACE(4 * 4)
 _EMPTY_ROWS = pa.array([], type=pa.large_binary())
 
 CACHE_OBJECT_BYTES = 64 << 10   # objects up to this size are kept after a get
@@ -79,12 +80,13 @@ def connect(conn, timeout: float = 5.0) -> "LaneWire | None":
         sock.close()
         return None
     try:
-        return LaneWire(sock, msg, fds)
+        return LaneWire.welcomed(sock, msg, fds)
     except QuiverError:
         sock.close()
+        raise
+    finally:
         for fd in fds:
             os.close(fd)
-        raise
 
 
 def _frame(kind: int, header: bytes, body_len: int = 0) -> bytes:
@@ -93,21 +95,30 @@ def _frame(kind: int, header: bytes, body_len: int = 0) -> bytes:
 
 class LaneWire:
     """One lane connection, a session's transport: ``write`` a request,
-    ``read`` an answer as (batch of one large_binary column, metadata bytes)."""
+    ``read`` an answer as (batch of one large_binary column, metadata dict).
+    A leased worker's socket (quiver.tasks) speaks the same frames, without
+    the hello."""
 
-    def __init__(self, sock: socket.socket, first: bytes, fds: list[int]):
+    def __init__(self, sock: socket.socket, stamps: "Stamps | None" = None, first: bytes = b""):
         self._sock = sock
         self._buf = bytearray(first)
-        kind, header, _ = self._take() or (None, None, None)
+        self._fds: collections.deque[int] = collections.deque()  # descriptors received, for lease answers
+        self.stamps = stamps
+
+    @classmethod
+    def welcomed(cls, sock: socket.socket, first: bytes, fds: list[int]) -> "LaneWire":
+        """The lane after its hello: first is what was read of the welcome, fds what came with it."""
+        wire = cls(sock, first=first)
+        kind, header, _ = wire._take() or (None, None, None)
         if kind == REFUSED:
             e = json.loads(header)
             raise from_code(str(e.get("code", "")), "quiver: the node refused the lane: " + str(e.get("message", "")))
         if kind != WELCOME:
             raise QuiverError(f"quiver: the lane answered hello with frame kind {kind}")
-        welcome = json.loads(header)
-        self.stamps = Stamps(fds[0], int(welcome.get("slots", 0)), sock) if fds else None
-        for fd in fds:
-            os.close(fd)
+        slots = int(json.loads(header).get("slots", 0))
+        if fds and slots:
+            wire.stamps = Stamps(fds[0], slots, sock)
+        return wire
 
     # Writing: one thread at a time (the session's write lock).
 
@@ -139,16 +150,22 @@ class LaneWire:
         if self.stamps is not None:
             self.stamps.close()
         self._sock.close()
+        while self._fds:
+            os.close(self._fds.popleft())
 
     # Reading: one thread at a time (the session's reader).
 
-    def read(self) -> tuple[pa.RecordBatch, bytes]:
-        """The next answer; StopIteration when the node ended the lane."""
+    def read(self) -> tuple[pa.RecordBatch, dict]:
+        """The next answer; StopIteration when the node ended the lane. A lease's
+        answer carries the leased worker's socket as "fd" (the caller owns it)."""
         while True:
             got = self._take()
             if got is not None:
                 break
-            more = self._sock.recv(_CHUNK)
+            more, anc, _, _ = self._sock.recvmsg(_CHUNK, _ANC)
+            for level, typ, data in anc:
+                if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                    self._fds.extend(struct.unpack(f"{len(data) // 4}i", data[:len(data) // 4 * 4]))
             if not more:
                 if self._buf:
                     raise Unavailable("quiver: the lane ended in the middle of a frame")
@@ -157,7 +174,10 @@ class LaneWire:
         kind, header, body = got
         if kind != ANSWER:
             raise QuiverError(f"quiver: the lane sent frame kind {kind} where an answer was due")
-        return _rows(body, header), header
+        meta = json.loads(header)
+        if meta.get("lease") and self._fds:
+            meta["fd"] = self._fds.popleft()
+        return _rows(body, meta), meta
 
     def _take(self):
         """The first whole frame buffered, removed from the buffer; None if none."""
@@ -196,7 +216,7 @@ class LaneWire:
         del self._buf[have:]
 
 
-def _rows(buf: pa.Buffer | None, header: bytes) -> pa.RecordBatch:
+def _rows(buf: pa.Buffer | None, meta: dict) -> pa.RecordBatch:
     """An answer's rows as a batch of one large_binary column, without copying the data."""
     if buf is None:
         col = _EMPTY_ROWS
@@ -205,15 +225,14 @@ def _rows(buf: pa.Buffer | None, header: bytes) -> pa.RecordBatch:
         offs = buf.slice(8, 8 * (n + 1))
         data = buf.slice(8 + 8 * (n + 1))
         validity = None
-        if b'"nulls"' in header:
-            nulls = json.loads(header).get("nulls") or []
-            if nulls:
-                bits = bytearray((n + 7) // 8 or 1)
-                for i in range(n):
-                    bits[i >> 3] |= 1 << (i & 7)
-                for i in nulls:
-                    bits[i >> 3] &= ~(1 << (i & 7))
-                validity = pa.py_buffer(bytes(bits))
+        nulls = meta.get("nulls")
+        if nulls:
+            bits = bytearray((n + 7) // 8 or 1)
+            for i in range(n):
+                bits[i >> 3] |= 1 << (i & 7)
+            for i in nulls:
+                bits[i >> 3] &= ~(1 << (i & 7))
+            validity = pa.py_buffer(bytes(bits))
         col = pa.Array.from_buffers(pa.large_binary(), n, [validity, offs, data])
     return pa.RecordBatch.from_arrays([col], names=["result"])
 

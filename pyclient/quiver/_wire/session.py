@@ -83,10 +83,14 @@ class FlightWire:
     def write(self, batch: pa.RecordBatch | None, meta: bytes) -> None:
         self._writer.write_with_metadata(_EMPTY if batch is None else batch, pa.py_buffer(meta))
 
-    def read(self) -> tuple[pa.RecordBatch, bytes]:
+    def read(self) -> tuple[pa.RecordBatch, dict]:
         chunk = self._reader.read_chunk()
-        meta = chunk.app_metadata
-        return chunk.data, b"" if meta is None else meta.to_pybytes()
+        raw = b"" if chunk.app_metadata is None else chunk.app_metadata.to_pybytes()
+        try:
+            return chunk.data, json.loads(raw)
+        except ValueError:
+            raise QuiverError(f"quiver: the node sent a session answer whose app_metadata is not JSON: "
+                              f"{raw[:200]!r}") from None
 
     def finish(self) -> None:
         self._writer.done_writing()
@@ -184,8 +188,9 @@ class Session:
                 if helps and self._waiting and not self._busy:
                     self._cond.notify_all()  # the background reader takes over
 
-    def close(self) -> None:
-        """End the stream; requests still waiting fail."""
+    def close(self, wait: bool = True) -> None:
+        """End the stream; requests still waiting fail. wait=False does not wait
+        for the reading thread (it may be the caller's own)."""
         with self._cond:
             if self.broken is None:
                 self.broken = QuiverError("quiver: the client is closed")
@@ -195,7 +200,8 @@ class Session:
                 self._wire.finish()
         except Exception:  # noqa: BLE001  a stream that broke already
             pass
-        self._thread.join(5)
+        if wait:
+            self._thread.join(5)
         try:
             self._wire.close()
         except Exception:  # noqa: BLE001
@@ -242,7 +248,7 @@ class Session:
         _local.reading = True
         try:
             try:
-                data, raw = self._wire.read()
+                data, meta = self._wire.read()
             except StopIteration:
                 self._end(Unavailable("quiver: the node ended the session"))
                 return
@@ -250,11 +256,10 @@ class Session:
                 self._end(_broken(e))
                 return
             try:
-                meta = json.loads(raw)
                 req = int(meta["req"])
             except (ValueError, KeyError, TypeError):
                 self._end(QuiverError(f"quiver: the node sent a session answer without a request "
-                                      f"number: {raw[:200]!r}"))
+                                      f"number: {str(meta)[:200]}"))
                 return
             with self._cond:
                 callback = self._waiting.pop(req, None)

@@ -25,12 +25,12 @@ from .._taskcontext import running
 from .._taskrows import run_task_rows
 from .._util import concat_parts, return_type_error, user_traceback
 from ._ipc import EOS, read_batch, release, write_stream
-from . import _slices
+from . import _lease, _slices
 from ._slices import concurrency_of, row_wise, run_slices
 from ._table import table_result, table_schema
 
-LOAD, TASK, SHUTDOWN = 1, 2, 3
-READY, RESULT, ERROR = 10, 11, 12
+LOAD, TASK, SHUTDOWN, LEASE = 1, 2, 3, _lease.LEASE
+READY, RESULT, ERROR, LEASE_END = 10, 11, 12, _lease.LEASE_END
 
 PREFIX = struct.Struct("<B3xIQ")
 MAX_HEADER = 1 << 20
@@ -105,6 +105,7 @@ class Worker:
         self.arena = None  # the mmap of fd 4, mapped at the first TASK that names a size
         self.arena_size = 0  # the node's size of the arena, from the last TASK
         self.pins: list[memoryview] = []  # arena arguments user code still holds
+        self.leases = _lease.channel()  # fd 5: where leased sockets come (quiver.worker._lease)
 
     # Frames.
 
@@ -116,7 +117,7 @@ class Worker:
         if n != PREFIX.size:
             self._read_rest(memoryview(self.prefix)[n:])
         kind, hlen, blen = PREFIX.unpack(self.prefix)
-        if kind not in (LOAD, TASK, SHUTDOWN):
+        if kind not in (LOAD, TASK, SHUTDOWN, LEASE):
             raise ProtocolError(f"unexpected frame kind {kind}")
         if self.prefix[1] or self.prefix[2] or self.prefix[3]:
             raise ProtocolError("reserved bytes not zero")
@@ -168,7 +169,8 @@ class Worker:
     # The loop.
 
     def serve(self) -> int:
-        self.send(READY, {"pid": os.getpid(), "python": platform.python_version()})
+        self.send(READY, {"pid": os.getpid(), "python": platform.python_version(),
+                          "lease": self.leases is not None})
         while True:
             frame = self.read_frame()
             if frame is None:
@@ -176,6 +178,12 @@ class Worker:
             kind, header, body = frame
             if kind == SHUTDOWN:
                 return 0
+            if kind == LEASE:
+                if self.leases is None:
+                    raise ProtocolError("LEASE, but this worker has no lease channel (fd 5)")
+                self._release_pins()
+                self.send(LEASE_END, _lease.serve(self.leases, header, self.functions.get(str(header.get("fn", "")))))
+                continue
             if kind == LOAD:
                 fn_id = str(header.get("fn", ""))
                 if fn_id not in self.functions:

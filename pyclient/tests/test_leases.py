@@ -1,0 +1,102 @@
+"""Worker leases (quiver._leases) against a real node: a task awaited alone goes
+straight to a leased worker, tasks in flight together go through the node, and a
+lease that ends or whose worker dies costs a resend through the node, never a result."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import sys
+import time
+
+import cloudpickle
+import pytest
+
+import quiver
+from nodeproc import start_node, stop_node
+from quiver._wire.session import SessionError
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def lease_node():
+    n = start_node(["--workers", "2"])
+    yield n
+    stop_node(n)
+
+
+def node_status(c) -> dict:
+    return c.status()["nodes"][0]
+
+
+def test_a_task_awaited_alone_goes_to_a_leased_worker(lease_node):
+    with quiver.connect(lease_node.unix) as c:
+        before = node_status(c)
+        assert [c.submit(pow, i, 2).result() for i in range(50)] == [i * i for i in range(50)]
+        d = c._dispatcher
+        assert d.leased >= 45, f"only {d.leased} of 50 lone tasks went to a leased worker"
+        after = node_status(c)
+        assert after["worker_leases_total"] > before["worker_leases_total"]
+        with pytest.raises(quiver.UDFError) as e:
+            c.submit(int, "not a number").result()
+        assert e.value.remote_type == "ValueError"
+
+
+def test_tasks_in_flight_together_go_through_the_node(lease_node):
+    with quiver.connect(lease_node.unix) as c:
+        assert list(c.map(pow, range(200), [3] * 200)) == [i ** 3 for i in range(200)]
+        assert c._dispatcher.leased <= 1
+
+
+def test_a_lease_that_ended_is_asked_for_again(lease_node):
+    with quiver.connect(lease_node.unix) as c:
+        assert c.submit(abs, -1).result() == 1
+        time.sleep(0.2)  # past the lease's idle time: the worker went back to the node
+        assert c.submit(abs, -2).result() == 2
+        assert c._dispatcher.leased == 2
+
+
+def test_a_task_that_kills_its_leased_worker_runs_again(lease_node, tmp_path):
+    marker = str(tmp_path / "died-once")
+
+    def once(x):
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)  # the leased worker dies mid-task
+        return x + 1
+
+    with quiver.connect(lease_node.unix) as c:
+        restarts = node_status(c)["worker_restarts"]
+        assert c.submit(once, 41).result() == 42
+        assert c._dispatcher.leased >= 1
+        assert node_status(c)["worker_restarts"] > restarts
+
+
+def test_the_nodes_tasks_run_while_another_client_holds_leases(lease_node):
+    def slow(x):
+        time.sleep(0.002)
+        return x
+
+    with quiver.connect(lease_node.unix) as a, quiver.connect(lease_node.unix) as b:
+        deadline = time.monotonic() + 1.0
+        with cf.ThreadPoolExecutor(1) as pool:
+            fut = None
+            n = 0
+            while time.monotonic() < deadline:
+                assert a.submit(slow, n).result() == n
+                n += 1
+                if fut is None:
+                    fut = pool.submit(lambda: list(b.map(slow, range(100))))
+            assert fut.result(timeout=60) == list(range(100))
+        assert a._dispatcher.leased > 0
+
+
+def test_a_lease_needs_the_lane(lease_node):
+    with quiver.connect(lease_node.tcp) as c:
+        assert c.submit(abs, -3).result() == 3
+        name = c._dispatcher.name_for(abs)
+        with pytest.raises(SessionError) as e:
+            c.connection.ask({"op": "lease", "fn": name})
+        assert e.value.code == "FailedPrecondition"
+        assert c._dispatcher.leased == 0
