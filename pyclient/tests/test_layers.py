@@ -30,7 +30,7 @@ LAYERS = [
     ("client", ["quiver.client"]),
     ("lineage", ["quiver.lineage"]),
     ("task map", ["quiver._taskmap"]),
-    ("tasks", ["quiver.tasks"]),
+    ("tasks", ["quiver.tasks", "quiver._taskfuture"]),
     ("objects, registration and leases", ["quiver.objects", "quiver._registry", "quiver._leases"]),
     ("wire", ["quiver._wire", "quiver._wire.*"]),
     ("worker", ["quiver.worker", "quiver.worker.*"]),
