@@ -129,11 +129,11 @@ def test_explode_arrow_nested(nested, batch_size, node_calls):
           nested.mapInArrow(quiver.accelerate(explode_arrow), with_k(NESTED)), node_calls, least=3)
 
 
-def test_explode_pandas_nested(nested, batch_size):
-    """Nested columns: the same rows whether they travel to the node or stay here."""
+def test_explode_pandas_nested(nested, batch_size, node_calls):
+    """Nested columns (arrays, maps, structs) travel to the node too."""
     batch_size(4)
     check(nested.mapInPandas(explode_pd, with_k(NESTED)),
-          nested.mapInPandas(quiver.accelerate(explode_pd), with_k(NESTED)))
+          nested.mapInPandas(quiver.accelerate(explode_pd), with_k(NESTED)), node_calls, least=3)
 
 
 def test_decorated_filter_several_yields_and_empty_frames(flat, batch_size, node_calls):

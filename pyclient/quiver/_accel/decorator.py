@@ -400,7 +400,7 @@ class _Accelerated:
     def _register(self, node: _Node, form: str, returns: pa.DataType, item) -> str:
         if form in mapform.FORMS:
             fnobj, kind = mapform.remote_fn(self.fn, form, item)
-            names = mapform.frame_names(item)
+            names = mapform.frame_key(form, item)
         else:
             fnobj, kind = _remote_fn(self.fn, self.is_class, form, item)
             names = None

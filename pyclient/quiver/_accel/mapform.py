@@ -12,12 +12,20 @@ it yielded, tied to the task's first input row; the wrapper yields the frames in
 order: those of the first task, then the second, and so on, input frame after
 input frame.
 
-Frames travel whole (values of type large_binary): a RecordBatch as an Arrow IPC
-stream, anything else (a DataFrame) pickled. The node cannot know the schema
-passed to mapInPandas/mapInArrow, and need not: Spark converts the frames with
-it, by name, exactly as it does the plain function's, so its checks and error
-messages are its own. An input frame whose columns cannot travel as Arrow (or
-have duplicate names) runs here.
+An input frame travels as Arrow columns, and a worker rebuilds each task's
+slice as Spark built the frame (quiver._accel.frames): a RecordBatch with the
+input's schema; a DataFrame with each column's pandas dtype, its object columns
+of dates, decimals and bytes as Arrow and its other object columns (structs and
+maps arrive as dicts, arrays as numpy arrays, nested to any depth) as one
+pickled value per row, so the function sees the very objects Spark made. A
+frame with no columns, duplicate names or a column that can travel neither way
+runs here.
+
+Output frames travel whole (values of type large_binary): a RecordBatch as an
+Arrow IPC stream, anything else (a DataFrame) pickled. The node cannot know the
+schema passed to mapInPandas/mapInArrow, and need not: Spark converts the frames
+with it, by name, exactly as it does the plain function's, so its checks and
+error messages are its own.
 
 What accelerate needs of a map function: its output for a partition is the
 concatenation of its outputs for consecutive pieces of it (per-row or per-frame
@@ -31,23 +39,25 @@ time against the function's cost here, measured once on the second frame (run he
 
 from __future__ import annotations
 
+import pickle
 import time
 import warnings
 
+import numpy as np
 import pyarrow as pa
 
 from .. import _options
-from .._convert import _has_struct, pandas_to_arrow
+from .._convert import pandas_to_arrow
 from .._taskcontext import headers as task_headers
 from .._wire.conn import new_call_info
 from .._wire.tablecall import exchange_table
 from ..errors import FunctionNotFound, OverCapacity, Unavailable
 from . import policy
 from .forms import _BATCHES, _FRAMES
-from .frames import RESULT_TYPE, MapAdapter, decode
+from .frames import RESULT_TYPE, MapAdapter, decode, pickle_cells
 from .nodes import _node_for, _warn_fallback
 
-__all__ = ["FORMS", "map_frames", "frame_names", "remote_fn"]
+__all__ = ["FORMS", "map_frames", "frame_names", "frame_key", "remote_fn"]
 
 FORMS = (_BATCHES, _FRAMES)
 
@@ -56,9 +66,19 @@ def frame_names(item) -> tuple:
     return tuple(item.schema.names) if isinstance(item, pa.RecordBatch) else tuple(item.columns)
 
 
+def frame_key(form: str, item) -> tuple:
+    """What the node's adapter for this frame depends on: the names, and the schema
+    (mapInArrow) or the columns' pandas dtypes (mapInPandas)."""
+    if form == _BATCHES:
+        return frame_names(item), item.schema.serialize().to_pybytes()
+    return frame_names(item), tuple(repr(t) for t in item.dtypes)
+
+
 def remote_fn(fn, form: str, item):
     """(object to register, node kind) for a map form."""
-    return MapAdapter(fn, frame_names(item), form == _FRAMES), "table"
+    if form == _BATCHES:
+        return MapAdapter(fn, frame_names(item), False, schema=item.schema), "table"
+    return MapAdapter(fn, frame_names(item), True, dtypes=tuple(item.dtypes)), "table"
 
 
 def _columns(form: str, item) -> list | None:
@@ -69,12 +89,30 @@ def _columns(form: str, item) -> list | None:
     if form == _BATCHES:
         return list(item.columns)
     try:
-        cols = [pandas_to_arrow(item[n]) for n in names]
-    except (TypeError, ValueError, pa.ArrowException):
+        return [_column(item[n]) for n in names]
+    except (TypeError, ValueError, AttributeError, pa.ArrowException, pickle.PicklingError):
         return None
-    # Spark hands mapInPandas nested structs as dicts, which the node's frames would rebuild
-    # as DataFrames: such frames run here.
-    return None if any(_has_struct(c.type) for c in cols) else cols
+
+
+# Object columns whose values Arrow gives back as the same objects (Spark hands each
+# column's values of one type: decimals of the column's scale, dates, bytes).
+_SAME_OBJECTS = (pa.types.is_decimal, pa.types.is_date32, pa.types.is_binary)
+
+
+def _column(s) -> pa.Array:
+    """One column of a DataFrame as frames.to_series rebuilds it: Arrow, or pickled values."""
+    if isinstance(s.dtype, np.dtype) and s.dtype == object:
+        first = next((v for v in s.values if v is not None), None)
+        arr = None
+        if not isinstance(first, (dict, list, tuple, np.ndarray)):  # nested: pickled at once
+            try:
+                arr = pandas_to_arrow(s)
+            except (TypeError, ValueError, pa.ArrowException):
+                pass
+        if arr is None or not any(is_type(arr.type) for is_type in _SAME_OBJECTS):
+            return pickle_cells(s)
+        return arr
+    return pandas_to_arrow(s)
 
 
 def map_frames(acc, form: str, item):
