@@ -1,6 +1,7 @@
 """quiver.spark's pieces that need no Spark: cutting a sorted partition into groups (Spark's
 key equality: nulls together, NaN with NaN, -0.0 with 0.0, nested keys; groups across batch
-boundaries), and a group's exception travelling back as itself."""
+boundaries), a cogrouped pair cut back into its sides, and a group's exception travelling
+back as itself."""
 
 from __future__ import annotations
 
@@ -120,3 +121,23 @@ def test_groups_per_task_from_measured_times(times, want):
     from quiver.spark._partition import chunk_size
 
     assert chunk_size(times) == want
+
+
+def test_a_cogrouped_pair_is_cut_into_its_sides():
+    from quiver.spark._group import _side
+
+    left_t = pa.struct([("k", pa.int64()), ("v", pa.float64()), ("__quiver_key_0", pa.int64())])
+    right_t = pa.struct([("w", pa.string()), ("__quiver_key_0", pa.int64())])
+    pair = pa.table({
+        "side": pa.array([1, 0, 1, 0], pa.int8()),
+        "left": pa.array([None, {"k": 3, "v": 1.5, "__quiver_key_0": 3}, None,
+                          {"k": 3, "v": None, "__quiver_key_0": 3}], left_t),
+        "right": pa.array([{"w": "a", "__quiver_key_0": 3}, None, {"w": None, "__quiver_key_0": 3}, None],
+                          right_t),
+        "key": [3, 3, 3, 3],
+    })
+    left, right = _side(pair, 0), _side(pair, 1)
+    assert left.column_names == ["k", "v", "__quiver_key_0"] and left.column("v").to_pylist() == [1.5, None]
+    assert right.column("w").to_pylist() == ["a", None] and right.num_rows == 2
+    alone = _side(pair.filter(pc.equal(pair.column(0), 1)), 0)  # a key on the right side only
+    assert alone.num_rows == 0 and alone.schema == pa.schema(list(left_t))

@@ -2,7 +2,8 @@
 
 A ``Plan`` says what to run on a group: the form (``PANDAS``, ``PANDAS_ITER``,
 ``ARROW``, ``ARROW_ITER`` for groupBy().applyInPandas/applyInArrow, ``AGG``
-for pandas aggregate UDFs in groupBy().agg), the user's function(s), the
+for pandas aggregate UDFs in groupBy().agg, ``COGROUP_PANDAS`` and
+``COGROUP_ARROW`` for cogroup().applyInPandas/applyInArrow), the user's function(s), the
 declared type and the session's settings that Spark's worker reads. A group
 arrives as an Arrow table whose last ``nkeys`` columns are the grouping keys
 and whose other columns are the values (the DataFrame's columns, or the
@@ -12,6 +13,16 @@ them: it calls pyspark's own conversion and verification helpers
 (pyspark.sql.conversion, pyspark.worker) with the same arguments as the
 worker's SQL_GROUPED_MAP_PANDAS_UDF, ..._PANDAS_ITER_UDF, ..._ARROW_UDF,
 ..._ARROW_ITER_UDF and SQL_GROUPED_AGG_PANDAS_UDF paths (pyspark 4.x).
+
+A cogrouped pair is one group of the union of both sides that
+quiver.spark.cogrouped plans: its first column says which side a row comes from
+(0 left, 1 right), the next two hold the row of the left or the right side as a
+struct (the side's columns, then its own grouping keys; the other struct is
+null). ``run_group`` cuts the pair back into its two sides, each a table of its
+DataFrame's columns and keys (no rows when the key is the other side's only),
+and does what the worker's SQL_COGROUPED_MAP_PANDAS_UDF and
+SQL_COGROUPED_MAP_ARROW_UDF paths do: the function gets both sides (and,
+taking three arguments, the key, from the left side unless it has no rows).
 
 ``GroupTask`` is the task a node's worker runs for one group: Arrow IPC in,
 Arrow IPC out, and a failure answered as the exception itself (pickled), so
@@ -28,21 +39,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["PANDAS", "PANDAS_ITER", "ARROW", "ARROW_ITER", "AGG", "Plan", "GroupTask",
-           "run_group", "to_ipc", "from_ipc", "raise_remote"]
+__all__ = ["PANDAS", "PANDAS_ITER", "ARROW", "ARROW_ITER", "AGG", "COGROUP_PANDAS", "COGROUP_ARROW",
+           "Plan", "GroupTask", "run_group", "to_ipc", "from_ipc", "raise_remote"]
 
 PANDAS, PANDAS_ITER, ARROW, ARROW_ITER, AGG = "pandas", "pandas_iter", "arrow", "arrow_iter", "agg"
+COGROUP_PANDAS, COGROUP_ARROW = "cogroup_pandas", "cogroup_arrow"
 
 
 @dataclass(frozen=True)
 class Plan:
     """What to run on each group (picklable: it travels to Spark's and the node's workers).
 
-    form        one of PANDAS, PANDAS_ITER, ARROW, ARROW_ITER, AGG
+    form        one of PANDAS, PANDAS_ITER, ARROW, ARROW_ITER, AGG, COGROUP_PANDAS, COGROUP_ARROW
     fn          the grouped-map function; for AGG a tuple of (function, argument
                 column indices) per aggregate
-    num_args    the grouped-map function's positional parameters (2: it takes the key)
+    num_args    the function's positional parameters (one more than its frames: it takes the key)
     return_type the declared pyspark StructType (for AGG: the output's, keys first)
     nkeys       grouping keys: the group table's last nkeys columns
     conf        the session settings Spark's worker reads (see grouped._runner_conf)
@@ -60,6 +73,9 @@ def run_group(plan: Plan, table: pa.Table) -> list[pa.RecordBatch]:
     """The output batches of one group (declared Arrow types, flat columns)."""
     if plan.form == AGG:
         return [_aggregate(plan, table)]
+    if plan.form in (COGROUP_PANDAS, COGROUP_ARROW):
+        left, right = _side(table, 0), _side(table, 1)
+        return (_cogroup_arrow if plan.form == COGROUP_ARROW else _cogroup_pandas)(plan, left, right)
     if plan.form in (ARROW, ARROW_ITER):
         return _arrow(plan, table)
     return _pandas(plan, table)
@@ -166,6 +182,75 @@ def _aggregate(plan: Plan, table: pa.Table) -> pa.RecordBatch:
         to_arrow_type(f.dataType, timezone="UTC", prefers_large_types=conf["use_large_var_types"]))
         for i, f in enumerate(key_fields)]
     return pa.RecordBatch.from_arrays(keys + aggregates.columns, names=plan.return_type.names)
+
+
+# Cogrouped pairs.
+
+def _side(table: pa.Table, side: int) -> pa.Table:
+    """One side's rows: its columns, then its keys, named as in its DataFrame."""
+    rows = table.filter(pc.equal(table.column(0), side))
+    column = rows.column(1 + side)
+    struct = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    names = [struct.type.field(i).name for i in range(struct.type.num_fields)]
+    return pa.Table.from_arrays(struct.flatten(), names=names)  # non-null structs: exact fields
+
+
+def _cogroup_pandas(plan: Plan, left: pa.Table, right: pa.Table) -> list[pa.RecordBatch]:
+    """cogroup().applyInPandas on one pair: both sides as DataFrames of every column."""
+    import pandas as pd
+    from pyspark.sql.conversion import ArrowBatchTransformer
+    from pyspark.sql.types import StructField, StructType
+    from pyspark.util import fail_on_stopiteration
+    from pyspark.worker import verify_pandas_result
+
+    conf = plan.conf
+    fn = fail_on_stopiteration(plan.fn)
+
+    def frame_and_keys(side: pa.Table):
+        series = ArrowBatchTransformer.to_pandas(side, timezone=conf["timezone"],
+                                                 prefer_int_ext_dtype=conf["prefer_int_ext_dtype"])
+        nvalues = side.num_columns - plan.nkeys
+        return pd.concat(series[:nvalues], axis=1), series[nvalues:]
+
+    left_df, left_keys = frame_and_keys(left)
+    right_df, right_keys = frame_and_keys(right)
+    if plan.num_args == 2:
+        result = fn(left_df, right_df)
+    else:
+        key_series = left_keys if not left_df.empty else right_keys
+        result = fn(tuple(s.iloc[0] for s in key_series), left_df, right_df)
+    verify_pandas_result(result, plan.return_type, conf["assign_cols_by_name"], truncate_return_schema=False)
+    output_schema = StructType([StructField("_0", plan.return_type)])
+    return [_flat(_to_arrow([result], output_schema, conf))]
+
+
+def _cogroup_arrow(plan: Plan, left: pa.Table, right: pa.Table) -> list[pa.RecordBatch]:
+    """cogroup().applyInArrow on one pair: both sides as Tables of every column."""
+    from pyspark.sql.conversion import ArrowBatchTransformer
+    from pyspark.sql.pandas.types import to_arrow_type
+    from pyspark.util import fail_on_stopiteration
+    from pyspark.worker import verify_return_type
+
+    conf = plan.conf
+    fn = fail_on_stopiteration(plan.fn)
+    schema = pa.schema(list(to_arrow_type(plan.return_type, timezone="UTC",
+                                          prefers_large_types=conf["use_large_var_types"])))
+
+    def values_and_keys(side: pa.Table):
+        nvalues = side.num_columns - plan.nkeys
+        return side.select(range(nvalues)), side.select(range(nvalues, side.num_columns))
+
+    left_values, left_keys = values_and_keys(left)
+    right_values, right_keys = values_and_keys(right)
+    if plan.num_args == 2:
+        result = fn(left_values, right_values)
+    else:
+        key_table = left_keys if left_keys.num_rows > 0 else right_keys
+        result = fn(tuple(c[0] for c in key_table.columns), left_values, right_values)
+    verify_return_type(result, pa.Table)
+    result = ArrowBatchTransformer.enforce_schema(result, schema, arrow_cast=False,
+                                                  reorder_by_name=conf["assign_cols_by_name"])
+    return result.to_batches()
 
 
 def _to_arrow(data: list, schema, conf: dict, by_name: bool | None = None) -> pa.RecordBatch:
