@@ -255,7 +255,8 @@ func (c *call) refuseSpill() error {
 
 // split cuts a batch into tasks of the caller's size, else sized from
 // the function's measured cost when it measures one (TaskRowsForCost; in
-// two sizes while its fixed part is not separated yet; ConcurrentTaskRows
+// two sizes while its fixed part is not separated yet; smaller over the
+// workers idle now, TaskRowsForIdle; ConcurrentTaskRows
 // for one that runs several rows at once in a worker), else of the native
 // default, spread over as many tasks as the node runs at once.
 func (c *call) split(rows int64) []Range {
@@ -279,7 +280,8 @@ func (c *call) split(rows int64) []Range {
 	if cost.Tasks > 0 && !cost.Separated {
 		return SplitProbing(rows, per)
 	}
-	return Split(rows, per)
+	sn := c.s.pool.snapshot(c.lane)
+	return Split(rows, TaskRowsForIdle(rows, cost, c.costed.Parallelism(), sn.Slots-sn.Running-sn.Queued, per))
 }
 
 // flush assembles batch seq's output, emits it and frees the batch.

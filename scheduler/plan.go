@@ -145,6 +145,33 @@ func TaskRowsForCost(rows int64, c Cost, workers int) int64 {
 	return min(max(per, least), rows)
 }
 
+// IdleFixedShare is the largest share of a task's work its fixed part may
+// take when a batch is cut over workers that would otherwise sit idle: the
+// fixed part repeated in each task is paid by idle CPU, and the batch ends
+// sooner (a stream of batches one at a time, as a skewed Spark partition
+// sends them, gets more than one worker).
+const IdleFixedShare = 0.3
+
+// TaskRowsForIdle is per (TaskRowsForCost's size) or, when idle workers
+// are free now and the fitted cost has a separated fixed part, the batch
+// cut in as many even tasks as idle workers (at most workers) as keeps
+// each task's fixed part within IdleFixedShare; never larger tasks than per.
+func TaskRowsForIdle(rows int64, c Cost, workers, idle int, per int64) int64 {
+	if !c.Separated || c.PerTaskNs <= 0 || c.PerRowNs <= 0 || idle < 2 || rows < 2 {
+		return per
+	}
+	for k := min(idle, workers); k >= 2; k-- {
+		perK := (rows + int64(k) - 1) / int64(k)
+		if perK >= per {
+			break
+		}
+		if c.PerTaskNs <= IdleFixedShare*(c.PerTaskNs+c.PerRowNs*float64(perK)) {
+			return perK
+		}
+	}
+	return per
+}
+
 // SplitProbing cuts rows rows as Split does, but into tasks of two sizes,
 // per and half of it in turn, so that the measured tasks tell a function's
 // fixed cost from its cost per row (CostEstimator). A batch that would be

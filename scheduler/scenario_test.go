@@ -93,7 +93,7 @@ func (st *scenarioState) exec(s scenario.Step) []string {
 	switch f[0] {
 	case "window", "admit", "complete", "shuffle", "ready", "split", "taskrows", "costrows", "jobrows", "concrows":
 		return st.execCore(s, f)
-	case "estimator", "observe", "tasks", "estimate", "avgrow", "sized", "jobsized", "fit", "fixedsized", "probe":
+	case "estimator", "observe", "tasks", "estimate", "avgrow", "sized", "jobsized", "fit", "fixedsized", "idlesized", "probe":
 		return st.execCost(s, f)
 	case "classify", "decide":
 		return st.execRetry(s, f)
@@ -229,6 +229,11 @@ func (st *scenarioState) execCost(s scenario.Step, f []string) []string {
 	case "fixedsized":
 		n := st.nums(s, f, 2)
 		return []string{strconv.FormatInt(TaskRowsForCost(n[1], st.est.Estimate(), int(n[2])), 10)}
+	case "idlesized":
+		n := st.nums(s, f, 3)
+		cost := st.est.Estimate()
+		per := TaskRowsForCost(n[1], cost, int(n[2]))
+		return []string{strconv.FormatInt(TaskRowsForIdle(n[1], cost, int(n[2]), int(n[3]), per), 10)}
 	case "probe":
 		n := st.nums(s, f, 2)
 		var out []string
