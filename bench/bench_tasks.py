@@ -10,7 +10,12 @@ Measures, for each system on the same machine in the same run:
 Each figure is the best of --repeat runs. Prints a Markdown table.
 
 Quiver: its own node (bin/quiver, a private run directory, Python workers on this
-interpreter, one per core). Ray: ray.init(num_cpus=<cores>) on this machine, tasks
+interpreter, one per core), reached over its unix socket as a client on the node's
+host reaches it: the session runs over the node's lane (docs/protocol.md, "Lane"),
+a task awaited alone goes to a leased worker, and Client.get of a small object read
+before is served from this process while the node's generation table says it is
+still published. The same measurements are then taken over a Flight session
+(QUIVER_LANE=0), as a client on another host would talk to the node. Ray: ray.init(num_cpus=<cores>) on this machine, tasks
 with num_cpus=1. Ray is a benchmark-only dependency (bench/requirements.txt);
 --install-ray pip-installs the pinned version into this interpreter's environment
 first. Without Ray the Ray column says so.
@@ -160,7 +165,8 @@ def measure(api, repeat: int) -> dict:
 
 class QuiverAPI:
     """Quiver's task API: a put is confirmed when its ref's wait() returns;
-    Client.get reads the node, quiver.get this process's cache."""
+    Client.get reads the node (over the lane: a copy kept while its stamp
+    holds), quiver.get this process's cache."""
 
     def __init__(self, client):
         self.client = client
@@ -190,7 +196,8 @@ class QuiverAPI:
         self.client.release(refs)
 
 
-def bench_quiver(address: str, repeat: int) -> dict:
+def bench_quiver(address: str, repeat: int, lane: bool = True) -> dict:
+    os.environ["QUIVER_LANE"] = "1" if lane else "0"  # read when the client opens its session
     client = quiver.connect(address)
     wait_for_workers(client)
     client.submit(noop, 0).result()  # registered, workers warm
@@ -274,6 +281,8 @@ def main() -> int:
         try:
             print("quiver ...", file=sys.stderr, flush=True)
             q = bench_quiver(address, args.repeat)
+            print("quiver over a Flight session ...", file=sys.stderr, flush=True)
+            qf = bench_quiver(address, args.repeat, lane=False)
         finally:
             proc.terminate()
             proc.wait(60)
@@ -294,8 +303,8 @@ def main() -> int:
         ("async tasks: 1,000 submitted, then gathered", "async", "{:,.0f} tasks/s"),
         ("sync round trip: submit one empty task, await it (median)", "sync_us", "{:,.0f} us"),
         ("small objects: put calls (~100-byte object, all confirmed)", "put", "{:,.0f} puts/s"),
-        ("small objects: get calls (the same object again and again; Client.get reads the node each time)",
-         "get", "{:,.0f} gets/s"),
+        ("small objects: get calls (the same object again and again: Client.get; over the lane, "
+         "a copy kept while the node's generation table says it is published)", "get", "{:,.0f} gets/s"),
         ("small objects: the same with quiver.get (cached per process; Ray: ray.get again)", "get_cached",
          "{:,.0f} gets/s"),
         ("small objects: put + get of a ~100-byte object, sequential", "small", "{:,.0f} pairs/s"),
@@ -306,8 +315,12 @@ def main() -> int:
     ray_head = f"Ray {r['version']}" if r else "Ray"
     lines = [f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
              f"pyarrow {pa.__version__}; {time.strftime('%Y-%m-%d %H:%M')}; best of {args.repeat}; "
-             f"Quiver node with {os.cpu_count()} Python workers, Ray with num_cpus={os.cpu_count()}.", "",
-             f"| measurement | Quiver | {ray_head} | Quiver / Ray |", "| --- | --- | --- | --- |"]
+             f"Quiver node with {os.cpu_count()} Python workers, Ray with num_cpus={os.cpu_count()}. "
+             "Quiver: a client on the node's unix socket (the node's lane, worker leases, kept gets); "
+             "over a Flight session: the same with QUIVER_LANE=0, as from another host. "
+             "Quiver / Ray compares the first.", "",
+             f"| measurement | Quiver | Quiver over a Flight session | {ray_head} | Quiver / Ray |",
+             "| --- | --- | --- | --- | --- |"]
     for label, key, fmt in rows:
         rv = fmt.format(r[key]) if r else ray_note
         if r:
@@ -315,11 +328,11 @@ def main() -> int:
             ratio_s = f"{ratio:.2f}x" + (" (lower latency)" if key == "sync_us" and ratio > 1 else "")
         else:
             ratio_s = ""
-        lines.append(f"| {label} | {fmt.format(q[key])} | {rv} | {ratio_s} |")
+        lines.append(f"| {label} | {fmt.format(q[key])} | {fmt.format(qf[key])} | {rv} | {ratio_s} |")
     print("\n" + "\n".join(lines))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"quiver": q, "ray": r, "ray_note": ray_note, "markdown": lines}, f, indent=1)
+            json.dump({"quiver": q, "quiver_flight": qf, "ray": r, "ray_note": ray_note, "markdown": lines}, f, indent=1)
     return 0
 
 
