@@ -51,7 +51,7 @@ type LaneInfo struct {
 type laneState struct {
 	path string
 	key  string
-	wg   sync.WaitGroup // connections being served
+	wg   sync.WaitGroup // the accepting loop and the connections being served
 }
 
 // newLaneKey is a random key: a lane client must present the one the lane
@@ -70,6 +70,10 @@ func (s *Server) ServeLane(lis net.Listener, path string) error {
 		lis.Close()
 		return errors.New("flight: a lane is served already")
 	}
+	// Counted while accepting, so that a connection's Add never races
+	// awaitLanes' Wait from zero.
+	ln.wg.Add(1)
+	defer ln.wg.Done()
 	go func() {
 		<-s.drain
 		lis.Close()

@@ -1,6 +1,6 @@
 """Small helpers that the worker side and the driver side share: traceback trimming,
-joining an iterator function's parts, and the error for a result of the wrong kind.
-Imports nothing of quiver."""
+joining an iterator function's parts, the error for a result of the wrong kind, and
+sending a frame's buffers whole. Imports nothing of quiver."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import traceback
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["user_traceback", "concat_parts", "return_type_error"]
+__all__ = ["user_traceback", "concat_parts", "return_type_error", "send_all"]
 
 
 def user_traceback(e: BaseException, skip: frozenset | set) -> str:
@@ -38,3 +38,16 @@ def return_type_error(name: str, result, expected: str) -> TypeError:
     Spark's words (its UDF_RETURN_TYPE error), e.g. expected "pandas.Series"."""
     return TypeError(f"{name}: Return type of the user-defined function should be {expected}, "
                      f"but is {type(result).__name__}")
+
+
+def send_all(sock, parts: list) -> None:
+    """Send buffers (bytes, memoryviews, pyarrow Buffers) on a blocking socket, in one
+    sendmsg when it takes them all, else the rest piece by piece; never a copy."""
+    views = [memoryview(p).cast("B") for p in parts]
+    sent = sock.sendmsg(views)
+    for v in views:
+        if sent >= len(v):
+            sent -= len(v)
+            continue
+        sock.sendall(v[sent:])
+        sent = 0

@@ -33,6 +33,7 @@ import threading
 import pyarrow as pa
 import pyarrow.flight as flight
 
+from .._util import send_all
 from ..errors import QuiverError, Unavailable, from_code
 
 __all__ = ["LaneWire", "Stamps", "connect", "enabled"]
@@ -137,7 +138,7 @@ class LaneWire:
             offs = struct.pack(f"<{n + 1}q", *(o - base for o in offs))
         data = memoryview(data_buf)[base:end] if data_buf is not None else b""
         body = 8 + 8 * (n + 1) + (end - base)
-        self._sock.sendmsg([_frame(REQUEST, meta, body), _U64.pack(n), offs, data])
+        send_all(self._sock, [_frame(REQUEST, meta, body), _U64.pack(n), offs, data])
 
     def finish(self) -> None:
         """No more requests (the node answers what it read, then ends)."""

@@ -23,6 +23,7 @@ import time
 
 from .._taskcontext import running
 from .._taskrows import run_task_payloads
+from .._util import send_all
 
 LEASE, LEASE_END = 4, 13
 REQUEST, ANSWER = 2, 11
@@ -123,4 +124,4 @@ def _send(sock: socket.socket, header: dict, rows: list) -> None:
         offs.append(offs[-1] + len(r))
     body_len = 8 + 8 * len(offs) + offs[-1]
     head = _PREFIX.pack(ANSWER, len(h), body_len) + h + _U64.pack(len(rows)) + struct.pack(f"<{len(offs)}q", *offs)
-    sock.sendmsg([head, *rows])
+    send_all(sock, [head, *rows])

@@ -23,7 +23,7 @@ from .._convert import arrow_to_pandas, pandas_to_arrow
 from .._options import KINDS
 from .._taskcontext import running
 from .._taskrows import run_task_rows
-from .._util import concat_parts, return_type_error, user_traceback
+from .._util import concat_parts, return_type_error, send_all, user_traceback
 from ._ipc import EOS, read_batch, release, write_stream
 from . import _lease, _slices
 from ._slices import concurrency_of, row_wise, run_slices
@@ -154,17 +154,7 @@ class Worker:
         h = json.dumps(header, separators=(",", ":")).encode()
         views = [memoryview(b) for b in body]
         blen = sum(v.nbytes for v in views)
-        parts = [PREFIX.pack(kind, len(h), blen) + h, *views]
-        total = len(parts[0]) + blen
-        sent = self.sock.sendmsg(parts)
-        if sent < total:  # a large body: send the rest piece by piece
-            for part in parts:
-                mv = memoryview(part).cast("B")
-                if sent >= len(mv):
-                    sent -= len(mv)
-                    continue
-                self.sock.sendall(mv[sent:])
-                sent = 0
+        send_all(self.sock, [PREFIX.pack(kind, len(h), blen) + h, *views])
 
     # The loop.
 
