@@ -327,6 +327,11 @@ class Dispatcher:
         self._leases.drop(lease)
         with self._cond:
             self._in_flight -= 1
+        self._requeue(t)
+
+    def _requeue(self, t: _Task) -> None:
+        """Send t again, first of its queue; fail it if the client was closed."""
+        with self._cond:
             if not self._closed:
                 self._queues.setdefault(t.key, collections.deque()).appendleft(t)
                 self._queued += 1
@@ -377,14 +382,7 @@ class Dispatcher:
             t.future.set_exception(e)
             t.done()
             return
-        with self._cond:
-            if not self._closed:
-                self._queues.setdefault(t.key, collections.deque()).appendleft(t)
-                self._queued += 1
-                self._wake()
-                return
-        t.future.set_exception(QuiverError("quiver: the client was closed before the task ran"))
-        t.done()
+        self._requeue(t)
 
     def _failed(self, live: list[_Task], e: QuiverError) -> None:
         """A request failed as a whole: send again, or fail its futures."""

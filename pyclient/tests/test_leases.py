@@ -46,7 +46,10 @@ def test_a_task_awaited_alone_goes_to_a_leased_worker(lease_node):
 def test_tasks_in_flight_together_go_through_the_node(lease_node):
     with quiver.connect(lease_node.unix) as c:
         assert list(c.map(pow, range(200), [3] * 200)) == [i ** 3 for i in range(200)]
-        assert c._dispatcher.leased <= 1
+        # Only a task sent while nothing else was in flight is leased (the first, and any
+        # sent in a lull of the submissions); the rest went to the node, many a request.
+        d = c._dispatcher
+        assert d.leased < 20 and d.calls < 200 - d.leased, (d.leased, d.calls)
 
 
 def test_a_lease_that_ended_is_asked_for_again(lease_node):
