@@ -18,8 +18,6 @@ from quiver._accel import policy
 from quiver._accel.policy import LOCAL, RAISE, REPROBE, SKIP, USE
 
 R = 4  # REPROBE_EVERY in these scenarios
-F = 2  # REPROBE_FIRST
-CHEAP3 = [("obs 1 10", None)] * 3
 
 ADAPTIVE = {
     "a new function goes to the node": [("here", False)],
@@ -35,25 +33,17 @@ ADAPTIVE = {
     "no work reported decides nothing": [
         ("obs 0 10", None), ("obs 0 10", None), ("obs 0 10", None), ("obs None 10", None),
         ("here", False)],
-    "after REPROBE_FIRST batches here one batch goes to the node": [
+    "after REPROBE_EVERY batches here one batch goes to the node": [
         ("obs 1 10", None), ("obs 1 10", None), ("obs 1 10", None),
-        ("here", True), ("local", None), ("here", True), ("local", None), ("here", False)],
+        ("here", True), ("local", None), ("here", True), ("local", None), ("here", True),
+        ("local", None), ("here", True), ("local", None), ("here", False)],
     "a re-probe that is cheap again moves it back at once": [
         ("obs 1 10", None), ("obs 1 10", None), ("obs 1 10", None),
-        *[("local", None)] * F, ("here", False), ("obs 1 10", None), ("here", True)],
+        *[("local", None)] * R, ("here", False), ("obs 1 10", None), ("here", True)],
     "a re-probe that is costly keeps it on the node": [
         ("obs 1 10", None), ("obs 1 10", None), ("obs 1 10", None),
-        *[("local", None)] * F, ("here", False), ("obs 50 10", None), ("here", False),
+        *[("local", None)] * R, ("here", False), ("obs 50 10", None), ("here", False),
         ("obs 1 10", None), ("here", False)],
-    "each re-probe that is cheap again doubles the wait, up to REPROBE_EVERY": [
-        *CHEAP3, *[("here", True), ("local", None)] * F, ("here", False), ("obs 1 10", None),
-        *[("here", True), ("local", None)] * (2 * F), ("here", False), ("obs 1 10", None),
-        *[("here", True), ("local", None)] * R, ("here", False), ("obs 1 10", None),
-        *[("here", True), ("local", None)] * R, ("here", False)],
-    "a re-probe that finds it costly starts the waits over": [
-        *CHEAP3, *[("local", None)] * F, ("here", False), ("obs 1 10", None),
-        *[("local", None)] * (2 * F), ("here", False), ("obs 50 10", None), ("here", False),
-        *CHEAP3, *[("here", True), ("local", None)] * F, ("here", False)],
     "batches run here for other reasons do not count while remote": [
         ("local", None), ("local", None), ("here", False)],
 }
@@ -91,7 +81,6 @@ def run(state, steps):
 @pytest.fixture(autouse=True)
 def reprobe_every(monkeypatch):
     monkeypatch.setattr(policy, "REPROBE_EVERY", R)
-    monkeypatch.setattr(policy, "REPROBE_FIRST", F)
 
 
 @pytest.mark.parametrize("steps", ADAPTIVE.values(), ids=ADAPTIVE.keys())

@@ -384,7 +384,7 @@ def test_fallback_local_for_iterators(monkeypatch, tmp_path):
 def test_cheap_function_goes_local_then_reprobes(node, monkeypatch, unix_client):
     monkeypatch.setenv("QUIVER_ADDRESS", node.unix)
     monkeypatch.delenv("QUIVER_ADAPTIVE", raising=False)
-    monkeypatch.setattr(policy_module, "REPROBE_FIRST", 5)
+    monkeypatch.setattr(policy_module, "REPROBE_EVERY", 5)
 
     @quiver.accelerate
     def cheap(x: pd.Series) -> pd.Series:

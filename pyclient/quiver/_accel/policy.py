@@ -3,25 +3,19 @@
 The decorator (quiver._accel.decorator) asks and reports; these classes
 decide (table-tested in pyclient/tests/test_accel_policy.py). ``Adaptive`` is the cheap-function switch: after CHEAP_STREAK remote
 batches in a row whose work (the node's work_ms) would have been faster here
-than the call's wall time, the function runs here; after REPROBE_FIRST
-batches here one batch goes to the node again and decides anew, and each
-re-probe that finds it cheap again doubles that wait, up to REPROBE_EVERY.
-An early verdict (the node busy with other partitions' work while this one
-starts, the usual case of a skewed stage) is thus checked again soon, and a
-function that is truly cheap costs one probe per REPROBE_EVERY batches in
-the long run. ``NodeState`` is
+than the call's wall time, the function runs here; every REPROBE_EVERY
+batches one batch goes to the node again and decides anew. ``NodeState`` is
 whether a node is down, and when to try it again. ``fallback`` turns the
 fallback option into an action.
 """
 
 from __future__ import annotations
 
-__all__ = ["CHEAP_STREAK", "REPROBE_FIRST", "REPROBE_EVERY", "LOCAL", "RAISE", "USE", "SKIP", "REPROBE",
+__all__ = ["CHEAP_STREAK", "REPROBE_EVERY", "LOCAL", "RAISE", "USE", "SKIP", "REPROBE",
            "Adaptive", "NodeState", "fallback"]
 
 CHEAP_STREAK = 3       # remote batches in a row that would have been faster here
-REPROBE_FIRST = 8      # batches run here before the first re-probe
-REPROBE_EVERY = 200    # ... at most, and between the node's re-probes when it is down
+REPROBE_EVERY = 200    # batches run here before trying the node again
 
 LOCAL, RAISE = "local", "raise"          # what to do with a batch the node cannot take
 USE, SKIP, REPROBE = "use", "skip", "reprobe"  # NodeState.next()
@@ -30,24 +24,21 @@ USE, SKIP, REPROBE = "use", "skip", "reprobe"  # NodeState.next()
 class Adaptive:
     """The cheap-function switch of one accelerated function (per process)."""
 
-    __slots__ = ("streak", "local_batches", "wait", "reprobing")
+    __slots__ = ("streak", "local_batches")
 
     def __init__(self):
         self.streak = 0           # remote batches in a row that were cheap
         self.local_batches = -1   # >= 0 while running here because it is cheap
-        self.wait = 0             # batches to run here before the next re-probe
-        self.reprobing = False    # the remote batches now are a re-probe's
 
     def here(self) -> bool:
         """Whether the next batch runs here because the function is cheap; after
-        wait batches here, one remote batch decides again."""
+        REPROBE_EVERY batches here, one remote batch decides again."""
         if self.local_batches < 0:
             return False
-        if self.local_batches < self.wait:
+        if self.local_batches < REPROBE_EVERY:
             return True
         self.local_batches = -1          # re-probe: one remote batch decides
         self.streak = CHEAP_STREAK - 1
-        self.reprobing = True
         return False
 
     def ran_here(self) -> None:
@@ -61,12 +52,8 @@ class Adaptive:
         if not work_ms:
             return
         self.streak = self.streak + 1 if work_ms < wall_ms else 0
-        if self.streak == 0:
-            self.reprobing = False
         if self.streak >= CHEAP_STREAK:
             self.local_batches = 0
-            self.wait = min(2 * self.wait, REPROBE_EVERY) if self.reprobing else min(REPROBE_FIRST, REPROBE_EVERY)
-            self.reprobing = False
 
 
 class NodeState:
