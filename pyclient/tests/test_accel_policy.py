@@ -25,8 +25,12 @@ ADAPTIVE = {
         ("obs 50 10", None), ("obs 50 10", None), ("obs 50 10", None), ("obs 50 10", None),
         ("here", False)],
     "three cheap batches in a row move it here": [
-        ("obs 1 10", None), ("here", False), ("obs 1 10", None), ("here", False),
-        ("obs 1 10", None), ("here", True)],
+        ("obs 5 10", None), ("here", False), ("obs 5 10", None), ("here", False),
+        ("obs 5 10", None), ("here", True)],
+    "one clearly cheap batch (work under a tenth of the wall time) moves it here at once": [
+        ("obs 0.9 10", None), ("here", True)],
+    "a tenth exactly is not clearly cheap": [
+        ("obs 1 10", None), ("here", False)],
     "a costly batch resets the streak": [
         ("obs 1 10", None), ("obs 1 10", None), ("obs 50 10", None), ("obs 1 10", None),
         ("obs 1 10", None), ("here", False), ("obs 1 10", None), ("here", True)],

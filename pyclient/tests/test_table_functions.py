@@ -225,7 +225,8 @@ def test_map_form_error_and_on_error_null(env):
 
 def test_cheap_map_function_moves_here(node, monkeypatch):
     """The cheap-function switch: the second frame runs here to measure the function, and
-    once three remote frames cost more than that, the rest of the stream runs here."""
+    once remote frames cost more than that (three in a row, or one that cost over ten
+    times as much, as a passthrough's does), the rest of the stream runs here."""
     monkeypatch.setenv("QUIVER_ADDRESS", node.unix)
     monkeypatch.delenv("QUIVER_ADAPTIVE", raising=False)
 
@@ -237,4 +238,4 @@ def test_cheap_map_function_moves_here(node, monkeypatch):
     out = pd.concat(list(passthrough(iter(frames))), ignore_index=True)
     assert out["id"].tolist() == list(range(2000))
     acc = passthrough.__quiver__
-    assert (acc.remote_batches, acc.local_batches) == (4, 16)
+    assert (acc.remote_batches, acc.local_batches) in ((2, 18), (4, 16))

@@ -3,18 +3,21 @@
 The decorator (quiver._accel.decorator) asks and reports; these classes
 decide (table-tested in pyclient/tests/test_accel_policy.py). ``Adaptive`` is the cheap-function switch: after CHEAP_STREAK remote
 batches in a row whose work (the node's work_ms) would have been faster here
-than the call's wall time, the function runs here; every REPROBE_EVERY
-batches one batch goes to the node again and decides anew. ``NodeState`` is
+than the call's wall time, the function runs here, at once after one batch
+whose work was under 1/CLEARLY_CHEAP of its wall time (the round trip
+dwarfs the function: a vectorized x * 2); every REPROBE_EVERY batches one
+batch goes to the node again and decides anew. ``NodeState`` is
 whether a node is down, and when to try it again. ``fallback`` turns the
 fallback option into an action.
 """
 
 from __future__ import annotations
 
-__all__ = ["CHEAP_STREAK", "REPROBE_EVERY", "LOCAL", "RAISE", "USE", "SKIP", "REPROBE",
+__all__ = ["CHEAP_STREAK", "CLEARLY_CHEAP", "REPROBE_EVERY", "LOCAL", "RAISE", "USE", "SKIP", "REPROBE",
            "Adaptive", "NodeState", "fallback"]
 
 CHEAP_STREAK = 3       # remote batches in a row that would have been faster here
+CLEARLY_CHEAP = 10     # ... or one whose work was this many times shorter than its wall time
 REPROBE_EVERY = 200    # batches run here before trying the node again
 
 LOCAL, RAISE = "local", "raise"          # what to do with a batch the node cannot take
@@ -52,6 +55,8 @@ class Adaptive:
         if not work_ms:
             return
         self.streak = self.streak + 1 if work_ms < wall_ms else 0
+        if work_ms * CLEARLY_CHEAP < wall_ms:
+            self.streak = CHEAP_STREAK
         if self.streak >= CHEAP_STREAK:
             self.local_batches = 0
 
