@@ -48,10 +48,6 @@ class Lease:
     def close(self) -> None:
         """End it without waiting (the caller may be its own reading thread)."""
         self.session.close(wait=False)
-        try:
-            self.session._wire._sock.shutdown(socket.SHUT_RDWR)  # wakes a read in progress
-        except OSError:
-            pass
 
 
 class Leases:

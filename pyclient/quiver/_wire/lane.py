@@ -154,6 +154,15 @@ class LaneWire:
         while self._fds:
             os.close(self._fds.popleft())
 
+    def abort(self) -> None:
+        """End both directions now: a read in progress on another thread sees the end."""
+        if self.stamps is not None:
+            self.stamps.close()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     # Reading: one thread at a time (the session's reader).
 
     def read(self) -> tuple[pa.RecordBatch, dict]:

@@ -98,6 +98,9 @@ class FlightWire:
     def close(self) -> None:
         self._writer.close()
 
+    def abort(self) -> None:
+        self._writer.close()
+
 
 _BROKEN = (pa.ArrowException, flight.FlightError, OSError, QuiverError)
 
@@ -190,7 +193,8 @@ class Session:
 
     def close(self, wait: bool = True) -> None:
         """End the stream; requests still waiting fail. wait=False does not wait
-        for the reading thread (it may be the caller's own)."""
+        for the reading thread (it may be the caller's own): the wire is aborted
+        instead (a read in progress ends), and closed when it is collected."""
         with self._cond:
             if self.broken is None:
                 self.broken = QuiverError("quiver: the client is closed")
@@ -200,10 +204,12 @@ class Session:
                 self._wire.finish()
         except Exception:  # noqa: BLE001  a stream that broke already
             pass
-        if wait:
-            self._thread.join(5)
         try:
-            self._wire.close()
+            if wait:
+                self._thread.join(5)
+                self._wire.close()
+            else:
+                self._wire.abort()
         except Exception:  # noqa: BLE001
             pass
 
