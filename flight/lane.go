@@ -47,11 +47,50 @@ type LaneInfo struct {
 	Key  string `json:"key,omitempty"`
 }
 
-// laneState is the lane the server serves, once ServeLane runs.
+// laneState is the lane the server serves, once ServeLane runs, and
+// its connections being served.
 type laneState struct {
 	path string
 	key  string
-	wg   sync.WaitGroup // the accepting loop and the connections being served
+
+	mu      sync.Mutex
+	conns   int
+	stopped bool
+	done    chan struct{} // closed once stopped with no connection left
+}
+
+// enter counts a new connection; false once the lane is stopped.
+func (ln *laneState) enter() bool {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if ln.stopped {
+		return false
+	}
+	ln.conns++
+	return true
+}
+
+// leave uncounts a connection.
+func (ln *laneState) leave() {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	ln.conns--
+	if ln.stopped && ln.conns == 0 {
+		close(ln.done)
+	}
+}
+
+// stop takes no more connections; the channel closes when the last ends.
+func (ln *laneState) stop() <-chan struct{} {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if !ln.stopped {
+		ln.stopped = true
+		if ln.conns == 0 {
+			close(ln.done)
+		}
+	}
+	return ln.done
 }
 
 // newLaneKey is a random key: a lane client must present the one the lane
@@ -65,15 +104,11 @@ func newLaneKey() string {
 // ServeLane serves the lane on lis (a unix socket at path, user-only)
 // until Shutdown; lane sessions then end like Flight ones.
 func (s *Server) ServeLane(lis net.Listener, path string) error {
-	ln := &laneState{path: path, key: newLaneKey()}
+	ln := &laneState{path: path, key: newLaneKey(), done: make(chan struct{})}
 	if !s.lane.CompareAndSwap(nil, ln) {
 		lis.Close()
 		return errors.New("flight: a lane is served already")
 	}
-	// Counted while accepting, so that a connection's Add never races
-	// awaitLanes' Wait from zero.
-	ln.wg.Add(1)
-	defer ln.wg.Done()
 	go func() {
 		<-s.drain
 		lis.Close()
@@ -93,9 +128,12 @@ func (s *Server) ServeLane(lis net.Listener, path string) error {
 			}
 			return err
 		}
-		ln.wg.Add(1)
+		if !ln.enter() {
+			c.Close() // accepted as the node began to drain
+			continue
+		}
 		go func() {
-			defer ln.wg.Done()
+			defer ln.leave()
 			defer c.Close()
 			if err := s.serveLane(c, ln); err != nil && !errors.Is(err, errDraining) {
 				s.log.Debug("lane connection ended", zap.Error(err))
@@ -110,10 +148,8 @@ func (s *Server) awaitLanes(ctx context.Context) {
 	if ln == nil {
 		return
 	}
-	done := make(chan struct{})
-	go func() { ln.wg.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-ln.stop():
 	case <-ctx.Done():
 	}
 }

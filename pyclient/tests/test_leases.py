@@ -103,3 +103,10 @@ def test_a_lease_needs_the_lane(lease_node):
             c.connection.ask({"op": "lease", "fn": name})
         assert e.value.code == "FailedPrecondition"
         assert c._dispatcher.leased == 0
+
+
+def test_quiver_leases_0_sends_every_task_through_the_node(lease_node, monkeypatch):
+    monkeypatch.setenv("QUIVER_LEASES", "0")
+    with quiver.connect(lease_node.unix) as c:
+        assert [c.submit(abs, -i).result() for i in range(20)] == list(range(20))
+        assert c._dispatcher.leased == 0
