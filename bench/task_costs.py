@@ -33,8 +33,12 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, BENCH)
 
 import quiver  # noqa: E402
-from bench_tasks import noop, start_node  # noqa: E402
+from bench_tasks import start_node  # noqa: E402
 from bench_udf import proc_cpu_s, proc_ppid  # noqa: E402
+
+
+def noop(i):
+    return i  # defined here, in __main__: sent by value to the workers
 
 
 def workers_cpu(node_pid: int) -> float:
