@@ -347,7 +347,7 @@ def main() -> int:
     say(f"heavy_row: {n} iterations, {row_ms:.3f} ms/row")
     rows = list(range(heavy_rows))
     limits = Limits(n, cores)
-    node = Node(args.quiver_bin)
+    node = Node(args.quiver_bin, pythonpath=(os.path.join(ROOT, "bench"),))  # the workers import its functions
     times: dict[str, list[float]] = collections.defaultdict(list)
     same: dict[str, bool] = {}
     results: dict = {}
