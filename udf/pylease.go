@@ -71,18 +71,20 @@ func (p *WorkerPool) Lease(fnID, name string, blob []byte, idle, max time.Durati
 	}
 	w := p.idleW[i]
 	p.removeIdle(i)
+	p.wg.Add(1) // under mu, the pool open: Close's Wait comes after (it cancels under mu)
 	p.mu.Unlock()
 	if !w.alive() {
+		p.wg.Done()
 		p.replace(w)
 		return nil, ErrNoIdleWorker
 	}
 	client, err := w.lease(fnID, name, blob, p.leaseSeq.Add(1), idle, max)
 	if err != nil {
+		p.wg.Done()
 		p.release(w)
 		return nil, err
 	}
 	p.leases.Add(1)
-	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		stop := context.AfterFunc(p.ctx, w.kill) // a closing pool does not wait for the lease

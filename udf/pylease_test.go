@@ -146,6 +146,17 @@ func TestLeaseEndsWhenIdleOrWhenTheWorkerDies(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Fatalf("the client's end after an idle lease: %v, want EOF", err)
 	}
+	// A request for another function ends the lease unanswered.
+	c, ended = lease(time.Minute)
+	other, _ := json.Marshal(map[string]any{"op": "call", "req": 1, "fn": "not f"})
+	pre := make([]byte, 16)
+	pre[0] = 2
+	binary.LittleEndian.PutUint32(pre[4:], uint32(len(other)))
+	c.Write(append(pre, other...))
+	waitEnded(t, ended, 30*time.Second)
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("a request for another function: %v, want the lease closed unanswered", err)
+	}
 	// A task that kills the worker: the lease ends, the pool starts another.
 	c, ended = lease(time.Minute)
 	h, _ := json.Marshal(map[string]any{"op": "call", "req": 1, "fn": "f"})
@@ -153,7 +164,7 @@ func TestLeaseEndsWhenIdleOrWhenTheWorkerDies(t *testing.T) {
 	body := binary.LittleEndian.AppendUint64(nil, 1)
 	body = binary.LittleEndian.AppendUint64(body, 0)
 	body = binary.LittleEndian.AppendUint64(body, uint64(len(row)))
-	pre := make([]byte, 16)
+	pre = make([]byte, 16)
 	pre[0] = 2
 	binary.LittleEndian.PutUint32(pre[4:], uint32(len(h)))
 	binary.LittleEndian.PutUint64(pre[8:], uint64(len(body)+len(row)))

@@ -348,7 +348,9 @@ const CancelGrace = time.Second
 // Close stops every worker: idle ones get SHUTDOWN, busy ones are killed
 // when their callers return them.
 func (p *WorkerPool) Close() {
-	p.cancel()
+	p.mu.Lock()
+	p.cancel() // under mu: a lease that took a worker before has added to wg
+	p.mu.Unlock()
 	p.wg.Wait()
 	p.mu.Lock()
 	idle := p.idleW

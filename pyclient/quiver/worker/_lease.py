@@ -5,7 +5,8 @@ the worker's end of a fresh socket pair over the lease channel, fd 5. Until
 the client closes its end, sends nothing for idle_ms, or max_ms have passed,
 the worker serves the client's requests on it in the lane's framing
 (docs/protocol.md, "Lane"): each REQUEST is {"op": "call", "req": N, "fn":
-NAME} with rows of pickled (args, kwargs), run as a task function's rows are
+NAME} (the leased function's name) with rows of pickled (args, kwargs), run as
+a task function's rows are
 (quiver._taskrows), answered by an ANSWER {"req": N, "work_ms": x} with one
 pickled outcome per row. Anything else ends the lease. Then it closes its end
 and sends LEASE_END {"lease", "tasks"} on fd 3: the node has the worker back.
@@ -64,8 +65,8 @@ def serve(chan: socket.socket, header: dict, function) -> dict:
             if frame is None:
                 break
             kind, meta, payloads = frame
-            if kind != REQUEST or meta.get("op") != "call" or "req" not in meta:
-                break
+            if kind != REQUEST or meta.get("op") != "call" or "req" not in meta or meta.get("fn") != function.name:
+                break  # not a call of the leased function: the client sends it through the node
             with running(None):
                 outs, ms = run_task_payloads(function.fn, payloads, 1)
             _send(sock, {"req": meta["req"], "work_ms": round(ms, 3)}, outs)
