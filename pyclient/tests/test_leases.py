@@ -52,12 +52,26 @@ def test_tasks_in_flight_together_go_through_the_node(lease_node):
         assert d.leased < 20 and d.calls < 200 - d.leased, (d.leased, d.calls)
 
 
+def leased_once(c, fn, *args) -> None:
+    """Submit fn(*args) alone until it went to a leased worker (a lease is refused while
+    no worker slot is free, for instance just after another test's work)."""
+    deadline = time.monotonic() + 30
+    while True:
+        before = c._dispatcher.leased if c._dispatcher else 0
+        c.submit(fn, *args).result()
+        if c._dispatcher.leased > before:
+            return
+        assert time.monotonic() < deadline, "no lease granted in 30 s"
+        time.sleep(0.06)  # past the client's wait after a refusal
+
+
 def test_a_lease_that_ended_is_asked_for_again(lease_node):
     with quiver.connect(lease_node.unix) as c:
-        assert c.submit(abs, -1).result() == 1
+        leased_once(c, abs, -1)
+        granted = node_status(c)["worker_leases_total"]
         time.sleep(0.2)  # past the lease's idle time: the worker went back to the node
-        assert c.submit(abs, -2).result() == 2
-        assert c._dispatcher.leased == 2
+        leased_once(c, abs, -2)
+        assert node_status(c)["worker_leases_total"] > granted  # a new lease, not the ended one
 
 
 def test_a_task_that_kills_its_leased_worker_runs_again(lease_node, tmp_path):
@@ -71,9 +85,14 @@ def test_a_task_that_kills_its_leased_worker_runs_again(lease_node, tmp_path):
 
     with quiver.connect(lease_node.unix) as c:
         restarts = node_status(c)["worker_restarts"]
-        assert c.submit(once, 41).result() == 42
-        assert c._dispatcher.leased >= 1
+        leased_once(c, once, 0)  # the first run kills its worker, the second answers
         assert node_status(c)["worker_restarts"] > restarts
+        os.remove(marker)
+        leased_once(c, abs, -1)  # a lease held now: the next lone task goes to it
+        before = c._dispatcher.leased
+        assert c.submit(once, 41).result() == 42
+        if c._dispatcher.leased > before:  # it went to the lease (the usual case) and died there
+            assert node_status(c)["worker_restarts"] > restarts + 1
 
 
 def test_the_nodes_tasks_run_while_another_client_holds_leases(lease_node):
