@@ -7,7 +7,6 @@ applyInArrow on the same data; errors too."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 import sys
 from decimal import Decimal
 from typing import Iterator
@@ -25,6 +24,7 @@ pytest.importorskip("grpc")
 from pyspark import cloudpickle as spark_cloudpickle  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 from pyspark.sql.functions import pandas_udf  # noqa: E402
+from sparkchecks import same_error  # noqa: E402
 
 # Functions defined here travel by value: Spark's workers cannot import this module.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -76,14 +76,6 @@ def check_same(plain, accelerated, min_rows: int = 1) -> list:
     assert len(p) >= min_rows, f"only {len(p)} rows"
     assert a == p
     return p
-
-
-def error_line(excinfo, kind: str) -> str:
-    """The first line of a job's error that names a Python exception and mentions kind."""
-    lines = re.findall(r"^\s*([\w.]+(?:Error|Exception|Warning): .*)$", str(excinfo.value), re.M)
-    found = [line.strip() for line in lines if kind in line]
-    assert found, f"no {kind} in: {str(excinfo.value)[-3000:]}"
-    return found[0]
 
 
 def describe(key, pdf):
@@ -205,22 +197,16 @@ def test_errors_match_spark_connect(left, right):
         return pdf[["k"]]
 
     g = left.groupBy("k")
-    with pytest.raises(Exception) as plain:
-        g.applyInPandas(fails, "k long").collect()
-    with pytest.raises(Exception) as accelerated:
-        qs.apply_in_pandas(g, fails, "k long", fallback="error").collect()
-    assert error_line(accelerated, "LookupError") == error_line(plain, "LookupError")
+    same_error(lambda: g.applyInPandas(fails, "k long"),
+               lambda: qs.apply_in_pandas(g, fails, "k long", fallback="error"), "LookupError")
 
     def wrong(lpdf, rpdf):
         return pd.DataFrame({"x": [1]})
 
     cg = left.groupBy("k").cogroup(right.groupBy("k"))
-    with pytest.raises(Exception) as plain:
-        cg.applyInPandas(wrong, "k long").collect()
-    with pytest.raises(Exception) as accelerated:
-        qs.cogroup_apply_in_pandas(cg, wrong, "k long", fallback="error").collect()
-    kind = "RESULT_COLUMN_NAMES_MISMATCH"
-    assert error_line(accelerated, kind) == error_line(plain, kind)
+    same_error(lambda: cg.applyInPandas(wrong, "k long"),
+               lambda: qs.cogroup_apply_in_pandas(cg, wrong, "k long", fallback="error"),
+               "RESULT_COLUMN_NAMES_MISMATCH")
     with pytest.raises(ValueError, match="Cogroup keys must have same size: 2 != 1"):
         qs.cogroup_apply_in_pandas(left.groupBy("k", "s").cogroup(right.groupBy("k")), wrong, "k long")
     with pytest.raises(TypeError, match="only groupBy"):

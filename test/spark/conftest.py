@@ -70,6 +70,15 @@ def spark(node, driver_run_dir):
     session.stop()
 
 
+@pytest.fixture(scope="module")
+def client(node):
+    """A client of the session's node."""
+    import quiver
+
+    with quiver.connect(node.unix) as c:
+        yield c
+
+
 @pytest.fixture(scope="session")
 def node_calls(node):
     """A function that returns how many calls the session's node has served."""

@@ -23,9 +23,9 @@ from pyspark import cloudpickle as spark_cloudpickle  # noqa: E402
 from pyspark.sql import Row  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
-import quiver  # noqa: E402
 import quiver.spark as qs  # noqa: E402
-from test_spark_grouped import SCHEMA, check_same, error_line, ran_on_node, rows, tasks_total  # noqa: E402
+from sparkchecks import same_error  # noqa: E402
+from test_spark_grouped import SCHEMA, check_same, ran_on_node, rows, tasks_total  # noqa: E402
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 spark_cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -55,12 +55,6 @@ def left(spark):
 @pytest.fixture(scope="module")
 def right(spark):
     return spark.createDataFrame(right_rows(), RIGHT).repartition(2).cache()
-
-
-@pytest.fixture(scope="module")
-def client(node):
-    with quiver.connect(node.unix) as c:
-        yield c
 
 
 def records(pdf: pd.DataFrame) -> str:
@@ -168,11 +162,8 @@ ERRORS = {
 def test_result_errors_match_spark(left, right, case):
     fn, schema, kind = ERRORS[case]
     cg = left.groupBy("k").cogroup(right.groupBy("k"))
-    with pytest.raises(Exception) as plain:
-        cg.applyInPandas(fn, schema).collect()
-    with pytest.raises(Exception) as accelerated:
-        qs.cogroup_apply_in_pandas(cg, fn, schema, fallback="error").collect()
-    assert error_line(accelerated, kind) == error_line(plain, kind)
+    same_error(lambda: cg.applyInPandas(fn, schema),
+               lambda: qs.cogroup_apply_in_pandas(cg, fn, schema, fallback="error"), kind)
 
 
 def test_function_errors_and_bad_calls(left, right):
@@ -182,12 +173,9 @@ def test_function_errors_and_bad_calls(left, right):
         return pd.DataFrame({"k": [len(lpdf)]})
 
     cg = left.groupBy("k").cogroup(right.groupBy("k"))
-    with pytest.raises(Exception) as plain:
-        cg.applyInPandas(fails, "k long").collect()
-    with pytest.raises(Exception) as accelerated:
-        qs.cogroup_apply_in_pandas(cg, fails, "k long", fallback="error").collect()
-    assert error_line(accelerated, "LookupError") == error_line(plain, "LookupError") \
-        == "LookupError: no left rows for 5"
+    line, _ = same_error(lambda: cg.applyInPandas(fails, "k long"),
+                         lambda: qs.cogroup_apply_in_pandas(cg, fails, "k long", fallback="error"), "LookupError")
+    assert line == "LookupError: no left rows for 5"
     # checked when the query is planned, as Spark checks them
     with pytest.raises(Exception, match="INVALID_PANDAS_UDF"):
         qs.cogroup_apply_in_pandas(cg, lambda only_one: only_one, "k long")
@@ -216,12 +204,9 @@ def test_apply_in_arrow_matches_spark(left, right, client):
     ran_on_node(client, before, 6)
     check_same(cg.applyInArrow(right_labels, "k long, label string"),
                qs.cogroup_apply_in_arrow(cg, right_labels, "k long, label string"), min_rows=9)
-    with pytest.raises(Exception) as plain:
-        cg.applyInArrow(right_labels, "k int").collect()
-    with pytest.raises(Exception) as accelerated:
-        qs.cogroup_apply_in_arrow(cg, right_labels, "k int", fallback="error").collect()
-    kind = "RESULT_COLUMN_NAMES_MISMATCH"
-    assert error_line(accelerated, kind) == error_line(plain, kind)
+    same_error(lambda: cg.applyInArrow(right_labels, "k int"),
+               lambda: qs.cogroup_apply_in_arrow(cg, right_labels, "k int", fallback="error"),
+               "RESULT_COLUMN_NAMES_MISMATCH")
 
 
 def test_no_node_falls_back_or_fails(left, right, tmp_path):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import sys
 import time
 from decimal import Decimal
@@ -31,8 +30,8 @@ from pyspark.sql.types import (
     LongType, MapType, StringType, StructField, StructType, TimestampNTZType, TimestampType,
 )
 
-import quiver
 import quiver.spark as qs
+from sparkchecks import error_line, same_error  # noqa: F401  (error_line: test_spark_cogroup)
 from test_spark_types import same  # equality of collected values, NaN and nesting included
 
 # Spark's workers and the node's workers cannot import this module: ship it by value (pyspark
@@ -90,12 +89,6 @@ def frame(spark):
     return spark.createDataFrame(rows(), SCHEMA).repartition(3).cache()
 
 
-@pytest.fixture(scope="module")
-def client(node):
-    with quiver.connect(node.unix) as c:
-        yield c
-
-
 def tasks_total(client) -> int:
     return client.status()["nodes"][0]["tasks_total"]
 
@@ -110,15 +103,6 @@ def check_same(plain, accelerated, min_rows: int = 1) -> list:
     bad = [f"plain {x!r:.300}\n  acc {y!r:.300}" for x, y in zip(p, a) if not same(x, y)]
     assert not bad, "\n".join(bad[:5])
     return p
-
-
-def error_line(excinfo, kind: str) -> str:
-    """The first line of a Spark job's error that names a Python exception (type: message)
-    and mentions kind."""
-    lines = re.findall(r"^\s*([\w.]+(?:Error|Exception|Warning): .*)$", str(excinfo.value), re.M)
-    found = [line.strip() for line in lines if kind in line]
-    assert found, f"no {kind} in: {str(excinfo.value)[-3000:]}"
-    return found[0]
 
 
 def ran_on_node(client, before: int, at_least: int = 1) -> None:
@@ -257,11 +241,7 @@ SCHEMA_ERRORS = {
 def test_schema_errors_match_spark(frame, case):
     fn, schema, kind = SCHEMA_ERRORS[case]
     g = frame.groupBy("k")
-    with pytest.raises(Exception) as plain:
-        g.applyInPandas(fn, schema).collect()
-    with pytest.raises(Exception) as accelerated:
-        qs.apply_in_pandas(g, fn, schema, fallback="error").collect()
-    assert error_line(accelerated, kind) == error_line(plain, kind)
+    same_error(lambda: g.applyInPandas(fn, schema), lambda: qs.apply_in_pandas(g, fn, schema, fallback="error"), kind)
 
 
 def test_function_exception_type_and_message(frame):
@@ -271,13 +251,10 @@ def test_function_exception_type_and_message(frame):
         return pdf[["k"]]
 
     g = frame.groupBy("k")
-    with pytest.raises(Exception) as plain:
-        g.applyInPandas(fails, "k long").collect()
-    with pytest.raises(Exception) as accelerated:
-        qs.apply_in_pandas(g, fails, "k long", fallback="error").collect()
-    assert error_line(accelerated, "LookupError") == error_line(plain, "LookupError") \
-        == "LookupError: no model for store 2"
-    assert "remote traceback" in str(accelerated.value)
+    line, err = same_error(lambda: g.applyInPandas(fails, "k long"),
+                           lambda: qs.apply_in_pandas(g, fails, "k long", fallback="error"), "LookupError")
+    assert line == "LookupError: no model for store 2"
+    assert "remote traceback" in str(err)
 
 
 # Grouped map, Arrow.
@@ -301,12 +278,8 @@ def test_apply_in_arrow_matches_spark(frame, batch_size, client):
     # Spark hands timestamps over in the session zone and wants them back in UTC: an
     # identity over ts fails, in both, with the same message.
     g = frame.groupBy("k")
-    with pytest.raises(Exception) as plain:
-        g.applyInArrow(ident, frame.schema).collect()
-    with pytest.raises(Exception) as accelerated:
-        qs.apply_in_arrow(g, ident, frame.schema, fallback="error").collect()
-    kind = "RESULT_COLUMN_TYPES_MISMATCH"
-    assert error_line(accelerated, kind) == error_line(plain, kind)
+    same_error(lambda: g.applyInArrow(ident, frame.schema),
+               lambda: qs.apply_in_arrow(g, ident, frame.schema, fallback="error"), "RESULT_COLUMN_TYPES_MISMATCH")
     no_ts = frame.drop("ts")
     g = no_ts.groupBy("k")
     before = tasks_total(client)
@@ -318,12 +291,8 @@ def test_apply_in_arrow_matches_spark(frame, batch_size, client):
                qs.apply_in_arrow(g, reordered, "k long, s string"), min_rows=20)
     batch_size(3)
     check_same(g.applyInArrow(batches, "rows long"), qs.apply_in_arrow(g, batches, "rows long"), min_rows=5)
-    with pytest.raises(Exception) as plain:
-        g.applyInArrow(ident, "k int").collect()
-    with pytest.raises(Exception) as accelerated:
-        qs.apply_in_arrow(g, ident, "k int", fallback="error").collect()
-    kind = "RESULT_COLUMN_NAMES_MISMATCH"
-    assert error_line(accelerated, kind) == error_line(plain, kind)
+    same_error(lambda: g.applyInArrow(ident, "k int"),
+               lambda: qs.apply_in_arrow(g, ident, "k int", fallback="error"), "RESULT_COLUMN_NAMES_MISMATCH")
 
 
 # Grouped aggregates.
@@ -372,11 +341,7 @@ def test_aggregate_errors(frame):
         raise ZeroDivisionError("empty basket")
 
     g = frame.groupBy("k")
-    with pytest.raises(Exception) as plain:
-        g.agg(broken("d")).collect()
-    with pytest.raises(Exception) as accelerated:
-        qs.agg(g, (broken, "d"), fallback="error").collect()
-    assert error_line(accelerated, "ZeroDivisionError") == error_line(plain, "ZeroDivisionError")
+    same_error(lambda: g.agg(broken("d")), lambda: qs.agg(g, (broken, "d"), fallback="error"), "ZeroDivisionError")
     with pytest.raises(TypeError, match="not a grouped aggregate pandas_udf"):
         qs.agg(g, (pandas_udf(lambda s: s, "double"), "d"))
     with pytest.raises(TypeError, match="tuple"):
