@@ -210,7 +210,6 @@ func (s *Server) serveLane(c net.Conn, ln *laneState) error {
 		_, err = nb.WriteTo(c)
 		return err
 	})
-	ss.stamps = true
 	ss.writeFile = func(meta []byte, f *os.File) error {
 		wmu.Lock()
 		defer wmu.Unlock()
@@ -290,7 +289,7 @@ type leaser interface {
 // attached to the answer, or {"lease": false} when none is idle (the
 // client then calls through the session). Only a lane can carry it.
 func (ss *session) lease(req sessionRequest) {
-	if ss.writeFile == nil {
+	if !ss.onLane() {
 		ss.answer(req.Req, sessionReply{}, fmt.Errorf("%w: a lease needs the node's lane (docs/protocol.md, \"Lane\")", errNotOnLane))
 		return
 	}

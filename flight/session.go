@@ -99,9 +99,8 @@ type session struct {
 	in     *arrow.Schema
 	cancel context.CancelFunc
 	empty  arrow.RecordBatch // zero rows of sessionOutSchema
-	stamps bool              // a get's answer carries the object's stamp (lane clients map the table)
-	// writeFile, set on a lane, sends an answer with a descriptor
-	// attached (a lease); nil: the transport cannot.
+	// writeFile, set on a lane only, sends an answer with a descriptor
+	// attached (a lease); nil over Flight.
 	writeFile func(meta []byte, f *os.File) error
 
 	mu      sync.Mutex // serializes answers; guards what follows
@@ -112,6 +111,11 @@ type session struct {
 	slots chan struct{} // sessionWindow
 	wg    sync.WaitGroup
 }
+
+// onLane reports whether the session runs over the lane (lane.go): its
+// gets carry stamps (lane clients map the generation table) and it may
+// lease workers.
+func (ss *session) onLane() bool { return ss.writeFile != nil }
 
 // newSession is a session whose answers go to write (called one at a time).
 func (s *Server) newSession(in *arrow.Schema, write func(arrow.RecordBatch, []byte) error) *session {

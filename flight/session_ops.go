@@ -113,7 +113,7 @@ func (ss *session) acquire(req sessionRequest) (*objectstore.Handle, objectstore
 
 // get answers a blob object as one row (a stream object of one
 // large_binary column and one batch: that batch's rows), with its stamp
-// when the session hands stamps out and it has one.
+// when the session is a lane's and the object has one.
 func (ss *session) get(ctx context.Context, req sessionRequest, h *objectstore.Handle, st objectstore.Stamp) {
 	if h.Size() > int64(ss.s.cfg.MaxMessageBytes)/2 {
 		ss.answer(req.Req, sessionReply{}, fmt.Errorf("%w: object %s holds %d bytes; read it with DoGet", errTooLargeForSession, req.ID, h.Size()))
@@ -140,7 +140,7 @@ func (ss *session) get(ctx context.Context, req sessionRequest, h *objectstore.H
 	res := array.NewRecordBatch(sessionOutSchema, data.Columns(), data.NumRows())
 	defer res.Release()
 	reply := sessionReply{Req: req.Req, ID: req.ID, Bytes: h.Size()}
-	if ss.stamps && st.OK {
+	if ss.onLane() && st.OK {
 		reply.Slot, reply.Gen = &st.Slot, st.Gen
 	}
 	ss.send(res, reply)

@@ -94,11 +94,6 @@ func (g *generations) drop(st Stamp) {
 	g.free = append(g.free, int32(st.Slot))
 }
 
-// current is the generation slot holds now.
-func (g *generations) current(slot int) uint64 {
-	return atomic.LoadUint64(&g.words[slot])
-}
-
 // close unmaps and closes the table; clients that mapped it keep their
 // mapping (their lane has ended by then, which tells them to stop trusting it).
 func (g *generations) close() {
@@ -120,15 +115,4 @@ func (s *Store) GenerationFD() (int, int) {
 		return -1, 0
 	}
 	return s.pub.gens.rofd, GenerationSlots
-}
-
-// Current is the generation a slot of the table holds now (tests and
-// clients in this process compare a Stamp with it); 0 without a table.
-func (s *Store) Current(slot int) uint64 {
-	s.pub.mu.Lock()
-	defer s.pub.mu.Unlock()
-	if s.pub.gens == nil || slot < 0 || slot >= GenerationSlots {
-		return 0
-	}
-	return s.pub.gens.current(slot)
 }

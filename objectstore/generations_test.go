@@ -22,10 +22,10 @@ func TestStampsEndWithTheirObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.Release()
-	if !st.OK || s.Current(st.Slot) != st.Gen {
-		t.Fatalf("stamp %+v of a published object: the slot holds %d", st, s.Current(st.Slot))
+	if !st.OK {
+		t.Fatalf("a published object has no stamp: %+v", st)
 	}
-	// The table a client maps says the same as the store.
+	// Read as a client reads it: mapped through the descriptor clients get.
 	fd, slots := s.GenerationFD()
 	if fd < 0 || slots != GenerationSlots {
 		t.Fatalf("GenerationFD = %d, %d", fd, slots)
@@ -37,7 +37,7 @@ func TestStampsEndWithTheirObject(t *testing.T) {
 	defer unix.Munmap(mem)
 	read := func(slot int) uint64 { return binary.LittleEndian.Uint64(mem[slot*8:]) }
 	if read(st.Slot) != st.Gen {
-		t.Fatalf("mapped slot %d holds %d, want %d", st.Slot, read(st.Slot), st.Gen)
+		t.Fatalf("stamp %+v of a published object: the mapped slot holds %d", st, read(st.Slot))
 	}
 	// The descriptor clients get cannot write the table.
 	if _, err := unix.Mmap(fd, 0, slots*8, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err == nil {
