@@ -40,12 +40,15 @@ func newEagerWriter(stream flight.DataStreamWriter, schema *arrow.Schema, mem me
 func (w *eagerWriter) Write(rec arrow.RecordBatch) error { return w.ipc.Write(rec) }
 
 // WriteInfo sends one record batch with what it cost as the message's
-// app_metadata: JSON {"nulled": rows made null, "work_ms": evaluation time}.
+// app_metadata: JSON {"nulled": rows made null, "work_ms": evaluation time,
+// "solo_ms": its cost as one task} (scheduler.BatchInfo).
 func (w *eagerWriter) WriteInfo(rec arrow.RecordBatch, info scheduler.BatchInfo) error {
 	w.meta = append(w.meta[:0], `{"nulled":`...)
 	w.meta = strconv.AppendInt(w.meta, info.Nulled, 10)
 	w.meta = append(w.meta, `,"work_ms":`...)
 	w.meta = strconv.AppendFloat(w.meta, info.WorkMs, 'f', 3, 64)
+	w.meta = append(w.meta, `,"solo_ms":`...)
+	w.meta = strconv.AppendFloat(w.meta, info.SoloMs, 'f', 3, 64)
 	w.meta = append(w.meta, '}')
 	w.ps.fd.AppMetadata = w.meta
 	defer func() { w.ps.fd.AppMetadata = nil }()

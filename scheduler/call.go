@@ -32,6 +32,12 @@ type BatchInfo struct {
 	Nulled int64 `json:"nulled"`
 	// WorkMs is the time its tasks spent evaluating, summed over tasks.
 	WorkMs float64 `json:"work_ms"`
+	// SoloMs is what the batch would have cost as one task: WorkMs when it
+	// ran as one, else the function's fitted cost of its rows in one call
+	// (a split batch pays the fixed part once per task, so WorkMs overstates
+	// what one call of its rows costs: a caller weighing running it itself
+	// compares its wall time with this).
+	SoloMs float64 `json:"solo_ms"`
 }
 
 // Run drives one call of b on the input that next yields, passing exactly
@@ -305,6 +311,10 @@ func (c *call) flush(seq int, emit Emit) error {
 				info.Nulled++
 			}
 		}
+	}
+	info.SoloMs = info.WorkMs
+	if c.cost != nil {
+		info.SoloMs = SoloMs(len(bt.results), bt.rec.NumRows(), c.cost.estimate(), info.WorkMs)
 	}
 	return emit(out, info)
 }

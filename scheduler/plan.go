@@ -145,6 +145,18 @@ func TaskRowsForCost(rows int64, c Cost, workers int) int64 {
 	return min(max(per, least), rows)
 }
 
+// SoloMs is what a batch of rows rows, run as tasks tasks that took workMs
+// in all, would have cost as one task (BatchInfo.SoloMs): workMs for one
+// task, or while the function's fixed part is not yet told from its
+// per-row part; else its fitted cost of rows in one call, never more than
+// workMs.
+func SoloMs(tasks int, rows int64, c Cost, workMs float64) float64 {
+	if tasks <= 1 || !c.Separated {
+		return workMs
+	}
+	return min((c.PerTaskNs+c.PerRowNs*float64(rows))/1e6, workMs)
+}
+
 // IdleFixedShare is the largest share of a task's work its fixed part may
 // take when a batch is cut over workers that would otherwise sit idle: the
 // fixed part repeated in each task is paid by idle CPU, and the batch ends

@@ -41,6 +41,7 @@ import (
 //	fit                   print the fitted cost and whether it is separated
 //	fixedsized ROWS WORKERS   TaskRowsForCost at that cost
 //	probe ROWS PER        print the task sizes SplitProbing makes
+//	solo TASKS ROWS WORK_MS   print SoloMs at that cost
 //
 //	classify ERROR        print the Failure of a sample error (see sampleErrors)
 //	decide FAILURE ATTEMPTS RETRIES [null] [row]   print the Action
@@ -93,7 +94,7 @@ func (st *scenarioState) exec(s scenario.Step) []string {
 	switch f[0] {
 	case "window", "admit", "complete", "shuffle", "ready", "split", "taskrows", "costrows", "jobrows", "concrows":
 		return st.execCore(s, f)
-	case "estimator", "observe", "tasks", "estimate", "avgrow", "sized", "jobsized", "fit", "fixedsized", "idlesized", "probe":
+	case "estimator", "observe", "tasks", "estimate", "avgrow", "sized", "jobsized", "fit", "fixedsized", "idlesized", "solo", "probe":
 		return st.execCost(s, f)
 	case "classify", "decide":
 		return st.execRetry(s, f)
@@ -234,6 +235,9 @@ func (st *scenarioState) execCost(s scenario.Step, f []string) []string {
 		cost := st.est.Estimate()
 		per := TaskRowsForCost(n[1], cost, int(n[2]))
 		return []string{strconv.FormatInt(TaskRowsForIdle(n[1], cost, int(n[2]), int(n[3]), per), 10)}
+	case "solo":
+		n := st.nums(s, f, 3)
+		return []string{fmt.Sprintf("%.3g", SoloMs(int(n[1]), n[2], st.est.Estimate(), float64(n[3])))}
 	case "probe":
 		n := st.nums(s, f, 2)
 		var out []string

@@ -108,7 +108,8 @@ class Client:
         quoting the node's message. timeout (seconds) bounds the whole call on
         both sides. With info=True the answer is (result, info): what the node
         reported about this call, {"nulled": rows nulled by on_error="null",
-        "work_ms": milliseconds spent in Python functions}.
+        "work_ms": milliseconds spent in Python functions, "solo_ms": what
+        its batches would have cost each as one task}.
         """
         if rows_per_task is None and retries is None and on_error is None and timeout is None:
             options = self.connection.plain  # nothing to check or send

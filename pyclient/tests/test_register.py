@@ -219,6 +219,7 @@ def test_call_info_counts_work(client):
     assert out.to_pylist() == [1, 2]
     assert info["nulled"] == 0
     assert info["work_ms"] >= 15, info
+    assert 0 < info["solo_ms"] <= info["work_ms"], info
 
 
 class MetadataServer(flight.FlightServerBase):
@@ -235,13 +236,13 @@ class MetadataServer(flight.FlightServerBase):
 
 
 def test_call_info_sums_app_metadata():
-    meta = [b'{"nulled": 2, "work_ms": 1.5}', b"", b'{"work_ms": 0.25}', b"not json"]
+    meta = [b'{"nulled": 2, "work_ms": 1.5, "solo_ms": 1.0}', b"", b'{"work_ms": 0.25}', b"not json"]
     with MetadataServer(meta) as server, quiver.Client(f"grpc://127.0.0.1:{server.port}") as c:
         assert not hasattr(c, "last_call_info")
         _, info = c.call("echo", pa.Table.from_batches([batch(a=[i]) for i in range(4)]), info=True)
-        assert info == {"nulled": 2, "work_ms": 1.75}
+        assert info == {"nulled": 2, "work_ms": 1.75, "solo_ms": 1.25}  # no solo_ms: its work_ms
         _, info = c.call("echo", batch(a=[1]), info=True)
-        assert info == {"nulled": 2, "work_ms": 1.5}
+        assert info == {"nulled": 2, "work_ms": 1.5, "solo_ms": 1.0}
 
 
 def test_missing_module_in_the_worker_is_reported(client, tmp_path):

@@ -63,9 +63,10 @@ When no node is reachable (nor can be started, see quiver._wire.local), with
 warning per process, and the node is tried again every 200 batches; with
 ``fallback="error"`` the call raises quiver.Unavailable.
 
-Cheap functions skip the detour by measurement: after each remote batch the
-node's reported time in the function (``work_ms``) is compared with the call's
-wall time; when running the batch here would have been faster for 3 batches in
+Cheap functions skip the detour by measurement: after each remote batch what
+the node reports the batch would have cost as one call (``solo_ms``: its
+``work_ms`` when it ran as one task, else the function's fitted cost of its
+rows) is compared with the call's wall time; when running the batch here would have been faster for 3 batches in
 a row, the function runs in this process from then on, and the node is tried
 again every 200 batches. Passing ``rows_per_task`` turns this off, and so does
 the environment variable ``QUIVER_ADAPTIVE=0`` (tests, benchmarks).
@@ -386,10 +387,12 @@ class _Accelerated:
 
     def _observe(self, info: dict, wall_s: float, here_ms: float | None = None) -> None:
         """Tell the cheap-function switch how the batch went (unless it is off): what it
-        would have cost here (here_ms, else the node's work_ms) against its wall time."""
+        would have cost here (here_ms, else the node's solo_ms: its rows as one call)
+        against its wall time."""
         self.last_work_ms = info.get("work_ms")
         if self.measuring():
-            self.adaptive.observe(self.last_work_ms if here_ms is None else here_ms, wall_s * 1e3)
+            solo = info.get("solo_ms") or self.last_work_ms
+            self.adaptive.observe(solo if here_ms is None else here_ms, wall_s * 1e3)
 
     def measuring(self) -> bool:
         """Whether the cheap-function switch is on (rows_per_task or QUIVER_ADAPTIVE=0 turn it off)."""
@@ -481,3 +484,4 @@ class _Accelerated:
             warnings.warn(f"quiver.accelerate: {self.name}: {len(errors)} row(s) failed and are "
                           f"null; first: {errors[0]}", RuntimeWarning, stacklevel=4)
         return _from_arrow(form, out, values)
+

@@ -2,7 +2,7 @@
 
 The decorator (quiver._accel.decorator) asks and reports; these classes
 decide (table-tested in pyclient/tests/test_accel_policy.py). ``Adaptive`` is the cheap-function switch: after CHEAP_STREAK remote
-batches in a row whose work (the node's work_ms) would have been faster here
+batches in a row whose work (the node's solo_ms) would have been faster here
 than the call's wall time, the function runs here, at once after one batch
 whose work was under 1/CLEARLY_CHEAP of its wall time (the round trip
 dwarfs the function: a vectorized x * 2); every REPROBE_EVERY batches one

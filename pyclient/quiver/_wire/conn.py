@@ -39,13 +39,14 @@ _OWNER_TAG = re.compile(r"[0-9a-f]{16}")  # a node's owner tag (docs/protocol.md
 _WIRE_TYPES = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}
 
 # What the node reported about one call, summed over its output batches: rows
-# nulled by on_error="null", and milliseconds spent in Python functions.
+# nulled by on_error="null", milliseconds spent in Python functions, and what
+# each batch would have cost as one task (solo_ms; docs/protocol.md).
 CallInfo = dict
 
 
 def new_call_info() -> CallInfo:
     """A CallInfo with nothing reported yet."""
-    return {"nulled": 0, "work_ms": 0.0}
+    return {"nulled": 0, "work_ms": 0.0, "solo_ms": 0.0}
 
 
 class Function(NamedTuple):
@@ -263,7 +264,8 @@ def wire_table(table: pa.Table) -> pa.Table:
 
 
 def _add_call_info(info: dict, metadata) -> None:
-    """Add one output batch's app_metadata ({"nulled": k, "work_ms": x}, may be empty) to info."""
+    """Add one output batch's app_metadata ({"nulled": k, "work_ms": x, "solo_ms": y}, may be
+    empty) to info; a batch without solo_ms counts its work_ms there."""
     if metadata is None or not metadata.size:
         return
     try:
@@ -272,7 +274,9 @@ def _add_call_info(info: dict, metadata) -> None:
         return  # not ours: another engine's metadata is not an error
     if isinstance(m, dict):
         info["nulled"] += int(m.get("nulled") or 0)
-        info["work_ms"] += float(m.get("work_ms") or 0.0)
+        work = float(m.get("work_ms") or 0.0)
+        info["work_ms"] += work
+        info["solo_ms"] = info.get("solo_ms", 0.0) + float(m.get("solo_ms") or work)
 
 
 def _warn_failed_rows(name: str, errors: pa.Array) -> None:
