@@ -235,10 +235,19 @@ func (c *call) admit(rec arrow.RecordBatch) error {
 	if c.costed != nil {
 		p.perRow = c.cost.estimate().AvgPerRowNs(rows)
 	}
-	for idx := range ranges {
+	g := c.groupSize(p)
+	for idx := 0; idx < len(ranges); {
+		if end := min(idx+g, len(ranges)); end-idx > 1 {
+			if err := c.placeGroup(p, idx, end); err != nil {
+				return err
+			}
+			idx = end
+			continue
+		}
 		if err := c.place(p, idx); err != nil {
 			return err
 		}
+		idx++
 	}
 	return nil
 }

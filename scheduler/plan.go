@@ -157,6 +157,23 @@ func SoloMs(tasks int, rows int64, c Cost, workMs float64) float64 {
 	return min((c.PerTaskNs+c.PerRowNs*float64(rows))/1e6, workMs)
 }
 
+// GroupTime is the work a group of small tasks carries at most
+// (GroupSize): a worker answers the group in one round trip, so its
+// per-task costs (frames, Arrow IPC, scheduling) are paid once for all.
+const GroupTime = 1e6 // ns
+
+// GroupSize is how many of a batch's tasks tasks, each costing costNs
+// (0: unknown), go to a worker together: as many as GroupTime of work
+// holds, but so that each of workers gets at least two groups of the
+// batch; 1 when the cost is unknown or a task alone is GroupTime or more.
+func GroupSize(tasks int, costNs float64, workers int) int {
+	if tasks <= 1 || costNs <= 0 || costNs >= GroupTime {
+		return 1
+	}
+	spread := (tasks + 2*max(workers, 1) - 1) / (2 * max(workers, 1))
+	return max(1, min(int(GroupTime/costNs), spread))
+}
+
 // IdleFixedShare is the largest share of a task's work its fixed part may
 // take when a batch is cut over workers that would otherwise sit idle: the
 // fixed part repeated in each task is paid by idle CPU, and the batch ends

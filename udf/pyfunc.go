@@ -169,13 +169,18 @@ func (f *PyFunc) run(ctx context.Context, mem memory.Allocator, args []arrow.Arr
 		Encode: func(w io.Writer) error { return encodeArgs(w, args, rows, mem) },
 		Decode: decode})
 	if err != nil {
-		var pe *PyError
-		if errors.As(err, &pe) {
-			pe.Func = f.name
-		}
-		return 0, err
+		return 0, f.named(err)
 	}
 	return time.Duration(res.WorkMs * 1e6), nil
+}
+
+// named names f in a Python exception err carries.
+func (f *PyFunc) named(err error) error {
+	var pe *PyError
+	if errors.As(err, &pe) {
+		pe.Func = f.name
+	}
+	return err
 }
 
 // Parallelism is the number of workers that can run its tasks at once

@@ -293,6 +293,10 @@ type Task struct {
 	// Concurrency is the rows the worker runs at once, sent with LOAD; 0 or
 	// 1: one at a time.
 	Concurrency int
+	// Parts, when set, makes the task a group: the rows of consecutive
+	// tasks of the arguments, in order, each a call of the function of its
+	// own (PyFunc.EvalParts). Nil: the arguments are one task.
+	Parts []int64
 }
 
 // Result is a worker's answer to a Task.
@@ -300,6 +304,15 @@ type Result struct {
 	IPC    []byte  // Arrow IPC stream: one column, the result
 	Rows   int64   // rows the worker says it returned
 	WorkMs float64 // time spent in the user's function
+	// Parts is each part's outcome when the task was a group (Task.Parts):
+	// a part that raised has Err and null rows in the result.
+	Parts []PartResult
+}
+
+// PartResult is the outcome of one part of a group task.
+type PartResult struct {
+	WorkMs float64
+	Err    *PyError // nil when the part succeeded
 }
 
 // Run executes t on an idle worker. A worker that dies fails the task with

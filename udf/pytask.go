@@ -10,7 +10,7 @@ import (
 
 // run sends LOAD if needed and TASK, and reads the answer.
 func (w *pyWorker) run(t Task) (Result, error) {
-	hdr := taskHeader{Fn: t.FnID, Context: t.Context}
+	hdr := taskHeader{Fn: t.FnID, Context: t.Context, Parts: t.Parts}
 	body, err := w.placeArgs(t, &hdr)
 	if err != nil {
 		return Result{}, err // the arguments could not be encoded; nothing was sent
@@ -44,12 +44,19 @@ func (w *pyWorker) run(t Task) (Result, error) {
 			Ms     float64  `json:"ms"`
 			Arena  []uint64 `json:"arena"`
 			Pinned bool     `json:"pinned"`
+			Parts  []struct {
+				Ms    float64  `json:"ms"`
+				Error *PyError `json:"error"`
+			} `json:"parts"`
 		}
 		if err := f.decodeHeader(&h); err != nil {
 			return Result{}, w.died(err)
 		}
 		if h.Task != w.seq {
 			return Result{}, w.died(fmt.Errorf("%w: RESULT for task %d, want %d", ErrProtocol, h.Task, w.seq))
+		}
+		if len(h.Parts) != len(t.Parts) {
+			return Result{}, w.died(fmt.Errorf("%w: RESULT with %d parts for a task of %d", ErrProtocol, len(h.Parts), len(t.Parts)))
 		}
 		data := f.body
 		if h.Arena != nil {
@@ -62,6 +69,12 @@ func (w *pyWorker) run(t Task) (Result, error) {
 			used = max(used, int(h.Arena[0]+h.Arena[1]))
 		}
 		res := Result{Rows: h.Rows, WorkMs: h.Ms}
+		if t.Parts != nil {
+			res.Parts = make([]PartResult, len(h.Parts))
+			for i, p := range h.Parts {
+				res.Parts[i] = PartResult{WorkMs: p.Ms, Err: p.Error}
+			}
+		}
 		switch {
 		case t.Decode != nil:
 			err = t.Decode(data) // copies out of the arena before the worker's next task
@@ -151,6 +164,8 @@ type taskHeader struct {
 	ArenaSize int      `json:"arena_size,omitempty"` // the arena's size now: the worker remaps when it grew
 	// Context is the caller's task context (a JSON object), when it sent one.
 	Context json.RawMessage `json:"context,omitempty"`
+	// Parts are the rows of each task of a group (Task.Parts).
+	Parts []int64 `json:"parts,omitempty"`
 }
 
 // PyError is an exception raised by a Python function in a worker.

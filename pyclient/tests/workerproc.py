@@ -97,12 +97,13 @@ class WorkerProc:
         blob = cloudpickle.dumps({"fn": fn, "kind": kind, "returns": returns, "spark": spark})
         self.send(LOAD, {"fn": fn_id, "name": name or getattr(fn, "__name__", fn_id)}, blob)
 
-    def task(self, fn_id: str, *columns, task: int = 1):
-        """Send a TASK; return ("result", Arrow column, header) or ("error", header)."""
+    def task(self, fn_id: str, *columns, task: int = 1, extra: dict | None = None):
+        """Send a TASK (its header with extra's fields); return ("result", Arrow
+        column, header) or ("error", header)."""
         names = [f"_{i}" for i in range(len(columns))]
         batch = pa.RecordBatch.from_arrays([pa.array(c) if not isinstance(c, pa.Array) else c
                                             for c in columns], names=names)
-        self.send(TASK, {"task": task, "fn": fn_id}, ipc(batch))
+        self.send(TASK, {"task": task, "fn": fn_id, **(extra or {})}, ipc(batch))
         kind, header, body = self.recv()
         assert header["task"] == task
         if kind == ERROR:

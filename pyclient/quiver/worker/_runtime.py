@@ -26,6 +26,7 @@ from .._taskrows import run_task_rows
 from .._util import concat_parts, return_type_error, send_all, user_traceback
 from ._ipc import EOS, read_batch, release, write_stream
 from . import _lease, _slices
+from ._parts import PartsError, parts_of, run_parts
 from ._slices import concurrency_of, row_wise, run_slices
 from ._table import table_result, table_schema
 
@@ -225,12 +226,22 @@ class Worker:
                                "fn": f.name}, ()
             batch = read_batch(body)
             rows = batch.num_rows
+            try:
+                parts = parts_of(header, rows)
+            except PartsError as e:
+                raise ProtocolError(str(e)) from None
             with running(header.get("context")):
-                result, ms = self.call(f, batch)
+                if parts is None:
+                    result, ms = self.call(f, batch)
+                else:
+                    result, ms, outcomes = run_parts(lambda b: self.call(f, b), batch, parts,
+                                                     f.schema.field(0).type, f.name, _SKIP)
             reply = {"task": task, "rows": rows, "ms": ms}
+            if parts is not None:
+                reply["parts"] = outcomes
             return RESULT, reply, self._result_parts(f, result, reply, out_off)
         except BaseException as e:  # noqa: BLE001  (sys.exit in user code is an error, not an exit)
-            if isinstance(e, KeyboardInterrupt):
+            if isinstance(e, (KeyboardInterrupt, ProtocolError)):
                 raise
             return ERROR, {"task": task, "type": type(e).__name__, "message": str(e),
                            "traceback": user_traceback(e, _SKIP),
