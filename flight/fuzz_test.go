@@ -52,6 +52,21 @@ func (s *memStream) Send(*flight.FlightData) error {
 	return nil
 }
 
+// SendMsg is gRPC's: the message through the node's codec, both ways.
+func (s *memStream) SendMsg(v any) error {
+	c := newCodec()
+	data, err := c.Marshal(v)
+	if err != nil {
+		return err
+	}
+	defer data.Free()
+	var fd flight.FlightData
+	if err := c.Unmarshal(data, &fd); err != nil {
+		return err
+	}
+	return s.Send(&fd)
+}
+
 // fuzzFuncs are the functions a fuzz input may call, by its first byte.
 var fuzzFuncs = func() []string {
 	var names []string

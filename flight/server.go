@@ -132,6 +132,7 @@ func New(cfg Config, sched *scheduler.Scheduler, cat *udf.Catalog, log *zap.Logg
 		grpc.InitialConnWindowSize(16 << 20),
 		grpc.WriteBufferSize(1 << 20),
 		grpc.ReadBufferSize(1 << 20),
+		grpc.ForceServerCodecV2(newCodec()),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(cfg.TLS))

@@ -2,7 +2,6 @@
 package flight
 
 import (
-	"bytes"
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -59,12 +58,23 @@ func (w *eagerWriter) WriteInfo(rec arrow.RecordBatch, info scheduler.BatchInfo)
 func (w *eagerWriter) Close() error { return w.ipc.Close() }
 
 // payloadSender is the ipc.PayloadWriter under eagerWriter: one FlightData
-// message per IPC payload.
+// message per IPC payload. Its body is written once, into a buffer of
+// bodyPool, which the node's codec hands to gRPC as it is (codec.go).
 type payloadSender struct {
 	stream flight.DataStreamWriter
 	fd     flight.FlightData
-	buf    bytes.Buffer
 	skip   int // payloads to drop: the IPC writer's own schema message
+}
+
+// msgSender is what a gRPC stream is under the DataStreamWriter interface.
+type msgSender interface{ SendMsg(any) error }
+
+// appendWriter appends what is written to *b.
+type appendWriter struct{ b *[]byte }
+
+func (w appendWriter) Write(p []byte) (int, error) {
+	*w.b = append(*w.b, p...)
+	return len(p), nil
 }
 
 func (s *payloadSender) Start() error { return nil }
@@ -78,10 +88,17 @@ func (s *payloadSender) WritePayload(p ipc.Payload) error {
 	meta := p.Meta()
 	defer meta.Release()
 	s.fd.DataHeader = meta.Bytes()
-	s.buf.Reset()
-	if err := p.SerializeBody(&s.buf); err != nil {
+	body := bodyPool.Get(0)
+	if err := p.SerializeBody(appendWriter{body}); err != nil {
+		bodyPool.Put(body)
 		return err
 	}
-	s.fd.DataBody = s.buf.Bytes()
-	return s.stream.Send(&s.fd)
+	s.fd.DataBody = *body
+	defer func() { s.fd.DataBody = nil }()
+	if ms, ok := s.stream.(msgSender); ok {
+		return ms.SendMsg(&outData{FlightData: &s.fd, body: body, pool: bodyPool}) // the codec owns body now
+	}
+	err := s.stream.Send(&s.fd) // encoded (copied) before Send returns
+	bodyPool.Put(body)
+	return err
 }
