@@ -46,6 +46,10 @@
 //     file holds an object. The directory, the files and their checks are
 //     the store's (objectstore.Config.ShmDir).
 //
+// The gRPC server uses the node's codec (codec.go): protobuf, except that
+// the FlightData it sends carries its body buffer to gRPC without a
+// protobuf copy and the FlightData it receives is parsed into one copy.
+//
 // Client input is never trusted: every IPC message header is checked by
 // internal/ipccheck before arrow-go reads it, the reader of one call holds
 // a bounded amount of memory, and every batch is validated before use

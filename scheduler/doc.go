@@ -68,6 +68,13 @@
 //     context ends (the client went away, a deadline passed), queued tasks
 //     are skipped and Run waits for the running ones before it returns, so
 //     no Arrow memory outlives it.
+//   - Groups (group.go): on a node without peers, once a grouping
+//     function's (udf.Grouped) cost is measured, consecutive tasks of a
+//     batch worth up to GroupTime (1 ms) go to a worker as one job
+//     (GroupSize; at least two groups per worker). Each task of a group
+//     still gets one result: a task that failed in its group is decided
+//     as a task whose first attempt failed, and a group that failed whole
+//     runs its tasks again alone.
 //   - Each task applies Decide to its evaluations. A function that
 //     measures its work (udf.Costed.EvalWork) reports each task to its
 //     estimator, one per function ID shared by all calls (Scheduler.Cost

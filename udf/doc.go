@@ -29,5 +29,8 @@
 // arguments unless SetArgs declared them; it sends the task context its call
 // carries (WithTaskContext) with each task. A PyFunc with SetConcurrency(N)
 // (Concurrent) has each worker run N rows of a task at once, for functions
-// that wait; the pool still gives a worker one task at a time.
+// that wait; the pool still gives a worker one task at a time. A PyFunc of
+// concurrency 1 (Grouped, pygroup.go) also runs a group of small tasks in
+// one round trip: one TASK whose "parts" the worker calls the function on
+// one by one, each part's time and error reported apart.
 package udf
