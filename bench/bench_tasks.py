@@ -2,6 +2,7 @@
 
 Measures, for each system on the same machine in the same run:
   - async task throughput: 1,000 empty tasks submitted, then all gathered (tasks/s);
+  - Python per-task overhead: one call of 20,000 one-row identity tasks (Quiver only);
   - sync round trip: one empty task submitted and its result awaited, again and again (us);
   - small objects, as ray_perf.py does: put calls (1,000 puts of a ~100-byte object, timed
     until the node has confirmed every one), get calls (the same object read again and
@@ -55,6 +56,38 @@ TABLE_BYTES = 100_000_000
 
 def noop(i):
     return i
+
+
+OVERHEAD_TASKS = 20_000
+
+
+def ident_series(x):
+    return x
+
+
+def ident_arrow(a):
+    return a
+
+
+def per_task_overhead(client, repeat: int) -> dict:
+    """Microseconds per task of one call of OVERHEAD_TASKS rows cut into one-row tasks
+    (rows_per_task=1) of an identity function, pyarrow and pandas kinds: what a task
+    costs beyond its function."""
+    big = pa.record_batch([pa.array(range(OVERHEAD_TASKS), pa.int64())], names=["x"])
+    out = {}
+    for key, fn, kw in (("overhead_arrow_us", ident_arrow, {"kind": "arrow"}),
+                        ("overhead_series_us", ident_series, {})):
+        name = client.register(fn, name="bench_" + key, returns=pa.int64(), **kw)
+        client.call(name, big.slice(0, 16), rows_per_task=1)  # loaded in the workers, its cost measured
+
+        def run():
+            start = time.perf_counter()
+            res = client.call(name, big, rows_per_task=1)
+            t = time.perf_counter() - start
+            assert res.equals(big.column(0)), f"{name} changed its input"
+            return t
+        out[key] = best(repeat, run) / OVERHEAD_TASKS * 1e6
+    return out
 
 
 def install_ray() -> None:
@@ -202,7 +235,10 @@ def bench_quiver(address: str, repeat: int, lane: bool = True) -> dict:
     wait_for_workers(client)
     client.submit(noop, 0).result()  # registered, workers warm
     try:
-        return measure(QuiverAPI(client), repeat)
+        out = measure(QuiverAPI(client), repeat)
+        if lane:
+            out.update(per_task_overhead(client, repeat))
+        return out
     finally:
         client.close()
 
@@ -329,6 +365,13 @@ def main() -> int:
         else:
             ratio_s = ""
         lines.append(f"| {label} | {fmt.format(q[key])} | {fmt.format(qf[key])} | {rv} | {ratio_s} |")
+    lines += ["", f"Python per-task overhead: one `Client.call` of {OVERHEAD_TASKS:,} rows with "
+              f"`rows_per_task=1` ({OVERHEAD_TASKS:,} one-row tasks of an identity function), wall time "
+              f"per task, best of {args.repeat}; Quiver only (Ray has no call that cuts a batch into tasks).", "",
+              "| function | us per task | goal |", "| --- | --- | --- |"]
+    for key, label in (("overhead_arrow_us", "pyarrow identity (`kind=\"arrow\"`)"),
+                       ("overhead_series_us", "pandas Series identity")):
+        lines.append(f"| {label} | {q[key]:.1f} | <= 50 us: {'met' if q[key] <= 50 else 'not met'} |")
     print("\n" + "\n".join(lines))
     if args.json:
         with open(args.json, "w") as f:

@@ -180,5 +180,5 @@ def report(res: dict, charts: list[str], args) -> str:
     L += [f"- {m}" for m in missing] or ["- Nothing was skipped: all seven sections ran."]
     L += ["- Not part of this suite (run by hand): `bench/bench_node.py` (haversine_km against numpy and a "
           "per-row loop, node memory under load), `bench/bench_udf.py` (Client.call, multiprocessing.Pool "
-          "limit, per-task overhead; see NOTES.md), and the Go benchmarks of `./udf/`.", ""]
+          "limit; see NOTES.md), and the Go benchmarks of `./udf/`.", ""]
     return "\n".join(L)
