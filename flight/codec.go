@@ -3,8 +3,6 @@
 package flight
 
 import (
-	"sync"
-
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // registers the codec this one defers to
@@ -127,20 +125,6 @@ func unmarshalFlightData(b []byte, fd *flight.FlightData) error {
 }
 
 // bodyPool holds the buffers FlightData bodies are written into; gRPC puts
-// each back once its frames are written. It does not clear them: a buffer
-// is written from its start before it is sent.
-var bodyPool = &bufferPool{}
-
-type bufferPool struct{ p sync.Pool }
-
-// Get returns a buffer of length n.
-func (bp *bufferPool) Get(n int) *[]byte {
-	if b, ok := bp.p.Get().(*[]byte); ok && cap(*b) >= n {
-		*b = (*b)[:n]
-		return b
-	}
-	b := make([]byte, n)
-	return &b
-}
-
-func (bp *bufferPool) Put(b *[]byte) { bp.p.Put(b) }
+// each back once its frames are written. readPool holds the buffers gRPC
+// reads DATA frames into.
+var bodyPool, readPool = &tieredPool{}, &tieredPool{}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 
 	"github.com/quiver-udf/quiver/internal/record"
 	"github.com/quiver-udf/quiver/objectstore"
@@ -133,6 +134,7 @@ func New(cfg Config, sched *scheduler.Scheduler, cat *udf.Catalog, log *zap.Logg
 		grpc.WriteBufferSize(1 << 20),
 		grpc.ReadBufferSize(1 << 20),
 		grpc.ForceServerCodecV2(newCodec()),
+		experimental.BufferPool(readPool),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(cfg.TLS))

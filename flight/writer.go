@@ -77,6 +77,14 @@ func (w appendWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// countWriter counts what is written to it.
+type countWriter struct{ n *int }
+
+func (w countWriter) Write(p []byte) (int, error) {
+	*w.n += len(p)
+	return len(p), nil
+}
+
 func (s *payloadSender) Start() error { return nil }
 func (s *payloadSender) Close() error { return nil }
 
@@ -88,7 +96,12 @@ func (s *payloadSender) WritePayload(p ipc.Payload) error {
 	meta := p.Meta()
 	defer meta.Release()
 	s.fd.DataHeader = meta.Bytes()
-	body := bodyPool.Get(0)
+	size := 0
+	if err := p.SerializeBody(countWriter{&size}); err != nil {
+		return err
+	}
+	body := bodyPool.Get(size)
+	*body = (*body)[:0]
 	if err := p.SerializeBody(appendWriter{body}); err != nil {
 		bodyPool.Put(body)
 		return err
