@@ -401,6 +401,32 @@ def test_cheap_function_goes_local_then_reprobes(node, monkeypatch, unix_client)
     assert impl(cheap).local_batches == 5
 
 
+def test_copies_in_one_process_share_the_switch(node, monkeypatch):
+    """Spark unpickles a UDF for every task: a copy starts from what an earlier copy in
+    the same process learned, and runs a cheap function here at once."""
+    monkeypatch.setenv("QUIVER_ADDRESS", node.unix)
+    monkeypatch.delenv("QUIVER_ADAPTIVE", raising=False)
+
+    @quiver.accelerate
+    def cheap_shared(x: pd.Series) -> pd.Series:
+        return x + 1
+
+    first = pickle.loads(cloudpickle.dumps(cheap_shared))
+    x = pd.Series([1, 2, 3])
+    for _ in range(10):
+        assert first(x).tolist() == [2, 3, 4]
+        if impl(first).local_batches:
+            break
+    assert impl(first).local_batches, "the cheap function never went local"
+    later = pickle.loads(cloudpickle.dumps(cheap_shared))
+    assert impl(later) is not impl(first) and impl(later).adaptive is impl(first).adaptive
+    assert later(x).tolist() == [2, 3, 4]
+    assert impl(later).remote_batches == 0 and impl(later).local_batches == 1
+    # Another accelerated function has a switch of its own.
+    other = quiver.accelerate(lambda s: s + 2)
+    assert impl(other).adaptive is not impl(first).adaptive
+
+
 def test_costly_function_stays_on_the_node(node, monkeypatch):
     """Work spread over the node's workers beats running here: no switch. (Sleeps 0.4 s of
     work per batch across 2 workers; only a round trip over 0.2 s would flip it.)"""

@@ -68,8 +68,11 @@ the node reports the batch would have cost as one call (``solo_ms``: its
 ``work_ms`` when it ran as one task, else the function's fitted cost of its
 rows) is compared with the call's wall time; when running the batch here would have been faster for 3 batches in
 a row, the function runs in this process from then on, and the node is tried
-again every 200 batches. Passing ``rows_per_task`` turns this off, and so does
-the environment variable ``QUIVER_ADAPTIVE=0`` (tests, benchmarks).
+again every 200 batches. The switch is one per function and process: the
+copies Spark unpickles for each task share it, so a later task (or query) in
+the same Python worker starts from what the earlier ones measured. Passing
+``rows_per_task`` turns this off, and so does the environment variable
+``QUIVER_ADAPTIVE=0`` (tests, benchmarks).
 
 Modules: this one is the decorator and the per-process state; where a batch
 runs is decided by quiver._accel.policy (pure), the result type by
@@ -210,6 +213,23 @@ def _make_wrapper(obj, impl: _Accelerated):
     return wrapper
 
 
+# The cheap-function switch of each accelerated function, per process: Spark
+# unpickles a UDF afresh for every task (and every query), and each copy would
+# otherwise measure again what an earlier task in this worker already learned.
+_switches: dict[tuple[int, str], policy.Adaptive] = {}
+_switches_lock = threading.Lock()
+
+
+def _switch_for(uid: str) -> policy.Adaptive:
+    """The switch shared by every copy of the accelerated function uid in this process."""
+    key = (os.getpid(), uid)
+    with _switches_lock:
+        switch = _switches.get(key)
+        if switch is None:
+            switch = _switches[key] = policy.Adaptive()
+        return switch
+
+
 class _Accelerated:
     """The state behind one accelerated function, per process."""
 
@@ -218,13 +238,16 @@ class _Accelerated:
         self.opts = opts
         self.is_class = isinstance(obj, type)
         self.explicit = _result_type(opts.returns) if opts.returns is not None else None
+        self.uid = os.urandom(8).hex()  # names this function in every process its copies reach
         self._init_runtime()
 
     def __getstate__(self):
-        return {"fn": self.fn, "opts": self.opts, "is_class": self.is_class, "explicit": self.explicit}
+        return {"fn": self.fn, "opts": self.opts, "is_class": self.is_class, "explicit": self.explicit,
+                "uid": self.uid}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.__dict__.setdefault("uid", os.urandom(8).hex())
         self._init_runtime()
 
     def _init_runtime(self):
@@ -233,7 +256,7 @@ class _Accelerated:
         self.types = ResultTypes(self.name, self.explicit)  # the inferred result types
         self._names: dict[tuple, str] = {}             # (node, kind, result type, ...) -> registered name
         self._instance = None                          # the local instance of a class
-        self.adaptive = policy.Adaptive()              # the cheap-function switch
+        self.adaptive = _switch_for(self.uid)           # the cheap-function switch, shared by copies
         self._warned_convert = False
         self.remote_batches = 0                        # batches sent to the node (for tests, metrics)
         self.local_batches = 0                         # batches run in this process
