@@ -66,9 +66,9 @@ warning per process, and the node is tried again every 200 batches; with
 Cheap functions skip the detour by measurement: after each remote batch what
 the node reports the batch would have cost as one call (``solo_ms``: its
 ``work_ms`` when it ran as one task, else the function's fitted cost of its
-rows) is compared with the call's wall time; when running the batch here would have been faster for 3 batches in
-a row, the function runs in this process from then on, and the node is tried
-again every 200 batches. The switch is one per function and process: the
+rows) is compared with the call's wall time; when running the batch here would
+have been faster for 3 batches in a row, the function runs in this process from
+then on, and the node is tried again every 200 batches. The switch is one per function and process: the
 copies Spark unpickles for each task share it, so a later task (or query) in
 the same Python worker starts from what the earlier ones measured. Passing
 ``rows_per_task`` turns this off, and so does the environment variable
@@ -507,4 +507,3 @@ class _Accelerated:
             warnings.warn(f"quiver.accelerate: {self.name}: {len(errors)} row(s) failed and are "
                           f"null; first: {errors[0]}", RuntimeWarning, stacklevel=4)
         return _from_arrow(form, out, values)
-
