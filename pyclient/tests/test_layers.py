@@ -24,7 +24,7 @@ LAYERS = [
     ("spark helpers", ["quiver.spark", "quiver.spark.*"]),
     ("accelerate", ["quiver._accel.decorator"]),
     ("accelerate parts", ["quiver._accel.nodes", "quiver._accel.infer", "quiver._accel.mapform",
-                          "quiver._accel.rows"]),
+                          "quiver._accel.rows", "quiver._accel.switches"]),
     ("accelerate forms", ["quiver._accel.forms", "quiver._accel.pickled", "quiver._accel.frames"]),
     ("accelerate policy", ["quiver._accel", "quiver._accel.policy"]),
     ("client", ["quiver.client"]),

@@ -75,7 +75,8 @@ the same Python worker starts from what the earlier ones measured. Passing
 ``QUIVER_ADAPTIVE=0`` (tests, benchmarks).
 
 Modules: this one is the decorator and the per-process state; where a batch
-runs is decided by quiver._accel.policy (pure), the result type by
+runs is decided by quiver._accel.policy (pure), its switch shared per process
+by quiver._accel.switches, the result type by
 quiver._accel.infer, the forms by quiver._accel.forms, and conversions by
 quiver._convert.
 """
@@ -128,6 +129,7 @@ from . import mapform, rows
 from .infer import MISSING, ResultTypes
 from .nodes import _Node, _node_for, _warn_fallback
 from .pickled import CARRIER, PICKLED, PickledResult, unpickle
+from .switches import switch_for
 
 __all__ = ["accelerate"]
 
@@ -213,23 +215,6 @@ def _make_wrapper(obj, impl: _Accelerated):
     return wrapper
 
 
-# The cheap-function switch of each accelerated function, per process: Spark
-# unpickles a UDF afresh for every task (and every query), and each copy would
-# otherwise measure again what an earlier task in this worker already learned.
-_switches: dict[tuple[int, str], policy.Adaptive] = {}
-_switches_lock = threading.Lock()
-
-
-def _switch_for(uid: str) -> policy.Adaptive:
-    """The switch shared by every copy of the accelerated function uid in this process."""
-    key = (os.getpid(), uid)
-    with _switches_lock:
-        switch = _switches.get(key)
-        if switch is None:
-            switch = _switches[key] = policy.Adaptive()
-        return switch
-
-
 class _Accelerated:
     """The state behind one accelerated function, per process."""
 
@@ -256,7 +241,7 @@ class _Accelerated:
         self.types = ResultTypes(self.name, self.explicit)  # the inferred result types
         self._names: dict[tuple, str] = {}             # (node, kind, result type, ...) -> registered name
         self._instance = None                          # the local instance of a class
-        self.adaptive = _switch_for(self.uid)           # the cheap-function switch, shared by copies
+        self.adaptive = switch_for(self.uid)            # the cheap-function switch (switches.py)
         self._warned_convert = False
         self.remote_batches = 0                        # batches sent to the node (for tests, metrics)
         self.local_batches = 0                         # batches run in this process
