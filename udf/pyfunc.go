@@ -159,6 +159,14 @@ func (f *PyFunc) EvalWork(ctx context.Context, mem memory.Allocator, args []arro
 // reads its answer with decode; it returns the time the worker spent in the
 // function. A Python exception in err is named after f.
 func (f *PyFunc) run(ctx context.Context, mem memory.Allocator, args []arrow.Array, taskCtx []byte, decode func([]byte) error) (time.Duration, error) {
+	res, err := f.runTask(ctx, mem, args, taskCtx, nil, decode)
+	return time.Duration(res.WorkMs * 1e6), err
+}
+
+// runTask ships args to a worker as one task, or as a group of tasks of
+// parts rows each (parts not nil), and reads its answer with decode. A
+// Python exception in err is named after f.
+func (f *PyFunc) runTask(ctx context.Context, mem memory.Allocator, args []arrow.Array, taskCtx []byte, parts []int64, decode func([]byte) error) (Result, error) {
 	rows := 0
 	if len(args) > 0 {
 		rows = args[0].Len()
@@ -166,12 +174,12 @@ func (f *PyFunc) run(ctx context.Context, mem memory.Allocator, args []arrow.Arr
 	// The pool encodes the arguments straight into the worker's arena and
 	// decodes the result out of it: one copy each way on this side.
 	res, err := f.pool.Run(ctx, Task{FnID: f.id, Name: f.name, Blob: f.blob, Context: taskCtx, Concurrency: f.conc,
-		Encode: func(w io.Writer) error { return encodeArgs(w, args, rows, mem) },
+		Parts: parts, Encode: func(w io.Writer) error { return encodeArgs(w, args, rows, mem) },
 		Decode: decode})
 	if err != nil {
-		return 0, f.named(err)
+		return Result{}, f.named(err)
 	}
-	return time.Duration(res.WorkMs * 1e6), nil
+	return res, nil
 }
 
 // named names f in a Python exception err carries.

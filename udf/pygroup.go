@@ -5,7 +5,6 @@ package udf
 import (
 	"context"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -36,22 +35,16 @@ func (f *PyFunc) EvalParts(ctx context.Context, mem memory.Allocator, args []arr
 	if !f.Groups() {
 		return nil, nil, nil, fmt.Errorf("%s: its tasks cannot be grouped", f.name)
 	}
-	rows := 0
-	if len(args) > 0 {
-		rows = args[0].Len()
-	}
 	var col arrow.Array
-	res, err := f.pool.Run(ctx, Task{FnID: f.id, Name: f.name, Blob: f.blob, Context: taskContext(ctx), Parts: parts,
-		Encode: func(w io.Writer) error { return encodeArgs(w, args, rows, mem) },
-		Decode: func(b []byte) (err error) {
-			col, err = decodeResult(b, mem)
-			return err
-		}})
+	res, err := f.runTask(ctx, mem, args, taskContext(ctx), parts, func(b []byte) (err error) {
+		col, err = decodeResult(b, mem)
+		return err
+	})
 	if err != nil {
 		if col != nil {
 			col.Release()
 		}
-		return nil, nil, nil, f.named(err)
+		return nil, nil, nil, err
 	}
 	works := make([]time.Duration, len(parts))
 	errs := make([]error, len(parts))
