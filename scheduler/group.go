@@ -68,14 +68,9 @@ func (c *call) evalGroup(bt *batch, seq, from, to int) []taskResult {
 	for i := range parts {
 		parts[i] = bt.ranges[from+i].Len
 	}
-	args := make([]arrow.Array, bt.rec.NumCols())
-	for i := range args {
-		args[i] = array.NewSlice(bt.rec.Column(i), rows.Offset, rows.Offset+rows.Len)
-	}
+	args := sliceArgs(bt.rec, rows)
 	col, works, errs, err := c.b.Func.(udf.Grouped).EvalParts(c.ctx, c.s.cfg.Mem, args, parts)
-	for _, a := range args {
-		a.Release()
-	}
+	releaseAll(args)
 	if err == nil && (int64(col.Len()) != rows.Len || !arrow.TypeEqual(col.DataType(), c.b.OutType)) {
 		err = fmt.Errorf("%w: %s returned %d rows of %s for a group of %d, want %s", ErrBadResult, c.name, col.Len(), col.DataType(), rows.Len, c.b.OutType)
 		col.Release()
@@ -104,16 +99,10 @@ func (c *call) evalGroup(bt *batch, seq, from, to int) []taskResult {
 // afterFailed is the result of task idx (rows r of rec) whose first
 // attempt, in a group, failed with err: what runTask makes of it.
 func (c *call) afterFailed(rec arrow.RecordBatch, seq, idx int, r Range, err error) taskResult {
-	res := taskResult{seq: seq, idx: idx}
-	switch Decide(Attempt{Failure: Classify(err, c.ctx.Err()), Attempts: 1, Retries: c.b.Opts.Retries, OnError: c.b.Opts.OnError}) {
-	case Retry:
+	act := Decide(Attempt{Failure: Classify(err, c.ctx.Err()), Attempts: 1, Retries: c.b.Opts.Retries, OnError: c.b.Opts.OnError})
+	if act == Retry {
 		c.s.stats.retries.Add(1)
 		return c.runTask(rec, seq, idx, r, 1)
-	case Isolate:
-		if res.col, res.rows, res.errs, err = c.evalRows(rec, r); err == nil {
-			return res
-		}
 	}
-	res.err = c.taskFailed(&TaskError{Func: c.name, Batch: seq, Rows: r, Attempts: 1, Err: err})
-	return res
+	return c.settle(rec, seq, idx, r, nil, nil, 1, act, err)
 }

@@ -55,17 +55,24 @@ func (r *taskResult) release() {
 // runTask evaluates the call's function on rows r of rec, after prior
 // evaluations that a lost peer made.
 func (c *call) runTask(rec arrow.RecordBatch, seq, idx int, r Range, prior int) taskResult {
-	res := taskResult{seq: seq, idx: idx}
 	if err := c.ctx.Err(); err != nil {
-		res.err = err
-		return res
+		return taskResult{seq: seq, idx: idx, err: err}
 	}
 	start := time.Now()
 	col, rows, attempts, act, err := c.evalRetrying(rec, r, false, prior)
+	res := c.settle(rec, seq, idx, r, col, rows, attempts, act, err)
+	res.work = time.Since(start)
+	return res
+}
+
+// settle makes task idx's result from its last evaluation (col and rows,
+// or err) after attempts of them, as Decide's act says: its rows isolated,
+// the task failed, or the evaluation's values.
+func (c *call) settle(rec arrow.RecordBatch, seq, idx int, r Range, col arrow.Array, rows []int32, attempts int, act Action, err error) taskResult {
+	res := taskResult{seq: seq, idx: idx}
 	if act == Isolate {
 		col, rows, res.errs, err = c.evalRows(rec, r)
 	}
-	res.work = time.Since(start)
 	if err != nil {
 		res.err = c.taskFailed(&TaskError{Func: c.name, Batch: seq, Rows: r, Attempts: attempts, Err: err})
 		return res
@@ -97,20 +104,29 @@ func (c *call) evalRetrying(rec arrow.RecordBatch, r Range, row bool, prior int)
 // eval runs the function over rows r of rec and checks the result: one
 // value per row, or under a table call the values and their row indices.
 func (c *call) eval(rec arrow.RecordBatch, r Range) (arrow.Array, []int32, error) {
-	args := make([]arrow.Array, rec.NumCols())
-	for i := range args {
-		args[i] = array.NewSlice(rec.Column(i), r.Offset, r.Offset+r.Len)
-	}
-	defer func() {
-		for _, a := range args {
-			a.Release()
-		}
-	}()
+	args := sliceArgs(rec, r)
+	defer releaseAll(args)
 	if c.b.Table {
 		return c.evalTable(args, r)
 	}
 	col, err := c.evalScalar(args, r)
 	return col, nil, err
+}
+
+// sliceArgs is rows r of each of rec's columns, zero-copy; releaseAll
+// releases them.
+func sliceArgs(rec arrow.RecordBatch, r Range) []arrow.Array {
+	args := make([]arrow.Array, rec.NumCols())
+	for i := range args {
+		args[i] = array.NewSlice(rec.Column(i), r.Offset, r.Offset+r.Len)
+	}
+	return args
+}
+
+func releaseAll(arrs []arrow.Array) {
+	for _, a := range arrs {
+		a.Release()
+	}
 }
 
 // evalScalar runs the function over args, rows r of the batch. A function
