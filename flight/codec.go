@@ -76,14 +76,13 @@ func (o *outData) marshal() (mem.BufferSlice, error) {
 		hdr = protowire.AppendTag(hdr, fdMetadata, protowire.BytesType)
 		hdr = protowire.AppendBytes(hdr, fd.AppMetadata)
 	}
-	out := mem.BufferSlice{mem.SliceBuffer(hdr)}
-	if len(fd.DataBody) > 0 {
-		out[0] = mem.SliceBuffer(protowire.AppendVarint(protowire.AppendTag(hdr, fdBody, protowire.BytesType), uint64(len(fd.DataBody))))
-		out = append(out, mem.NewBuffer(o.body, o.pool))
-	} else {
+	if len(fd.DataBody) == 0 {
 		o.pool.Put(o.body)
+		return mem.BufferSlice{mem.SliceBuffer(hdr)}, nil
 	}
-	return out, nil
+	hdr = protowire.AppendTag(hdr, fdBody, protowire.BytesType)
+	hdr = protowire.AppendVarint(hdr, uint64(len(fd.DataBody)))
+	return mem.BufferSlice{mem.SliceBuffer(hdr), mem.NewBuffer(o.body, o.pool)}, nil
 }
 
 // unmarshalFlightData parses b, a whole FlightData message, into fd, as
