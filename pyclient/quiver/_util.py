@@ -9,7 +9,7 @@ import traceback
 import pandas as pd
 import pyarrow as pa
 
-__all__ = ["user_traceback", "concat_parts", "return_type_error", "send_all"]
+__all__ = ["user_traceback", "error_fields", "concat_parts", "return_type_error", "send_all"]
 
 
 def user_traceback(e: BaseException, skip: frozenset | set) -> str:
@@ -19,6 +19,11 @@ def user_traceback(e: BaseException, skip: frozenset | set) -> str:
     while tb is not None and tb.tb_frame.f_code.co_filename in skip:
         tb = tb.tb_next
     return "".join(traceback.format_exception(type(e), e, tb or e.__traceback__))
+
+
+def error_fields(e: BaseException, fn: str, skip: frozenset | set) -> dict:
+    """An exception of function fn as the worker protocol reports it (ERROR, a part's "error")."""
+    return {"type": type(e).__name__, "message": str(e), "traceback": user_traceback(e, skip), "fn": fn}
 
 
 def concat_parts(parts: list):

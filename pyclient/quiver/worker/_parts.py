@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from .._util import user_traceback
+from .._util import error_fields
 
 __all__ = ["parts_of", "run_parts"]
 
@@ -50,7 +50,6 @@ def run_parts(call, batch: pa.RecordBatch, parts: list[int], returns: pa.DataTyp
             if isinstance(e, KeyboardInterrupt):
                 raise
             results.append(pa.nulls(n, returns))
-            outcomes.append({"ms": 0.0, "error": {"type": type(e).__name__, "message": str(e),
-                                                  "traceback": user_traceback(e, skip), "fn": name}})
+            outcomes.append({"ms": 0.0, "error": error_fields(e, name, skip)})
         off += n
     return pa.concat_arrays(results), total, outcomes

@@ -23,7 +23,7 @@ from .._convert import arrow_to_pandas, pandas_to_arrow
 from .._options import KINDS
 from .._taskcontext import running
 from .._taskrows import run_task_rows
-from .._util import concat_parts, return_type_error, send_all, user_traceback
+from .._util import concat_parts, error_fields, return_type_error, send_all
 from ._ipc import EOS, read_batch, release, write_stream
 from . import _lease, _slices
 from ._parts import PartsError, parts_of, run_parts
@@ -243,9 +243,7 @@ class Worker:
         except BaseException as e:  # noqa: BLE001  (sys.exit in user code is an error, not an exit)
             if isinstance(e, (KeyboardInterrupt, ProtocolError)):
                 raise
-            return ERROR, {"task": task, "type": type(e).__name__, "message": str(e),
-                           "traceback": user_traceback(e, _SKIP),
-                           "fn": f.name if f is not None else fn_id}, ()
+            return ERROR, {"task": task, **error_fields(e, f.name if f is not None else fn_id, _SKIP)}, ()
 
     # The arena.
 
